@@ -1,0 +1,173 @@
+"""Strictly parsed settings: a wrong value stops start-up with a message naming the variable."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+DEFAULT_WECOM_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
+DEFAULT_TOKEN_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+def _parse_bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def _parse_int(name: str, raw: str, *, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _parse_url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
+    parts = urlsplit(raw)
+    scheme = parts.scheme.split("+", 1)[0]
+    if scheme not in schemes:
+        raise SettingsError(f"{name} must start with one of {', '.join(schemes)}; got {mask_url(raw)!r}")
+    if scheme not in {"sqlite", "unix"} and not parts.hostname:
+        raise SettingsError(f"{name} has no host: {mask_url(raw)!r}")
+    return raw
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL so it can be logged."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting wecrm reads; build with `Settings.from_env()`."""
+
+    data_dir: Path
+    database_url: str
+    redis_url: str | None  # None means: run an embedded redis-server under data_dir
+    secret_key: str
+    wecom_corp_id: str = ""
+    wecom_agent_id: int = 0
+    wecom_secret: str = ""
+    wecom_token: str = ""
+    wecom_aes_key: str = ""
+    wecom_api_base: str = DEFAULT_WECOM_API_BASE
+    dev_login: bool = False
+    token_ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS
+    max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    whisper_model: str = ""
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+    @property
+    def embedded_redis_path(self) -> Path:
+        return self.data_dir / "redis.db"
+
+    @property
+    def wecom_configured(self) -> bool:
+        return bool(self.wecom_corp_id and self.wecom_secret)
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with some values changed (tests and the demo use this)."""
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        shown = []
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in SECRET_FIELDS and value:
+                value = "***"
+            elif f.name in {"database_url", "redis_url"} and value:
+                value = mask_url(value)
+            shown.append(f"{f.name}={value!r}")
+        return f"Settings({', '.join(shown)})"
+
+    __str__ = __repr__
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Parse the WECRM_* and WECOM_* variables; raise SettingsError on a bad value."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("WECRM_DATA_DIR") or Path.cwd() / ".wecrm").expanduser().resolve()
+
+        database_url = env.get("WECRM_DATABASE_URL") or f"sqlite:///{data_dir / 'wecrm.sqlite3'}"
+        database_url = _parse_url("WECRM_DATABASE_URL", database_url, ("sqlite", "postgresql"))
+        if database_url.startswith("postgresql://"):
+            # psycopg 3 is the driver we ship; plain postgresql:// would ask for psycopg2.
+            database_url = "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+        redis_url = env.get("WECRM_REDIS_URL") or None
+        if redis_url:
+            redis_url = _parse_url("WECRM_REDIS_URL", redis_url, ("redis", "rediss", "unix"))
+
+        agent_raw = env.get("WECOM_AGENT_ID", "")
+        agent_id = _parse_int("WECOM_AGENT_ID", agent_raw) if agent_raw else 0
+        aes_key = env.get("WECOM_AES_KEY", "")
+        if aes_key and len(aes_key) != 43:
+            raise SettingsError("WECOM_AES_KEY (EncodingAESKey) must be exactly 43 characters")
+        token = env.get("WECOM_TOKEN", "")
+        if token and (len(token) > 32 or not token.isalnum()):
+            raise SettingsError("WECOM_TOKEN must be at most 32 letters or digits")
+        api_base = env.get("WECOM_API_BASE") or DEFAULT_WECOM_API_BASE
+        api_base = _parse_url("WECOM_API_BASE", api_base, ("http", "https"))
+        if not api_base.endswith("/"):
+            api_base += "/"
+
+        ttl_raw = env.get("WECRM_TOKEN_TTL_SECONDS", "")
+        max_bytes_raw = env.get("WECRM_MAX_ATTACHMENT_BYTES", "")
+        return cls(
+            data_dir=data_dir,
+            database_url=database_url,
+            redis_url=redis_url,
+            secret_key=env.get("WECRM_SECRET_KEY") or _stored_secret_key(data_dir),
+            wecom_corp_id=env.get("WECOM_CORP_ID", ""),
+            wecom_agent_id=agent_id,
+            wecom_secret=env.get("WECOM_SECRET", ""),
+            wecom_token=token,
+            wecom_aes_key=aes_key,
+            wecom_api_base=api_base,
+            dev_login=_parse_bool("WECRM_DEV_LOGIN", env.get("WECRM_DEV_LOGIN", "")),
+            token_ttl_seconds=(
+                _parse_int("WECRM_TOKEN_TTL_SECONDS", ttl_raw, minimum=60)
+                if ttl_raw
+                else DEFAULT_TOKEN_TTL_SECONDS
+            ),
+            max_attachment_bytes=(
+                _parse_int("WECRM_MAX_ATTACHMENT_BYTES", max_bytes_raw, minimum=1024)
+                if max_bytes_raw
+                else DEFAULT_MAX_ATTACHMENT_BYTES
+            ),
+            whisper_model=env.get("WECRM_WHISPER_MODEL", ""),
+        )
+
+
+def _stored_secret_key(data_dir: Path) -> str:
+    """A signing key kept in the data folder, so tokens survive restarts without configuration."""
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
