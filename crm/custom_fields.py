@@ -1,0 +1,184 @@
+"""Fields managers add to every customer, and the validation every write runs them through.
+
+`is_required` means the field counts toward data completeness (资料完整度): a rep may save a
+customer without it, which is exactly what the completeness score makes visible.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm import audit
+from crm.actors import Actor
+from crm.errors import Conflict, Forbidden, Invalid, NotFound
+from models import CustomField
+
+MAX_TEXT_LENGTH = 500
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_TRUE_WORDS = {"true", "1", "是", "有", "yes", "y"}
+_FALSE_WORDS = {"false", "0", "否", "无", "no", "n"}
+
+
+class FieldKind(StrEnum):
+    TEXT = "text"
+    NUMBER = "number"
+    BOOL = "bool"
+    ENUM = "enum"
+    DATE = "date"
+
+
+def active_fields(session: Session) -> list[CustomField]:
+    """The fields in force, in the order they were added."""
+    return list(
+        session.scalars(select(CustomField).where(CustomField.is_active).order_by(CustomField.id))
+    )
+
+
+def clean_value(definition: CustomField, raw: Any) -> Any:
+    """Coerce one value to the field's kind (imports send text) or raise Invalid naming it."""
+    field = f"custom_values.{definition.key}"
+    if raw is None or raw == "":
+        return None
+    kind = FieldKind(definition.kind)
+    if kind is FieldKind.TEXT:
+        text = str(raw).strip()
+        if len(text) > MAX_TEXT_LENGTH:
+            raise Invalid(f"「{definition.label}」不能超过{MAX_TEXT_LENGTH}字", field=field)
+        return text
+    if kind is FieldKind.NUMBER:
+        if isinstance(raw, bool):
+            raise Invalid(f"「{definition.label}」应为数字", field=field)
+        try:
+            number = float(raw)
+        except (TypeError, ValueError):
+            raise Invalid(f"「{definition.label}」应为数字", field=field) from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise Invalid(f"「{definition.label}」应为数字", field=field)
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if kind is FieldKind.BOOL:
+        if isinstance(raw, bool):
+            return raw
+        word = str(raw).strip().lower()
+        if word in _TRUE_WORDS:
+            return True
+        if word in _FALSE_WORDS:
+            return False
+        raise Invalid(f"「{definition.label}」应为是或否", field=field)
+    if kind is FieldKind.ENUM:
+        text = str(raw).strip()
+        if text not in definition.options:
+            choices = "、".join(definition.options)
+            raise Invalid(f"「{definition.label}」只能是：{choices}", field=field)
+        return text
+    if isinstance(raw, (date, datetime)):
+        return (raw.date() if isinstance(raw, datetime) else raw).isoformat()
+    try:
+        return date.fromisoformat(str(raw).strip()).isoformat()
+    except ValueError:
+        raise Invalid(f"「{definition.label}」应为日期（如 2026-03-01）", field=field) from None
+
+
+def clean_values(
+    definitions: list[CustomField], values: dict[str, Any], *, current: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Merge `values` into `current` after validating each against its definition."""
+    by_key = {d.key: d for d in definitions}
+    merged = dict(current or {})
+    for key, raw in values.items():
+        definition = by_key.get(key)
+        if definition is None:
+            raise Invalid(f"没有名为「{key}」的自定义字段", field=f"custom_values.{key}")
+        value = clean_value(definition, raw)
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def define_field(
+    session: Session,
+    *,
+    actor: Actor,
+    key: str,
+    label: str,
+    kind: str,
+    options: list[str],
+    is_required: bool,
+    is_tag_dimension: bool,
+    now: datetime,
+) -> CustomField:
+    """Add a field to every customer at once: no migration, no restart."""
+    _require_manager(actor)
+    if not KEY_PATTERN.match(key):
+        raise Invalid("字段标识只能用小写字母、数字和下划线，并以字母开头", field="key")
+    if session.scalar(select(CustomField.id).where(CustomField.key == key)) is not None:
+        raise Conflict(f"字段标识「{key}」已存在", code="duplicate_field")
+    options = _clean_options(kind, options, is_tag_dimension)
+    field = CustomField(
+        key=key,
+        label=label.strip(),
+        kind=FieldKind(kind),
+        options=options,
+        is_required=is_required,
+        is_tag_dimension=is_tag_dimension,
+        is_active=True,
+        created_at=now,
+    )
+    session.add(field)
+    session.flush()
+    audit.record(
+        session, actor=actor, entity="custom_field", entity_id=field.id, action="create",
+        before={}, after={"key": key, "label": label, "kind": kind, "required": is_required},
+        now=now,
+    )
+    return field
+
+
+def change_field(
+    session: Session,
+    *,
+    actor: Actor,
+    field_id: int,
+    changes: dict[str, Any],
+    now: datetime,
+) -> CustomField:
+    """Change a field's label, options, required flag or retire it; its kind stays fixed."""
+    _require_manager(actor)
+    field = session.get(CustomField, field_id)
+    if field is None:
+        raise NotFound("自定义字段")
+    before = {k: getattr(field, k) for k in changes}
+    if "options" in changes:
+        changes["options"] = _clean_options(
+            field.kind, changes["options"], changes.get("is_tag_dimension", field.is_tag_dimension)
+        )
+    for name, value in changes.items():
+        setattr(field, name, value)
+    audit.record(
+        session, actor=actor, entity="custom_field", entity_id=field.id, action="update",
+        before=before, after=changes, now=now,
+    )
+    return field
+
+
+def _clean_options(kind: str, options: list[str], is_tag_dimension: bool) -> list[str]:
+    cleaned = list(dict.fromkeys(o.strip() for o in options if o.strip()))
+    if kind == FieldKind.ENUM and not cleaned:
+        raise Invalid("枚举字段至少需要一个选项", field="options")
+    if kind != FieldKind.ENUM and cleaned:
+        raise Invalid("只有枚举字段可以设置选项", field="options")
+    if is_tag_dimension and kind not in (FieldKind.BOOL, FieldKind.ENUM):
+        raise Invalid("标签维度只能是是/否或枚举字段", field="is_tag_dimension")
+    return cleaned
+
+
+def _require_manager(actor: Actor) -> None:
+    if not actor.can_manage:
+        raise Forbidden("只有主管或老板可以管理自定义字段")

@@ -1,0 +1,138 @@
+"""Follow-up records (跟进日志) with their attachments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from pathlib import PurePath
+
+from sqlalchemy.orm import Session
+
+from crm import audit
+from crm.actors import Actor
+from crm.customers import get_customer
+from crm.errors import Invalid
+from crm.storage import FileStore
+from crm.vocab import ContactMethod, FollowUpSource
+from models import Attachment, FollowUp
+
+MAX_ATTACHMENTS = 10
+MAX_SUMMARY_CHARS = 5000
+# Quotes, contracts, photos of the site, call recordings: what reps really attach.
+ALLOWED_ATTACHMENT_TYPES = {
+    ".pdf": "application/pdf",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    ".amr": "audio/amr",
+    ".mp3": "audio/mpeg",
+    ".m4a": "audio/mp4",
+    ".wav": "audio/wav",
+}
+# The first bytes of each type, so a renamed .exe is not stored as a "quote.pdf".
+_MAGIC = {
+    ".pdf": (b"%PDF",),
+    ".jpg": (b"\xff\xd8\xff",),
+    ".jpeg": (b"\xff\xd8\xff",),
+    ".png": (b"\x89PNG",),
+    ".xlsx": (b"PK\x03\x04",),
+    ".docx": (b"PK\x03\x04",),
+    ".amr": (b"#!AMR",),
+    ".wav": (b"RIFF",),
+}
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file as an edge received it."""
+
+    filename: str
+    data: bytes
+
+
+def log_follow_up(
+    session: Session,
+    *,
+    actor: Actor,
+    customer_id: int,
+    method: str,
+    summary: str,
+    now: datetime,
+    store: FileStore,
+    max_attachment_bytes: int,
+    happened_at: datetime | None = None,
+    next_plan: str | None = None,
+    next_follow_up_on: date | None = None,
+    source: str = FollowUpSource.MANUAL,
+    transcript: str | None = None,
+    uploads: list[Upload] | None = None,
+) -> FollowUp:
+    """Record a contact with a customer in scope; files are checked before anything is written."""
+    customer = get_customer(session, actor=actor, customer_id=customer_id, for_update=True)
+    try:
+        method = ContactMethod(method)
+    except ValueError:
+        choices = "、".join(m.value for m in ContactMethod)
+        raise Invalid(f"跟进方式只能是：{choices}", field="method") from None
+    summary = (summary or "").strip()
+    if not summary:
+        raise Invalid("跟进内容不能为空", code="required", field="summary")
+    if len(summary) > MAX_SUMMARY_CHARS:
+        raise Invalid(f"跟进内容不能超过{MAX_SUMMARY_CHARS}字", field="summary")
+    happened_at = happened_at or now
+    if happened_at > now:
+        raise Invalid("跟进时间不能晚于现在", field="happened_at")
+    if next_follow_up_on is not None and next_follow_up_on < happened_at.date():
+        raise Invalid("下次跟进日期不能早于本次跟进", field="next_follow_up_on")
+    checked = [_check_upload(u, max_attachment_bytes) for u in uploads or []]
+    if len(checked) > MAX_ATTACHMENTS:
+        raise Invalid(f"附件最多{MAX_ATTACHMENTS}个", field="files")
+
+    follow_up = FollowUp(
+        customer_id=customer.id,
+        author_id=actor.user_id,
+        happened_at=happened_at,
+        method=method,
+        summary=summary,
+        next_plan=(next_plan or "").strip() or None,
+        next_follow_up_on=next_follow_up_on,
+        source=source,
+        transcript=transcript,
+        created_at=now,
+    )
+    for upload, suffix, content_type in checked:
+        key, digest = store.save(upload.data, suffix=suffix)
+        follow_up.attachments.append(
+            Attachment(filename=upload.filename, content_type=content_type,
+                       size_bytes=len(upload.data), sha256=digest, storage_key=key)
+        )
+    session.add(follow_up)
+    if customer.last_follow_up_at is None or happened_at > customer.last_follow_up_at:
+        customer.last_follow_up_at = happened_at
+    customer.updated_at = now
+    session.flush()
+    audit.record(
+        session, actor=actor, entity="customer", entity_id=customer.id, action="follow_up",
+        before={}, after={"follow_up_id": follow_up.id, "method": method.value}, now=now,
+    )
+    return follow_up
+
+
+def _check_upload(upload: Upload, max_bytes: int) -> tuple[Upload, str, str]:
+    name = PurePath(upload.filename.replace("\\", "/")).name.strip()
+    suffix = PurePath(name).suffix.lower()
+    if not name or suffix not in ALLOWED_ATTACHMENT_TYPES:
+        allowed = "、".join(sorted(s.lstrip(".") for s in ALLOWED_ATTACHMENT_TYPES))
+        raise Invalid(f"附件「{name}」类型不支持，只能上传：{allowed}", code="bad_attachment_type",
+                      field="files")
+    if not upload.data:
+        raise Invalid(f"附件「{name}」是空文件", code="empty_attachment", field="files")
+    if len(upload.data) > max_bytes:
+        raise Invalid(f"附件「{name}」超过 {max_bytes // (1024 * 1024)} MB 上限",
+                      code="attachment_too_large", field="files")
+    magic = _MAGIC.get(suffix)
+    if magic and not upload.data.startswith(magic):
+        raise Invalid(f"附件「{name}」的内容与扩展名不符", code="bad_attachment_type", field="files")
+    return Upload(filename=name, data=upload.data), suffix, ALLOWED_ATTACHMENT_TYPES[suffix]

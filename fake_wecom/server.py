@@ -1,0 +1,484 @@
+"""A local stand-in for WeCom's server API, speaking its JSON on 127.0.0.1.
+
+Tests drive the real ``wecom.WeComClient`` against it, and the demo runs it so newcomers can read,
+on the page at ``/``, what reps and managers would receive. It implements only what wecrm calls:
+gettoken, miniprogram/jscode2session, department/list, user/list and message/send, with WeCom's
+errcodes (https://developer.work.weixin.qq.com/document/path/90313), plus a few test controls.
+
+Like WeCom, every API answer is HTTP 200 with an ``errcode``; only ``set_unreachable(True)``
+(HTTP 503) and unknown paths (HTTP 404) differ.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import math
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.wrappers import Request, Response
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CORP_ID = "wwfakecorp"
+DEFAULT_SECRET = "fake-secret"
+DEFAULT_AGENT_ID = 1000002
+TOKEN_TTL_SECONDS = 7200
+TEXT_CONTENT_MAX_BYTES = 2048
+TEXTCARD_TITLE_MAX_CHARS = 128
+TEXTCARD_DESCRIPTION_MAX_CHARS = 512
+TEXTCARD_URL_MAX_BYTES = 2048
+TEXTCARD_BTNTXT_MAX_CHARS = 4
+MAX_USERS_PER_MESSAGE = 1000
+MAX_PARTIES_PER_MESSAGE = 100
+MAX_TAGS_PER_MESSAGE = 100
+MSGTYPES = frozenset(
+    {
+        "text",
+        "image",
+        "voice",
+        "video",
+        "file",
+        "textcard",
+        "news",
+        "mpnews",
+        "markdown",
+        "miniprogram_notice",
+        "template_card",
+    }
+)
+
+# All user-facing Chinese text of the page at "/".
+PAGE_TITLE = "企业微信模拟服务"
+PAGE_TEMPLATE = """<!doctype html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="refresh" content="5">
+<title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }}
+th, td {{ border: 1px solid #ccc; padding: 0.4em 0.6em; text-align: left; vertical-align: top; }}
+td.content {{ white-space: pre-wrap; }}
+</style>
+</head>
+<body>
+<h1>{title}</h1>
+<p>接口地址：<code>{base_url}</code>　已收到 {count} 条应用消息（最新的在最上面，每 5 秒刷新）。
+机器可读版本：<a href="/_fake/messages">/_fake/messages</a></p>
+<table>
+<tr><th>时间</th><th>接收人</th><th>类型</th><th>内容</th></tr>
+{rows}
+</table>
+</body>
+</html>
+"""
+PAGE_EMPTY_ROW = '<tr><td colspan="4">还没有收到消息。</td></tr>'
+PAGE_PARTY_LABEL = "部门"
+PAGE_TAG_LABEL = "标签"
+
+
+class _Fault(Exception):
+    """A WeCom error answer: HTTP 200 with a non-zero errcode."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(errcode, errmsg)
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """Send werkzeug's per-request lines to our logger instead of straight to stderr."""
+
+    def log(self, type: str, message: str, *args: Any) -> None:
+        logger.log(logging.ERROR if type == "error" else logging.INFO, message, *args)
+
+
+class FakeWeCom:
+    """An in-process WeCom HTTP server with test controls; see the module docstring."""
+
+    def __init__(
+        self,
+        corp_id: str = DEFAULT_CORP_ID,
+        secret: str = DEFAULT_SECRET,
+        agent_id: int = DEFAULT_AGENT_ID,
+    ) -> None:
+        self.corp_id = corp_id
+        self.secret = secret
+        self.agent_id = agent_id
+        self._lock = threading.RLock()
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._host = "127.0.0.1"
+        self._routes: dict[str, tuple[str, Callable[[Request], dict]]] = {
+            "gettoken": ("GET", self._gettoken),
+            "miniprogram/jscode2session": ("GET", self._jscode2session),
+            "department/list": ("GET", self._department_list),
+            "user/list": ("GET", self._user_list),
+            "message/send": ("POST", self._message_send),
+        }
+        self.reset()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> FakeWeCom:
+        """Serve in a daemon thread; port 0 picks a free port."""
+        if self._server is not None:
+            raise RuntimeError("FakeWeCom is already running")
+        try:
+            self._server = make_server(
+                host, port, self._wsgi_app, threaded=True, request_handler=_QuietRequestHandler
+            )
+        except SystemExit:
+            # werkzeug prints the reason and calls sys.exit() when it cannot bind.
+            raise OSError(f"FakeWeCom cannot listen on {host}:{port}") from None
+        self._host = host
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-wecom", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and free the port; safe to call twice."""
+        if self._server is None:
+            return
+        self._server.shutdown()  # serve_forever() closes the listening socket on its way out
+        if self._thread is not None:
+            self._thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> FakeWeCom:
+        return self if self._server is not None else self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port being served (useful after start(port=0))."""
+        if self._server is None:
+            raise RuntimeError("FakeWeCom is not running")
+        return self._server.port
+
+    @property
+    def page_url(self) -> str:
+        """The human-readable page listing received messages."""
+        host = "127.0.0.1" if self._host in ("", "0.0.0.0", "::") else self._host
+        return f"http://{host}:{self.port}/"
+
+    @property
+    def base_url(self) -> str:
+        """What to pass as WeComClient(api_base=...)."""
+        return f"{self.page_url}cgi-bin/"
+
+    # -- data and test controls ------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Forget everything: tokens, codes, directory, messages, counters and injected faults."""
+        with self._lock:
+            self._tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+            self._codes: dict[str, str] = {}  # login code -> userid
+            self._departments: list[dict] = []
+            self._users: list[dict] = []
+            self._failures: dict[str, list[int]] = {}  # endpoint -> errcodes still to answer
+            self._unreachable = False
+            self.messages: list[dict] = []  # accepted message/send bodies, oldest first
+            self.calls: list[str] = []  # every API endpoint called, in order
+            self.token_requests = 0
+
+    def register_code(self, code: str, userid: str) -> None:
+        """Make ``code`` a valid, single-use wx.qy.login code for ``userid``."""
+        with self._lock:
+            self._codes[code] = userid
+
+    def load_directory(self, departments: list[dict], users: list[dict]) -> None:
+        """Replace the address book; users carry ``userid`` and ``department`` (a list of ids)."""
+        for department in departments:
+            if "id" not in department:
+                raise ValueError(f"department without id: {department!r}")
+        for user in users:
+            if "userid" not in user or not isinstance(user.get("department"), list):
+                raise ValueError(f"user needs userid and a department list: {user!r}")
+        with self._lock:
+            self._departments = [dict(d) for d in departments]
+            self._users = [dict(u) for u in users]
+
+    def expire_tokens(self) -> None:
+        """Make every token issued so far expired, so using one answers 42001."""
+        with self._lock:
+            self._tokens = dict.fromkeys(self._tokens, 0.0)
+
+    def fail_next(self, endpoint: str, errcode: int, times: int = 1) -> None:
+        """Answer the next ``times`` calls of ``endpoint`` ("user/list", ...) with ``errcode``."""
+        with self._lock:
+            self._failures.setdefault(endpoint, []).extend([errcode] * times)
+
+    def set_unreachable(self, unreachable: bool) -> None:
+        """While True, every API call answers HTTP 503, as if WeCom were down."""
+        with self._lock:
+            self._unreachable = unreachable
+
+    # -- HTTP ------------------------------------------------------------------------------------
+
+    def _wsgi_app(self, environ: dict, start_response: Callable) -> Any:
+        request = Request(environ)
+        with self._lock:
+            response = self._dispatch(request)
+        return response(environ, start_response)
+
+    def _dispatch(self, request: Request) -> Response:
+        if request.path == "/":
+            return Response(self._render_page(), mimetype="text/html")
+        if request.path == "/_fake/messages":
+            return _json_response({"messages": self.messages})
+        if not request.path.startswith("/cgi-bin/"):
+            return Response("not found", status=404, mimetype="text/plain")
+        if self._unreachable:
+            return Response("service unavailable", status=503, mimetype="text/plain")
+        endpoint = request.path.removeprefix("/cgi-bin/")
+        route = self._routes.get(endpoint)
+        if route is None:
+            return Response("not found", status=404, mimetype="text/plain")
+        method, handler = route
+        if request.method != method:
+            return Response("method not allowed", status=405, mimetype="text/plain")
+        self.calls.append(endpoint)
+        if endpoint == "gettoken":
+            self.token_requests += 1
+        try:
+            if self._failures.get(endpoint):
+                raise _Fault(self._failures[endpoint].pop(0), "injected by FakeWeCom.fail_next")
+            if endpoint != "gettoken":
+                self._check_token(request.args.get("access_token"))
+            body = {"errcode": 0, "errmsg": "ok", **handler(request)}
+        except _Fault as fault:
+            body = {"errcode": fault.errcode, "errmsg": fault.errmsg}
+        return _json_response(body)
+
+    def _check_token(self, token: str | None) -> None:
+        if not token:
+            raise _Fault(41001, "access_token missing")
+        expires_at = self._tokens.get(token)
+        if expires_at is None:
+            raise _Fault(40014, "invalid access_token")
+        if expires_at <= time.time():
+            raise _Fault(42001, "access_token expired")
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    def _gettoken(self, request: Request) -> dict:
+        """https://developer.work.weixin.qq.com/document/path/91039"""
+        if request.args.get("corpid") != self.corp_id:
+            raise _Fault(40013, "invalid corpid")
+        if request.args.get("corpsecret") != self.secret:
+            raise _Fault(40001, "invalid credential")
+        # Like WeCom, hand out the same token again until it expires.
+        now = time.time()
+        live = [(expires, token) for token, expires in self._tokens.items() if expires > now]
+        if live:
+            expires_at, token = max(live)
+        else:
+            token, expires_at = secrets.token_urlsafe(32), now + TOKEN_TTL_SECONDS
+            self._tokens[token] = expires_at
+        return {"access_token": token, "expires_in": math.ceil(expires_at - now)}
+
+    def _jscode2session(self, request: Request) -> dict:
+        """https://developer.work.weixin.qq.com/document/path/91507"""
+        userid = self._codes.pop(request.args.get("js_code", ""), None)  # each code works once
+        if userid is None or request.args.get("grant_type") != "authorization_code":
+            raise _Fault(40029, "invalid code")
+        return {"corpid": self.corp_id, "userid": userid, "session_key": secrets.token_hex(16)}
+
+    def _department_list(self, request: Request) -> dict:
+        """https://developer.work.weixin.qq.com/document/path/90208"""
+        if "id" not in request.args:
+            return {"department": [dict(d) for d in self._departments]}
+        root = _int_arg(request, "id")
+        subtree = self._subtree(root)
+        if not subtree:
+            raise _Fault(60003, "department not found")
+        return {"department": [dict(d) for d in self._departments if d["id"] in subtree]}
+
+    def _user_list(self, request: Request) -> dict:
+        """https://developer.work.weixin.qq.com/document/path/90201"""
+        if "department_id" not in request.args:
+            raise _Fault(41019, "missing department_id")
+        department_id = _int_arg(request, "department_id")
+        if request.args.get("fetch_child") == "1":
+            wanted = self._subtree(department_id)
+        else:
+            wanted = {department_id} if self._find_department(department_id) else set()
+        if not wanted:
+            raise _Fault(60003, "department not found")
+        users = [dict(u) for u in self._users if wanted.intersection(u["department"])]
+        return {"userlist": users}
+
+    def _message_send(self, request: Request) -> dict:
+        """https://developer.work.weixin.qq.com/document/path/90236"""
+        try:
+            body = json.loads(request.get_data())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise _Fault(47001, "data format error")
+        if "agentid" not in body:
+            raise _Fault(41011, "missing agentid")
+        if str(body["agentid"]) != str(self.agent_id):
+            raise _Fault(40056, "invalid agentid")
+        touser = _recipients(body, "touser", MAX_USERS_PER_MESSAGE, 40032)
+        toparty = _recipients(body, "toparty", MAX_PARTIES_PER_MESSAGE, 82002)
+        totag = _recipients(body, "totag", MAX_TAGS_PER_MESSAGE, 82003)
+        if not (touser or toparty or totag):
+            raise _Fault(40058, "touser, toparty and totag are all empty")
+        msgtype = body.get("msgtype")
+        if msgtype not in MSGTYPES:
+            raise _Fault(40008, "invalid message type")
+        content = body.get(msgtype)
+        if not isinstance(content, dict):
+            raise _Fault(40058, f"missing {msgtype}")
+        _check_content(msgtype, content)
+
+        # Unknown recipients are dropped and reported, as WeCom does, but only when a directory
+        # is loaded: without one every recipient is accepted. Tags are never checked.
+        invaliduser = [u for u in touser if u != "@all" and not self._is_known_user(u)]
+        invalidparty = [p for p in toparty if self._departments and not self._is_known_party(p)]
+        valid_users = [u for u in touser if u not in invaliduser]
+        valid_parties = [p for p in toparty if p not in invalidparty]
+        if not (valid_users or valid_parties or totag):
+            raise _Fault(81013, "user & party & tag all invalid")
+
+        msgid = secrets.token_urlsafe(16)
+        self.messages.append(
+            {
+                "msgid": msgid,
+                "received_at": datetime.now().astimezone().isoformat(timespec="seconds"),
+                "agentid": self.agent_id,
+                "touser": valid_users,
+                "toparty": valid_parties,
+                "totag": totag,
+                "msgtype": msgtype,
+                msgtype: content,
+            }
+        )
+        return {
+            "invaliduser": "|".join(u.lower() for u in invaliduser),  # WeCom lower-cases these
+            "invalidparty": "|".join(invalidparty),
+            "invalidtag": "",
+            "unlicenseduser": "",
+            "msgid": msgid,
+        }
+
+    # -- directory helpers -----------------------------------------------------------------------
+
+    def _find_department(self, department_id: int) -> dict | None:
+        return next((d for d in self._departments if d["id"] == department_id), None)
+
+    def _subtree(self, root: int) -> set[int]:
+        """``root`` and every department below it; empty if ``root`` is unknown."""
+        if self._find_department(root) is None:
+            return set()
+        found = {root}
+        frontier = [root]
+        while frontier:
+            parent = frontier.pop()
+            for department in self._departments:
+                if department.get("parentid") == parent and department["id"] not in found:
+                    found.add(department["id"])
+                    frontier.append(department["id"])
+        return found
+
+    def _is_known_user(self, userid: str) -> bool:
+        # WeCom userids are case-insensitive. With no directory loaded, everyone is known.
+        return not self._users or any(u["userid"].lower() == userid.lower() for u in self._users)
+
+    def _is_known_party(self, party: str) -> bool:
+        return any(str(d["id"]) == party for d in self._departments)
+
+    # -- the page --------------------------------------------------------------------------------
+
+    def _render_page(self) -> str:
+        names = {u["userid"]: u.get("name", u["userid"]) for u in self._users}
+        rows = []
+        for message in reversed(self.messages):
+            recipients = [f"{names[u]} ({u})" if u in names else u for u in message["touser"]]
+            recipients += [f"{PAGE_PARTY_LABEL} {p}" for p in message["toparty"]]
+            recipients += [f"{PAGE_TAG_LABEL} {t}" for t in message["totag"]]
+            cells = [
+                message["received_at"],
+                "\n".join(recipients),
+                message["msgtype"],
+                _summarise(message["msgtype"], message[message["msgtype"]]),
+            ]
+            escaped = [html.escape(cell) for cell in cells]
+            rows.append(
+                f"<tr><td>{escaped[0]}</td><td class=content>{escaped[1]}</td>"
+                f"<td>{escaped[2]}</td><td class=content>{escaped[3]}</td></tr>"
+            )
+        return PAGE_TEMPLATE.format(
+            title=PAGE_TITLE,
+            base_url=html.escape(self.base_url),
+            count=len(self.messages),
+            rows="\n".join(rows) or PAGE_EMPTY_ROW,
+        )
+
+
+def _json_response(body: dict) -> Response:
+    return Response(json.dumps(body, ensure_ascii=False), mimetype="application/json")
+
+
+def _int_arg(request: Request, name: str) -> int:
+    try:
+        return int(request.args[name])
+    except ValueError:
+        raise _Fault(40058, f"invalid {name}") from None
+
+
+def _recipients(body: dict, field: str, limit: int, too_many_errcode: int) -> list[str]:
+    """Split a "a|b|c" recipient field; WeCom wants a string, not a JSON list."""
+    value = body.get(field, "")
+    if not isinstance(value, str):
+        raise _Fault(40058, f"{field} must be a string joined by '|'")
+    recipients = [part for part in value.split("|") if part]
+    if len(recipients) > limit:
+        raise _Fault(too_many_errcode, f"too many {field}")
+    return recipients
+
+
+def _check_content(msgtype: str, content: dict) -> None:
+    """Check the per-type object against WeCom's documented limits for the types we send."""
+    if msgtype in ("text", "markdown"):
+        text = content.get("content")
+        if not isinstance(text, str) or not text:
+            raise _Fault(44004, "empty content")
+        if len(text.encode()) > TEXT_CONTENT_MAX_BYTES:
+            raise _Fault(45002, "content size out of limit")
+    elif msgtype == "textcard":
+        for field, errcode in (("title", 41016), ("description", 41033), ("url", 41010)):
+            if not content.get(field):
+                raise _Fault(errcode, f"missing {field}")
+        if (
+            len(content["title"]) > TEXTCARD_TITLE_MAX_CHARS
+            or len(content["description"]) > TEXTCARD_DESCRIPTION_MAX_CHARS
+            or len(content["url"].encode()) > TEXTCARD_URL_MAX_BYTES
+            or len(content.get("btntxt", "")) > TEXTCARD_BTNTXT_MAX_CHARS
+        ):
+            raise _Fault(45002, "content size out of limit")
+
+
+def _summarise(msgtype: str, content: dict) -> str:
+    """The part of a message a reader cares about, as plain text."""
+    if msgtype in ("text", "markdown"):
+        return content["content"]
+    if msgtype == "textcard":
+        lines = [content["title"], content["description"], content["url"]]
+        return "\n".join(lines + ([content["btntxt"]] if content.get("btntxt") else []))
+    return json.dumps(content, ensure_ascii=False, indent=2)

@@ -1,0 +1,135 @@
+"""A thin layer over Flask: each operation declares its schemas once, and the same pydantic
+models validate the request, serialise the response and build the OpenAPI document."""
+
+from __future__ import annotations
+
+import functools
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+from pydantic import BaseModel
+
+from miniapp_api import errors
+
+
+@dataclass(frozen=True)
+class Operation:
+    method: str
+    path: str  # OpenAPI style: /customers/{customer_id}
+    summary: str
+    tag: str
+    handler: Callable[..., Any]
+    query: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    files: str | None = None  # the form part holding uploads; the body may then be multipart
+    response: type[BaseModel] | None = None
+    status: int = 200
+    file_response: tuple[str, ...] = ()  # media types of a download
+    public: bool = False
+    error_statuses: tuple[int, ...] = field(default=(400, 401, 403, 404, 409, 413, 415, 422, 503))
+
+
+OPERATIONS: list[Operation] = []
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in PostgreSQL
+
+
+def operation(
+    blueprint: Blueprint,
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    tag: str,
+    query: type[BaseModel] | None = None,
+    body: type[BaseModel] | None = None,
+    files: str | None = None,
+    response: type[BaseModel] | None = None,
+    status: int = 200,
+    file_response: tuple[str, ...] = (),
+    public: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register an API operation: validate in, call the handler, commit, serialise out."""
+
+    def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
+        op = Operation(method, path, summary, tag, handler, query, body, files, response,
+                       status, file_response, public)
+        OPERATIONS.append(op)
+
+        @functools.wraps(handler)
+        def view(**path_args: Any) -> Response | tuple[Any, int]:
+            if not public:
+                errors.require_actor()
+            kwargs: dict[str, Any] = dict(path_args)
+            if query is not None:
+                kwargs["query"] = query.model_validate(_query_values(query))
+            if body is not None:
+                kwargs["body"] = _parse_body(body, multipart=files is not None)
+            result = handler(**kwargs)
+            g.session.commit()  # the edge owns the transaction
+            if isinstance(result, Response):
+                return result
+            if response is None:
+                return "", status
+            return response.model_validate(result, from_attributes=True).model_dump(mode="json"), status
+
+        rule = _flask_rule(path)
+        blueprint.add_url_rule(rule, endpoint=handler.__name__, view_func=view, methods=[method])
+        return handler
+
+    return decorate
+
+
+def uploaded_files(name: str = "files") -> list[tuple[str, bytes]]:
+    """Files of a multipart request as (filename, bytes)."""
+    return [(f.filename or "", f.read()) for f in request.files.getlist(name)]
+
+
+def _parse_body(model: type[BaseModel], *, multipart: bool) -> BaseModel:
+    if multipart and request.mimetype == "multipart/form-data":
+        values: dict[str, Any] = {}
+        for name, info in model.model_fields.items():
+            if _is_list(info.annotation):
+                items = request.form.getlist(name)
+                if items:
+                    values[name] = items
+            elif name in request.form:
+                values[name] = request.form[name]
+        return model.model_validate(values)
+    if not request.is_json:
+        raise errors.UnsupportedMedia()
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise errors.BadJson()
+    return model.model_validate(data)
+
+
+def _query_values(model: type[BaseModel]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, info in model.model_fields.items():
+        if _is_list(info.annotation):
+            items = request.args.getlist(name)
+            if items:
+                values[name] = items
+        elif name in request.args:
+            values[name] = request.args[name]
+    return values
+
+
+def _is_list(annotation: Any) -> bool:
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union:
+        return any(_is_list(arg) for arg in typing.get_args(annotation))
+    return typing.get_origin(annotation) in (list, tuple)
+
+
+def _flask_rule(path: str) -> str:
+    # /customers/{customer_id} -> /customers/<int:customer_id>: every id in the API is an int.
+    parts = []
+    for part in path.split("/"):
+        if part.startswith("{") and part.endswith("}"):
+            part = f"<int(max={MAX_ID}):{part[1:-1]}>"
+        parts.append(part)
+    return "/".join(parts)

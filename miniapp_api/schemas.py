@@ -1,0 +1,337 @@
+"""Request and response shapes; the same models validate, serialise and document the API."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+
+from crm.customers import MAX_PAGE_SIZE, SORTS
+from crm.custom_fields import FieldKind
+from crm.vocab import Category, ContactMethod, Grade, NeedMatch, Source, Stage
+from models.users import Role
+
+Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
+ShortText = Annotated[str, Field(max_length=128)]
+LongText = Annotated[str, Field(max_length=2000)]
+Tag = Annotated[str, Field(min_length=1, max_length=32)]
+Amount = Annotated[float, Field(ge=0, lt=1e12)]
+CustomValue = str | float | bool | None
+SortKey = Literal[tuple(f"{sign}{key}" for key in SORTS for sign in ("", "-"))]  # type: ignore[valid-type]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# --- auth and people -------------------------------------------------------------------------
+
+
+class LoginIn(Strict):
+    code: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class DevLoginIn(Strict):
+    userid: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class UserBrief(Out):
+    id: int
+    name: str
+
+
+class UserOut(Out):
+    id: int
+    wecom_userid: str
+    name: str
+    role: Role
+    team_id: int | None
+    manager_id: int | None
+    is_active: bool
+
+
+class TokenOut(Out):
+    token: str
+    expires_in: int
+    user: UserOut
+
+
+class UserIn(Strict):
+    wecom_userid: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")]
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    role: Role
+    team_id: Id | None = None
+    mobile: Annotated[str, Field(max_length=32)] | None = None
+    email: Annotated[str, Field(max_length=128)] | None = None
+
+
+class UserList(Out):
+    items: list[UserOut]
+
+
+class TeamIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class TeamOut(Out):
+    id: int
+    name: str
+    wecom_department_id: int | None
+
+
+class TeamList(Out):
+    items: list[TeamOut]
+
+
+# --- customers -------------------------------------------------------------------------------
+
+
+class CustomerFields(Strict):
+    """The plain fields a create or update may carry."""
+
+    phone: Annotated[str, Field(max_length=32)] | None = None
+    company: ShortText | None = None
+    region: Annotated[str, Field(max_length=64)] | None = None
+    category: Category | None = None
+    source: Source | None = None
+    first_contact_method: ContactMethod | None = None
+    need_match: NeedMatch | None = None
+    quote_feedback: LongText | None = None
+    expected_amount: Amount | None = None
+    inquiry_count: Annotated[int, Field(ge=0, le=100000)] | None = None
+    has_budget: bool | None = None
+    attended_expo: bool | None = None
+    tags: Annotated[list[Tag], Field(max_length=20)] | None = None
+    custom_values: Annotated[dict[str, CustomValue], Field(max_length=50)] | None = None
+
+
+class CustomerIn(CustomerFields):
+    name: Annotated[str, Field(min_length=1, max_length=128)]
+    stage: Stage = Stage.LEAD
+    owner_id: Id | None = None
+
+
+class CustomerPatch(CustomerFields):
+    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
+    grade: Grade | None = None
+    reason: Annotated[str, Field(max_length=255)] | None = None
+
+
+class StageIn(Strict):
+    stage: Stage
+    cause: Annotated[str, Field(max_length=255)] = ""
+
+
+class ReassignIn(Strict):
+    owner_id: Id | None
+    reason: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class CustomerFilters(Strict):
+    q: Annotated[str, Field(max_length=64)] | None = None
+    stage: list[Stage] = []
+    grade: list[Grade] = []
+    region: Annotated[str, Field(max_length=64)] | None = None
+    category: Category | None = None
+    owner_id: Id | None = None
+    tag: Tag | None = None
+    custom: Annotated[
+        list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}:.{1,100}$")]], Field(max_length=10)
+    ] = Field(default=[], description="自定义字段筛选，形如 key:value")
+    sort: SortKey = "-updated_at"  # type: ignore[valid-type]
+
+
+class CustomerListQuery(CustomerFilters):
+    page: Annotated[int, Field(ge=1, le=10000)] = 1
+    page_size: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 20
+
+
+class ExportQuery(CustomerFilters):
+    format: Literal["csv", "xlsx"] = "xlsx"
+
+
+class CustomerOut(Out):
+    id: int
+    name: str
+    phone: str | None
+    company: str | None
+    region: str | None
+    category: str | None
+    stage: str
+    grade: str | None
+    source: str | None
+    first_contact_method: str | None
+    need_match: str | None
+    quote_feedback: str | None
+    expected_amount: float | None
+    owner: UserBrief | None
+    team_id: int | None
+    external_userid: str | None
+    inquiry_count: int
+    has_budget: bool
+    attended_expo: bool
+    tags: list[str]
+    custom_values: dict[str, Any]
+    completeness: int
+    last_follow_up_at: datetime | None
+    stage_entered_at: datetime
+    created_at: datetime
+    updated_at: datetime
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tag_names(cls, value: Any) -> Any:
+        return [getattr(t, "tag", t) for t in value]
+
+
+class CustomerPageOut(Out):
+    items: list[CustomerOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class AttachmentOut(Out):
+    id: int
+    filename: str
+    content_type: str
+    size_bytes: int
+
+
+class FollowUpOut(Out):
+    id: int
+    customer_id: int
+    author: UserBrief | None
+    happened_at: datetime
+    method: str
+    summary: str
+    next_plan: str | None
+    next_follow_up_on: date | None
+    source: str
+    transcript: str | None
+    attachments: list[AttachmentOut]
+
+
+class StageChangeOut(Out):
+    id: int
+    from_stage: str | None
+    to_stage: str
+    changed_at: datetime
+    actor: UserBrief | None
+    cause: str
+
+
+class TaskOut(Out):
+    id: int
+    title: str
+    assignee: UserBrief
+    due_at: datetime | None
+    status: str
+    origin: str
+
+
+class TimelineItem(Out):
+    kind: Literal["follow_up", "stage_change", "task"]
+    at: datetime
+    follow_up: FollowUpOut | None = None
+    stage_change: StageChangeOut | None = None
+    task: TaskOut | None = None
+
+
+class CustomerDetailOut(Out):
+    customer: CustomerOut
+    missing_fields: list[str]
+    timeline: list[TimelineItem]
+
+
+class FollowUpIn(Strict):
+    method: ContactMethod
+    summary: Annotated[str, Field(min_length=1, max_length=5000)]
+    happened_at: AwareDatetime | None = None
+    next_plan: LongText | None = None
+    next_follow_up_on: date | None = None
+
+
+# --- custom fields ---------------------------------------------------------------------------
+
+
+class CustomFieldIn(Strict):
+    key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
+    label: Annotated[str, Field(min_length=1, max_length=64)]
+    kind: FieldKind
+    options: Annotated[list[Annotated[str, Field(max_length=32)]], Field(max_length=50)] = []
+    is_required: bool = False
+    is_tag_dimension: bool = False
+
+
+class CustomFieldPatch(Strict):
+    label: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    options: Annotated[list[Annotated[str, Field(max_length=32)]], Field(max_length=50)] | None = None
+    is_required: bool | None = None
+    is_tag_dimension: bool | None = None
+    is_active: bool | None = None
+
+
+class CustomFieldOut(Out):
+    id: int
+    key: str
+    label: str
+    kind: str
+    options: list[str]
+    is_required: bool
+    is_tag_dimension: bool
+    is_active: bool
+
+
+class CustomFieldList(Out):
+    items: list[CustomFieldOut]
+
+
+# --- imports and completeness ----------------------------------------------------------------
+
+
+class ImportIn(Strict):
+    on_duplicate: Literal["merge", "skip"] = "skip"
+
+
+class ImportRowReport(Out):
+    row: int
+    outcome: Literal["created", "merged", "skipped", "error"]
+    customer_id: int | None = None
+    field: str | None = None
+    message: str | None = None
+
+
+class ImportJobOut(Out):
+    id: int
+    filename: str
+    on_duplicate: str
+    status: Literal["queued", "running", "done", "failed"]
+    total_rows: int
+    processed_rows: int = 0
+    created_count: int
+    merged_count: int
+    skipped_count: int
+    error_count: int
+    report: list[ImportRowReport]
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class CompletenessRow(Out):
+    id: int
+    name: str
+    customers: int
+    average: float
+
+
+class CompletenessOut(Out):
+    overall: float
+    customers: int
+    by_rep: list[CompletenessRow]
+    by_team: list[CompletenessRow]

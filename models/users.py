@@ -1,0 +1,40 @@
+"""People who use wecrm and the teams they sell in."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base
+
+
+class Role(StrEnum):
+    REP = "rep"
+    MANAGER = "manager"
+    BOSS = "boss"
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    wecom_department_id: Mapped[int | None] = mapped_column(Integer, unique=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    wecom_userid: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16), default=Role.REP)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    mobile: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(128))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    team: Mapped[Team | None] = relationship(lazy="raise")

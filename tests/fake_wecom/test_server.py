@@ -1,0 +1,342 @@
+"""FakeWeCom's own contract, driven over plain HTTP the way WeCom would be."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from fake_wecom import FakeWeCom
+
+DEPARTMENTS = [
+    {"id": 1, "name": "示例公司", "parentid": 0},
+    {"id": 2, "name": "华东销售部", "parentid": 1},
+    {"id": 3, "name": "上海组", "parentid": 2},
+]
+USERS = [
+    {"userid": "zhangsan", "name": "张三", "department": [2], "status": 1},
+    {"userid": "lisi", "name": "李四", "department": [3], "status": 1},
+]
+
+
+@pytest.fixture
+def fake():
+    with FakeWeCom() as fake:
+        fake.load_directory(DEPARTMENTS, USERS)
+        yield fake
+
+
+@pytest.fixture
+def http():
+    with requests.Session() as session:
+        yield session
+
+
+def call(http, fake, endpoint, token=None, body=None, **params):
+    """One API call as WeCom's clients make it; returns the decoded JSON."""
+    if token is not None:
+        params["access_token"] = token
+    url = f"{fake.base_url}{endpoint}"
+    if body is None:
+        response = http.get(url, params=params, timeout=2)
+    else:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        response = http.post(url, params=params, data=data, timeout=2)
+    assert response.status_code == 200
+    return response.json()
+
+
+def get_token(http, fake):
+    result = call(http, fake, "gettoken", corpid=fake.corp_id, corpsecret=fake.secret)
+    return result["access_token"]
+
+
+def text_message(fake, **overrides):
+    body = {
+        "touser": "zhangsan",
+        "msgtype": "text",
+        "agentid": fake.agent_id,
+        "text": {"content": "hi"},
+    }
+    return body | overrides
+
+
+# -- lifecycle ------------------------------------------------------------------------------------
+
+
+def test_port_zero_picks_a_free_port_and_stop_releases_it():
+    fake = FakeWeCom().start(port=0)
+    port = fake.port
+    assert fake.base_url == f"http://127.0.0.1:{port}/cgi-bin/"
+    fake.stop()
+    fake.stop()  # idempotent
+
+    with socket.create_server(("127.0.0.1", port)):
+        pass  # the port is free again
+
+
+def test_starting_on_a_busy_port_raises_oserror():
+    with socket.create_server(("127.0.0.1", 0)) as busy, pytest.raises(OSError):
+        FakeWeCom().start(port=busy.getsockname()[1])
+
+
+def test_module_entry_point_prints_the_base_url_and_stops_on_ctrl_c():
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    with subprocess.Popen(
+        [sys.executable, "-m", "fake_wecom", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as process:
+        first_line = process.stdout.readline()
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=10)
+
+    assert f"http://127.0.0.1:{port}/cgi-bin/" in first_line
+    assert process.returncode == 0
+
+
+# -- tokens ---------------------------------------------------------------------------------------
+
+
+def test_gettoken_issues_a_token_for_7200_seconds_and_counts_requests(fake, http):
+    result = call(http, fake, "gettoken", corpid=fake.corp_id, corpsecret=fake.secret)
+
+    assert result["errcode"] == 0
+    assert result["access_token"]
+    assert result["expires_in"] == 7200
+    assert fake.token_requests == 1
+
+
+@pytest.mark.parametrize(
+    ("corpid", "secret", "errcode"),
+    [("wwfakecorp", "wrong", 40001), ("wwother", "fake-secret", 40013)],
+    ids=["wrong-secret", "wrong-corpid"],
+)
+def test_gettoken_rejects_wrong_credentials(fake, http, corpid, secret, errcode):
+    result = call(http, fake, "gettoken", corpid=corpid, corpsecret=secret)
+
+    assert result["errcode"] == errcode
+    assert "access_token" not in result
+
+
+def test_gettoken_returns_the_same_token_until_it_expires(fake, http):
+    first = get_token(http, fake)
+    assert get_token(http, fake) == first
+
+    fake.expire_tokens()
+
+    assert get_token(http, fake) != first
+
+
+@pytest.mark.parametrize(
+    ("token", "errcode"),
+    [(None, 41001), ("made-up", 40014)],
+    ids=["missing", "unknown"],
+)
+def test_api_calls_need_a_valid_token(fake, http, token, errcode):
+    assert call(http, fake, "department/list", token=token)["errcode"] == errcode
+
+
+def test_expired_token_answers_42001(fake, http):
+    token = get_token(http, fake)
+    fake.expire_tokens()
+
+    assert call(http, fake, "department/list", token=token)["errcode"] == 42001
+
+
+# -- test controls --------------------------------------------------------------------------------
+
+
+def test_fail_next_answers_the_errcode_that_many_times_then_recovers(fake, http):
+    token = get_token(http, fake)
+    fake.fail_next("department/list", 45009, times=2)
+
+    errcodes = [call(http, fake, "department/list", token=token)["errcode"] for _ in range(3)]
+
+    assert errcodes == [45009, 45009, 0]
+
+
+def test_unreachable_answers_503_to_api_calls_but_keeps_the_page_up(fake, http):
+    fake.set_unreachable(True)
+
+    assert http.get(f"{fake.base_url}gettoken", timeout=2).status_code == 503
+    assert http.get(fake.page_url, timeout=2).status_code == 200
+    assert fake.token_requests == 0
+
+    fake.set_unreachable(False)
+    assert get_token(http, fake)
+
+
+def test_reset_forgets_tokens_codes_messages_and_counters(fake, http):
+    token = get_token(http, fake)
+    fake.register_code("code-1", "zhangsan")
+    call(http, fake, "message/send", token=token, body=text_message(fake))
+
+    fake.reset()
+
+    assert (fake.messages, fake.calls, fake.token_requests) == ([], [], 0)
+    assert call(http, fake, "department/list", token=token)["errcode"] == 40014
+    token = get_token(http, fake)
+    assert call(http, fake, "department/list", token=token)["department"] == []
+    assert call(http, fake, "miniprogram/jscode2session", token=token, js_code="code-1")[
+        "errcode"
+    ] == 40029
+
+
+def test_unknown_paths_answer_404(fake, http):
+    assert http.get(f"{fake.base_url}no/such/api", timeout=2).status_code == 404
+
+
+# -- login and directory --------------------------------------------------------------------------
+
+
+def test_jscode2session_answers_registered_code_once(fake, http):
+    token = get_token(http, fake)
+    fake.register_code("code-1", "lisi")
+    params = {"js_code": "code-1", "grant_type": "authorization_code"}
+
+    first = call(http, fake, "miniprogram/jscode2session", token=token, **params)
+    second = call(http, fake, "miniprogram/jscode2session", token=token, **params)
+
+    assert (first["errcode"], first["userid"], first["corpid"]) == (0, "lisi", fake.corp_id)
+    assert (second["errcode"], second["errmsg"]) == (40029, "invalid code")
+
+
+def test_department_list_with_id_returns_that_subtree(fake, http):
+    token = get_token(http, fake)
+
+    result = call(http, fake, "department/list", token=token, id=2)
+
+    assert [d["id"] for d in result["department"]] == [2, 3]
+
+
+def test_user_list_with_fetch_child_includes_sub_departments(fake, http):
+    token = get_token(http, fake)
+
+    direct = call(http, fake, "user/list", token=token, department_id=1)
+    nested = call(http, fake, "user/list", token=token, department_id=1, fetch_child=1)
+
+    assert direct["userlist"] == []
+    assert [u["userid"] for u in nested["userlist"]] == ["zhangsan", "lisi"]
+
+
+def test_load_directory_rejects_users_without_a_department_list(fake):
+    with pytest.raises(ValueError):
+        fake.load_directory(DEPARTMENTS, [{"userid": "wangwu", "department": 2}])
+
+
+# -- message/send ---------------------------------------------------------------------------------
+
+
+def test_text_of_exactly_2048_bytes_is_accepted(fake, http):
+    token = get_token(http, fake)
+    body = text_message(fake, text={"content": "字" * 682 + "ab"})  # 2046 + 2 bytes
+
+    assert call(http, fake, "message/send", token=token, body=body)["errcode"] == 0
+    assert len(fake.messages) == 1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "errcode"),
+    [
+        ({"agentid": None}, 41011),
+        ({"agentid": 1}, 40056),
+        ({"touser": ["zhangsan"]}, 40058),
+        ({"msgtype": "textcard"}, 40058),
+        ({"text": {"content": "字" * 683}}, 45002),
+        ({"msgtype": "textcard", "textcard": {"title": "t" * 129, "description": "d", "url": "u"}},
+         45002),
+        ({"msgtype": "textcard", "textcard": {"title": "t", "url": "u"}}, 41033),
+        ({"touser": "|".join(f"u{i}" for i in range(1001))}, 40032),
+    ],
+    ids=[
+        "missing-agentid",
+        "wrong-agentid",
+        "touser-as-list",
+        "missing-type-object",
+        "text-too-long",
+        "card-title-too-long",
+        "card-no-description",
+        "too-many-users",
+    ],
+)
+def test_message_send_rejects_invalid_bodies(fake, http, overrides, errcode):
+    token = get_token(http, fake)
+    body = {k: v for k, v in text_message(fake, **overrides).items() if v is not None}
+
+    assert call(http, fake, "message/send", token=token, body=body)["errcode"] == errcode
+    assert fake.messages == []
+
+
+def test_message_send_rejects_a_body_that_is_not_json(fake, http):
+    token = get_token(http, fake)
+
+    assert call(http, fake, "message/send", token=token, body=b"not json")["errcode"] == 47001
+
+
+def test_without_a_directory_every_recipient_is_accepted(fake, http):
+    fake.load_directory([], [])
+    token = get_token(http, fake)
+
+    result = call(http, fake, "message/send", token=token, body=text_message(fake, touser="anyone"))
+
+    assert (result["errcode"], result["invaliduser"]) == (0, "")
+    assert fake.messages[0]["touser"] == ["anyone"]
+
+
+def test_unknown_party_is_reported_and_known_party_receives(fake, http):
+    token = get_token(http, fake)
+    body = text_message(fake, touser="", toparty="2|99")
+
+    result = call(http, fake, "message/send", token=token, body=body)
+
+    assert result["invalidparty"] == "99"
+    assert fake.messages[0]["toparty"] == ["2"]
+
+
+# -- the page -------------------------------------------------------------------------------------
+
+
+def test_page_lists_messages_newest_first_with_recipient_names(fake, http):
+    token = get_token(http, fake)
+    for content in ("第一条", "第二条"):
+        body = text_message(fake, text={"content": content})
+        call(http, fake, "message/send", token=token, body=body)
+
+    response = http.get(fake.page_url, timeout=2)
+
+    assert response.headers["Content-Type"].startswith("text/html")
+    page = response.text
+    assert "<title>企业微信模拟服务</title>" in page
+    assert "张三 (zhangsan)" in page
+    assert page.index("第二条") < page.index("第一条")
+
+
+def test_page_escapes_html_in_message_content(fake, http):
+    token = get_token(http, fake)
+    body = text_message(fake, text={"content": "<script>alert(1)</script>"})
+    call(http, fake, "message/send", token=token, body=body)
+
+    page = http.get(fake.page_url, timeout=2).text
+
+    assert "<script>" not in page
+    assert "&lt;script&gt;" in page
+
+
+def test_fake_messages_json_lists_accepted_messages_oldest_first(fake, http):
+    token = get_token(http, fake)
+    for content in ("第一条", "第二条"):
+        body = text_message(fake, text={"content": content})
+        call(http, fake, "message/send", token=token, body=body)
+
+    messages = http.get(f"{fake.page_url}_fake/messages", timeout=2).json()["messages"]
+
+    assert [m["text"]["content"] for m in messages] == ["第一条", "第二条"]
+    assert messages == fake.messages

@@ -1,0 +1,195 @@
+"""WeCom server API client: wechatpy underneath, with our own token handling and errors.
+
+wechatpy 1.8.18 (``wechatpy.enterprise``) does the HTTP plumbing. We wrap it because, as shipped:
+it fetches tokens from a hard-coded host and without a timeout, its retry on token errors never
+stops, and it reports failures as a mix of its own and ``requests`` exceptions.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import requests
+from redis import Redis
+from wechatpy.enterprise import WeChatClient
+from wechatpy.exceptions import WeChatClientException
+from wechatpy.session.redisstorage import RedisStorage
+
+logger = logging.getLogger(__name__)
+
+TOKEN_STORAGE_PREFIX = "wecrm:wecom"
+DEFAULT_TOKEN_TTL_SECONDS = 7200
+# 40014 invalid and 42001 expired token: refetch and retry once. 40001 means a bad secret, which a
+# refetch cannot fix. See https://developer.work.weixin.qq.com/document/path/90313
+TOKEN_ERRCODES = frozenset({40014, 42001})
+UNAVAILABLE_ERRCODE = -1
+
+
+class WeComError(Exception):
+    """WeCom answered with an errcode other than 0, or with an HTTP error."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        # Both go to Exception so the error pickles (RQ, multiprocessing) and reprs usefully.
+        super().__init__(errcode, errmsg)
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+    def __str__(self) -> str:
+        return f"WeCom error {self.errcode}: {self.errmsg}"
+
+
+class WeComUnavailable(WeComError):
+    """WeCom could not be reached: network failure, timeout, HTTP 5xx or a reply that is not JSON.
+
+    Always has errcode -1 (WeCom's own "system busy, retry later"); worth retrying later.
+    """
+
+
+class _WeChatClient(WeChatClient):
+    """wechatpy's enterprise client pointed at ``api_base`` for every call, gettoken included."""
+
+    def __init__(self, *, api_base: str, **kwargs: Any) -> None:
+        # _request() builds URLs from self.API_BASE_URL, so an instance attribute is enough.
+        self.API_BASE_URL = api_base
+        super().__init__(**kwargs)
+
+    def fetch_access_token(self) -> dict:
+        """Fetch a token and store it (https://developer.work.weixin.qq.com/document/path/91039)."""
+        # wechatpy's version calls https://qyapi.weixin.qq.com with no timeout, so a stalled
+        # network would hang the caller forever.
+        result = _decode(
+            self._http.get(
+                f"{self.API_BASE_URL}gettoken",
+                params={"corpid": self.corp_id, "corpsecret": self.secret},
+                timeout=self.timeout,
+            )
+        )
+        # The Redis TTL alone decides when every process refetches: expires_at stays None, so
+        # wechatpy trusts whatever Redis holds. No safety margin: WeCom hands out the same token
+        # until it expires, so a margin would only shorten its last stretch, and a token that
+        # expires in flight costs one 42001 and one retry.
+        ttl = int(result.get("expires_in", DEFAULT_TOKEN_TTL_SECONDS))
+        self.session.set(self.access_token_key, result["access_token"], ttl)
+        return result
+
+
+def _decode(response: requests.Response) -> dict:
+    """Turn a gettoken HTTP response into its JSON, or raise the matching WeComError."""
+    if response.status_code >= 400:
+        raise _http_error("gettoken", response.status_code)
+    try:
+        result = response.json()
+    except ValueError as exc:
+        raise WeComUnavailable(UNAVAILABLE_ERRCODE, "gettoken answered non-JSON") from exc
+    if result.get("errcode", 0) != 0:
+        raise WeComError(int(result["errcode"]), str(result.get("errmsg", "")))
+    return result
+
+
+def _http_error(endpoint: str, status: int) -> WeComError:
+    """WeCom answers errors as HTTP 200 + errcode, so an HTTP error status came from elsewhere."""
+    # 5xx: WeCom or a gateway is down, so retry later. 4xx: our request or api_base is wrong.
+    error_class = WeComUnavailable if status >= 500 else WeComError
+    return error_class(UNAVAILABLE_ERRCODE, f"{endpoint} answered HTTP {status}")
+
+
+class WeComClient:
+    """Our one door to WeCom's server API: token shared in Redis, bounded retry, WeComError."""
+
+    def __init__(
+        self,
+        *,
+        corp_id: str,
+        secret: str,
+        agent_id: int,
+        api_base: str,
+        redis: Redis,
+        timeout: float = 5.0,
+    ) -> None:
+        self.agent_id = agent_id
+        self._wechat = _WeChatClient(
+            api_base=api_base,
+            corp_id=corp_id,
+            secret=secret,
+            session=RedisStorage(redis, prefix=TOKEN_STORAGE_PREFIX),
+            timeout=timeout,
+            # wechatpy's own retry on token errors recurses without a bound; ours is in _call().
+            auto_retry=False,
+        )
+
+    def close(self) -> None:
+        """Close the pooled HTTP connections."""
+        self._wechat._http.close()
+
+    def __enter__(self) -> WeComClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def get(self, endpoint: str, **params: Any) -> dict:
+        """GET a WeCom endpoint (https://developer.work.weixin.qq.com/document/path/90664)."""
+        return self._call("get", endpoint, params=params)
+
+    def post(self, endpoint: str, payload: dict) -> dict:
+        """POST JSON to a WeCom endpoint (https://developer.work.weixin.qq.com/document/path/90664)."""
+        return self._call("post", endpoint, payload=payload)
+
+    def code_to_session(self, code: str) -> dict:
+        """Exchange a wx.qy.login code (https://developer.work.weixin.qq.com/document/path/91507)."""
+        return self.get("miniprogram/jscode2session", js_code=code, grant_type="authorization_code")
+
+    def list_departments(self) -> list[dict]:
+        """All departments (https://developer.work.weixin.qq.com/document/path/90208)."""
+        return self.get("department/list")["department"]
+
+    def list_department_users(self, department_id: int) -> list[dict]:
+        """Members of one department (https://developer.work.weixin.qq.com/document/path/90201)."""
+        return self.get("user/list", department_id=department_id, fetch_child=0)["userlist"]
+
+    def send_message(self, touser: list[str], msgtype: str, content: dict) -> dict:
+        """Send an app message (https://developer.work.weixin.qq.com/document/path/90236)."""
+        payload = {
+            "touser": "|".join(touser),
+            "msgtype": msgtype,
+            "agentid": self.agent_id,
+            msgtype: content,
+        }
+        return self.post("message/send", payload)
+
+    def _call(self, method: str, endpoint: str, **kwargs: Any) -> dict:
+        try:
+            return self._send(method, endpoint, **kwargs)
+        except WeComError as exc:
+            if exc.errcode not in TOKEN_ERRCODES:
+                raise
+            # WeCom may revoke a token before its expiry. Drop it so the next call refetches, and
+            # retry once; a second token error means something else is wrong, so it is raised.
+            logger.info("WeCom rejected the access token (%s); refetching once", exc.errcode)
+            self._wechat.session.delete(self._wechat.access_token_key)
+            return self._send(method, endpoint, **kwargs)
+
+    def _send(
+        self, method: str, endpoint: str, *, params: dict | None = None, payload: dict | None = None
+    ) -> dict:
+        # wechatpy writes access_token into the params dict it is given and then never replaces
+        # it, so every attempt needs a fresh dict or a retry would resend the rejected token.
+        fresh_params = dict(params or {})
+        try:
+            if payload is None:
+                result = self._wechat.get(endpoint, params=fresh_params)
+            else:
+                result = self._wechat.post(endpoint, params=fresh_params, data=payload)
+        except WeChatClientException as exc:
+            if exc.errcode is None:
+                # wechatpy's raise_for_status() failed: an HTTP error status, not a WeCom errcode.
+                raise _http_error(endpoint, getattr(exc.response, "status_code", 0)) from exc
+            raise WeComError(int(exc.errcode), str(exc.errmsg)) from exc
+        except requests.RequestException as exc:
+            raise WeComUnavailable(UNAVAILABLE_ERRCODE, f"{endpoint}: {exc}") from exc
+        # wechatpy hands back the raw Response when the body is not JSON: a proxy or gateway
+        # answered, not WeCom.
+        if not isinstance(result, dict):
+            raise WeComUnavailable(UNAVAILABLE_ERRCODE, f"{endpoint} answered non-JSON")
+        return result

@@ -1,0 +1,57 @@
+"""The Flask app factory: it only wires the edges to one runtime."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, g
+from sqlalchemy import text
+
+from config import Settings
+from miniapp_api import api, errors
+from wecrm.runtime import Runtime
+
+log = logging.getLogger(__name__)
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+
+
+def create_app(runtime: Runtime | None = None) -> Flask:
+    """Build the app; with no runtime, settings come from the environment."""
+    runtime = runtime or Runtime(Settings.from_env())
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max(MAX_REQUEST_BYTES, runtime.settings.max_attachment_bytes * 2)
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["wecrm"] = runtime
+    log.info("wecrm starting with %r", runtime.settings)
+
+    @app.before_request
+    def open_session() -> None:
+        g.session = runtime.db.session()
+        g.now = runtime.clock()
+
+    @app.teardown_request
+    def close_session(_error: BaseException | None) -> None:
+        session = g.pop("session", None)
+        if session is not None:
+            session.close()
+
+    @app.get("/healthz")
+    def healthz() -> tuple[dict[str, str], int]:
+        checks = {}
+        try:
+            g.session.execute(text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception:  # health checks report, they do not raise
+            checks["database"] = "down"
+        try:
+            runtime.redis.ping()
+            checks["redis"] = "ok"
+        except Exception:
+            checks["redis"] = "down"
+        healthy = all(v == "ok" for v in checks.values())
+        return {"status": "ok" if healthy else "degraded", **checks}, 200 if healthy else 503
+
+    app.register_blueprint(api)
+    errors.register(app)
+    return app

