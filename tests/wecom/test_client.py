@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import socket
+import threading
 import time
 
 import pytest
@@ -166,8 +167,11 @@ def test_refused_connection_raises_wecom_unavailable(make_client):
 
 
 def test_silent_server_times_out_as_wecom_unavailable_even_while_fetching_the_token(make_client):
-    # wechatpy's own gettoken passes no timeout; this server accepts and never answers.
+    # wechatpy's own gettoken passes no timeout. This server lets clients connect but never
+    # answers; it gives up after 5 s, so a missing timeout fails the test instead of hanging it.
     with socket.create_server(("127.0.0.1", 0)) as silent:
+        safety_net = threading.Timer(5, silent.close)
+        safety_net.start()
         port = silent.getsockname()[1]
         client = make_client(api_base=f"http://127.0.0.1:{port}/cgi-bin/", timeout=0.3)
         started = time.monotonic()
@@ -175,6 +179,7 @@ def test_silent_server_times_out_as_wecom_unavailable_even_while_fetching_the_to
         with pytest.raises(WeComUnavailable):
             client.list_departments()
 
+        safety_net.cancel()
     assert time.monotonic() - started < 3
 
 

@@ -1,0 +1,156 @@
+"""The `wecrm` command: init, serve, worker, scheduler, demo, import-customers, sync-users."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from config import Settings, SettingsError
+from wecrm.runtime import Runtime
+
+
+def _runtime() -> Runtime:
+    try:
+        return Runtime(Settings.from_env())
+    except SettingsError as error:
+        raise click.ClickException(f"配置错误 (configuration error): {error}") from None
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
+def main(verbose: bool) -> None:
+    """wecrm — 企业微信里的销售 CRM。"""
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@main.command()
+def init() -> None:
+    """Create or upgrade the database schema (Alembic)."""
+    runtime = _runtime()
+    runtime.db.upgrade()
+    click.echo(f"数据库已就绪：{runtime.settings!r}".split(", secret_key")[0] + ")")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
+@click.option("--threads", default=4, show_default=True, type=int)
+def serve(host: str, port: int, workers: int, threads: int) -> None:
+    """Serve the callback and the mini-app API with gunicorn."""
+    from wecrm.server import serve as run_server
+
+    runtime = _runtime()
+    runtime.db.upgrade()
+    run_server(runtime, host=host, port=port, workers=workers, threads=threads)
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker on every wecrm queue."""
+    from rq import Worker
+
+    from workers import context, queues
+
+    runtime = _runtime()
+    context.use(runtime)
+    Worker(list(queues.ALL_QUEUES), connection=runtime.redis).work(burst=burst)
+
+
+@main.command()
+def scheduler() -> None:
+    """Run the periodic-job scheduler (RQ cron)."""
+    from workers.schedule import build_scheduler
+
+    build_scheduler(_runtime().redis).start()
+
+
+@main.command("import-customers")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as", "as_user", required=True, help="WeCom userid of the person importing.")
+@click.option("--on-duplicate", type=click.Choice(["skip", "merge"]), default="skip",
+              show_default=True)
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the per-row report to this CSV file.")
+def import_customers(file: Path, as_user: str, on_duplicate: str, report: Path | None) -> None:
+    """Import customers from an .xlsx or .csv file."""
+    from tqdm import tqdm
+
+    from crm import imports, users
+    from crm.actors import Actor
+    from crm.errors import DomainError
+
+    runtime = _runtime()
+    with runtime.db.session() as session:
+        user = users.user_by_wecom_id(session, as_user)
+        if user is None:
+            raise click.ClickException(f"没有成员「{as_user}」")
+        bar = tqdm(total=0, unit="行", desc="导入")
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            result = imports.import_customers(
+                session, actor=Actor.of(user), path=file, on_duplicate=on_duplicate,
+                now=runtime.clock(), on_progress=progress,
+            )
+        except DomainError as error:
+            raise click.ClickException(error.message) from None
+        finally:
+            bar.close()
+        session.commit()
+    click.echo(f"共 {result.total_rows} 行：新建 {result.created}，合并 {result.merged}，"
+               f"跳过 {result.skipped}，出错 {result.errors}")
+    if result.ignored_columns:
+        click.echo(f"未识别的列（已忽略）：{'、'.join(result.ignored_columns)}")
+    for line in result.report:
+        click.echo(f"  第 {line['row']} 行 [{line['outcome']}] {line.get('message', '')}")
+    if report:
+        imports.write_report(result, report)
+        click.echo(f"逐行报告已写入 {report}")
+    if result.errors:
+        sys.exit(1)
+
+
+@main.command("sync-users")
+def sync_users() -> None:
+    """Load teams and people from WeCom's directory (department + user list APIs)."""
+    from crm import users
+    from wecom.client import WeComError
+
+    runtime = _runtime()
+    if not runtime.settings.wecom_configured:
+        raise click.ClickException("请先配置 WECOM_CORP_ID 和 WECOM_SECRET")
+    try:
+        departments = runtime.wecom.list_departments()
+        members = [m for d in departments for m in runtime.wecom.list_department_users(d["id"])]
+    except WeComError as error:
+        raise click.ClickException(f"企业微信返回错误 {error.errcode}: {error.errmsg}") from None
+    with runtime.db.session() as session:
+        report = users.sync_directory(session, departments=departments, members=members)
+        session.commit()
+    click.echo(f"团队新增 {report.teams_created}；成员新增 {report.users_created}，"
+               f"更新 {report.users_updated}，停用 {report.users_deactivated}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--customers", default=1200, show_default=True, type=int)
+def demo(host: str, port: int, customers: int) -> None:
+    """Run everything on the embedded default with a believable sample company."""
+    from wecrm.demo import run_demo
+
+    run_demo(host=host, port=port, customer_count=customers)
+
+
+if __name__ == "__main__":
+    main()
