@@ -87,9 +87,12 @@ def summary(session: Session, *, actor: Actor) -> CompletenessSummary:
 
 
 def required_custom_keys(session: Session) -> list[str]:
+    """Keys of the active required custom fields, in the order they were added."""
     return list(
         session.scalars(
-            select(CustomField.key).where(CustomField.is_active, CustomField.is_required)
+            select(CustomField.key)
+            .where(CustomField.is_active, CustomField.is_required)
+            .order_by(CustomField.id)
         )
     )
 

@@ -6,6 +6,7 @@ customer without it, which is exactly what the completeness score makes visible.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import date, datetime
 from enum import StrEnum
@@ -23,6 +24,8 @@ MAX_TEXT_LENGTH = 500
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _TRUE_WORDS = {"true", "1", "是", "有", "yes", "y"}
 _FALSE_WORDS = {"false", "0", "否", "无", "no", "n"}
+# 2026-03-01 and 20260301, and the 2026/3/1 and 2026年3月1日 Chinese Excel writes into a CSV.
+_DATE = re.compile(r"^(\d{4})(?:[-/.年](\d{1,2})[-/.月](\d{1,2})日?|(\d{2})(\d{2}))$")
 
 
 class FieldKind(StrEnum):
@@ -48,12 +51,16 @@ def clean_value(definition: CustomField, raw: Any) -> Any:
     kind = FieldKind(definition.kind)
     if kind is FieldKind.TEXT:
         text = str(raw).strip()
+        if not text:
+            return None  # blanks are "not filled", for completeness as for filters
         if len(text) > MAX_TEXT_LENGTH:
             raise Invalid(f"「{definition.label}」不能超过{MAX_TEXT_LENGTH}字", field=field)
         return text
     if kind is FieldKind.NUMBER:
         if isinstance(raw, bool):
             raise Invalid(f"「{definition.label}」应为数字", field=field)
+        if isinstance(raw, str):  # a CSV keeps Excel's thousands separators: 1,200
+            raw = raw.replace(",", "").replace("，", "")
         try:
             number = float(raw)
         except (TypeError, ValueError):
@@ -78,10 +85,11 @@ def clean_value(definition: CustomField, raw: Any) -> Any:
         return text
     if isinstance(raw, (date, datetime)):
         return (raw.date() if isinstance(raw, datetime) else raw).isoformat()
-    try:
-        return date.fromisoformat(str(raw).strip()).isoformat()
-    except ValueError:
-        raise Invalid(f"「{definition.label}」应为日期（如 2026-03-01）", field=field) from None
+    match = _DATE.match(str(raw).strip())
+    if match is not None:
+        with contextlib.suppress(ValueError):  # 2026-02-30 has the shape but is no date
+            return date(*(int(part) for part in match.groups() if part)).isoformat()
+    raise Invalid(f"「{definition.label}」应为日期（如 2026-03-01）", field=field)
 
 
 def clean_values(
@@ -155,10 +163,14 @@ def change_field(
     if field is None:
         raise NotFound("自定义字段")
     before = {k: getattr(field, k) for k in changes}
-    if "options" in changes:
-        changes["options"] = _clean_options(
-            field.kind, changes["options"], changes.get("is_tag_dimension", field.is_tag_dimension)
+    if {"options", "is_tag_dimension"} & changes.keys():
+        # Checked together: a text field must not become a tag dimension by itself either.
+        options = _clean_options(
+            field.kind, changes.get("options", field.options),
+            changes.get("is_tag_dimension", field.is_tag_dimension),
         )
+        if "options" in changes:
+            changes["options"] = options
     for name, value in changes.items():
         setattr(field, name, value)
     audit.record(

@@ -465,12 +465,13 @@ def _clean_enum(kind: type[Any], value: Any, field_name: str, label: str) -> Any
 
 def _clean_amount(value: Any) -> Decimal:
     try:
-        amount = Decimal(str(value).replace(",", "").replace("，", ""))
+        # Round before the range check: 999999999999.999 rounds up past the column's limit.
+        amount = Decimal(str(value).replace(",", "").replace("，", "")).quantize(Decimal("0.01"))
     except ArithmeticError:
         raise Invalid("预计金额应为数字", field="expected_amount") from None
     if not amount.is_finite() or amount < 0 or amount >= Decimal("1e12"):
         raise Invalid("预计金额应在 0 到 1 万亿之间", field="expected_amount")
-    return amount.quantize(Decimal("0.01"))
+    return amount
 
 
 def _clean_count(value: Any) -> int:

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections.abc import Iterator
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from crm import custom_fields
 from crm.actors import Actor
 from crm.customers import CustomerQuery, filter_conditions, scoped_customers, sort_order
-from crm.imports import HEADER_ALIASES
-from models import Customer
+from crm.imports import FORMULA_PREFIXES, HEADER_ALIASES
+from models import Customer, CustomField
 
 EXPORT_BATCH_SIZE = 1000
 EXPORT_FIELDS = (
@@ -22,15 +26,19 @@ EXPORT_FIELDS = (
     "first_contact_method", "need_match", "quote_feedback", "expected_amount", "inquiry_count",
     "has_budget", "attended_expo", "tags", "owner",
 )
-FORMULA_PREFIXES = ("=", "+", "-", "@")
 EXTRA_COLUMNS = ("资料完整度", "最近跟进", "创建时间")
+# The database keeps UTC; the people reading the file live on Beijing time.
+LOCAL_TIMEZONE = ZoneInfo("Asia/Shanghai")
 
 
 def export_table(session: Session, *, actor: Actor, query: CustomerQuery) -> Iterator[list[Any]]:
-    """The header row, then one row per customer in scope that matches the filters."""
+    """The header row, then one row per customer in scope that matches the filters.
+
+    Filters are checked here, before any row is produced, so a bad filter never leaves a
+    half-written file behind."""
     definitions = custom_fields.active_fields(session)
-    yield ([HEADER_ALIASES[f][0] for f in EXPORT_FIELDS] + [d.label for d in definitions]
-           + list(EXTRA_COLUMNS))
+    header = ([HEADER_ALIASES[f][0] for f in EXPORT_FIELDS] + [d.label for d in definitions]
+              + list(EXTRA_COLUMNS))
     statement = (
         scoped_customers(actor)
         .where(*filter_conditions(session, query))
@@ -38,26 +46,32 @@ def export_table(session: Session, *, actor: Actor, query: CustomerQuery) -> Ite
         .order_by(*sort_order(query.sort))
         .execution_options(yield_per=EXPORT_BATCH_SIZE)
     )
-    for customer in session.scalars(statement):
-        row: list[Any] = []
-        for name in EXPORT_FIELDS:
-            if name == "tags":
-                row.append("、".join(t.tag for t in customer.tags))
-            elif name == "owner":
-                row.append(customer.owner.wecom_userid if customer.owner else "")
-            elif name in ("has_budget", "attended_expo"):
-                row.append("是" if getattr(customer, name) else "否")
-            elif name == "expected_amount":
-                row.append(float(customer.expected_amount) if customer.expected_amount is not None else "")
-            else:
-                row.append(_cell(getattr(customer, name)))
-        row += [_cell(customer.custom_values.get(d.key)) for d in definitions]
-        row += [
-            customer.completeness,
-            customer.last_follow_up_at.strftime("%Y-%m-%d %H:%M") if customer.last_follow_up_at else "",
-            customer.created_at.strftime("%Y-%m-%d"),
-        ]
-        yield row
+    customers = session.scalars(statement)
+    return itertools.chain([header], (_row(c, definitions) for c in customers))
+
+
+def _row(customer: Customer, definitions: list[CustomField]) -> list[Any]:
+    row: list[Any] = []
+    for name in EXPORT_FIELDS:
+        if name == "tags":
+            row.append("、".join(t.tag for t in customer.tags))
+        elif name == "owner":
+            row.append(customer.owner.wecom_userid if customer.owner else "")
+        elif name in ("has_budget", "attended_expo"):
+            row.append("是" if getattr(customer, name) else "否")
+        elif name == "expected_amount":
+            amount = customer.expected_amount
+            row.append(float(amount) if amount is not None else "")
+        else:
+            row.append(_cell(getattr(customer, name)))
+    row += [_cell(customer.custom_values.get(d.key)) for d in definitions]
+    followed = customer.last_follow_up_at
+    row += [
+        customer.completeness,
+        followed.astimezone(LOCAL_TIMEZONE).strftime("%Y-%m-%d %H:%M") if followed else "",
+        customer.created_at.astimezone(LOCAL_TIMEZONE).strftime("%Y-%m-%d"),
+    ]
+    return row
 
 
 def to_csv(rows: Iterator[list[Any]]) -> bytes:
@@ -65,15 +79,19 @@ def to_csv(rows: Iterator[list[Any]]) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     for row in rows:
-        writer.writerow(row)
+        # A leading "'" keeps Excel from running a name like "=HYPERLINK(...)" as a formula.
+        writer.writerow(["'" + v if _is_formula_like(v) else v for v in row])
     return buffer.getvalue().encode("utf-8-sig")
 
 
 def to_xlsx(rows: Iterator[list[Any]]) -> bytes:
+    """A workbook with one sheet; text stays text, even when it looks like a formula."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("客户")
     for row in rows:
-        sheet.append(row)
+        # Control characters (pasted from chats) are not allowed in xlsx cells: drop them.
+        values = [ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in row]
+        sheet.append([_text_cell(sheet, v) if _is_formula_like(v) else v for v in values])
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()
@@ -82,6 +100,16 @@ def to_xlsx(rows: Iterator[list[Any]]) -> bytes:
 def _cell(value: Any) -> Any:
     if isinstance(value, bool):
         return "是" if value else "否"
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value  # a name like "=HYPERLINK(...)" must not run as a formula in Excel
     return "" if value is None else value
+
+
+def _is_formula_like(value: Any) -> bool:
+    return isinstance(value, str) and value.startswith(FORMULA_PREFIXES)
+
+
+def _text_cell(sheet: Any, value: str) -> WriteOnlyCell:
+    # openpyxl stores any string starting with "=" as a formula unless told it is a string; the
+    # exact text is kept (no "'"), so the file imports back unchanged.
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.data_type = "s"
+    return cell

@@ -6,9 +6,10 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,10 @@ from sqlalchemy.orm import Session
 
 from crm import custom_fields
 from crm.actors import Actor, user_scope
-from crm.customers import create_customer, find_by_phone, update_customer
+from crm.customers import create_customer, find_by_phone, get_customer, update_customer
 from crm.errors import Conflict, DomainError, Invalid, NotFound
 from crm.phones import normalise_phone
-from models import User
+from models import Customer, User
 
 # Column titles people really use, all mapped to one field each (compared without spaces/case).
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
@@ -47,7 +48,16 @@ TAG_SEPARATORS = re.compile(r"[,，、;；/]")
 _YES = {"是", "有", "yes", "y", "true", "1", "√"}
 _NO = {"否", "无", "no", "n", "false", "0", "×", ""}
 MAX_ROWS = 50_000
-OUTCOME_COUNTERS = {"created": "created", "merged": "merged", "skipped": "skipped", "error": "errors"}
+# Fields whose cells are text however Excel typed them (a name of 1001, a date in 区域).
+TEXT_FIELDS = frozenset(
+    ("name", "phone", "company", "region", "category", "source", "first_contact_method",
+     "need_match", "quote_feedback")
+)
+# Text starting with these runs as a formula in a spreadsheet; exports escape it with a "'".
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+OUTCOME_COUNTERS = {
+    "created": "created", "merged": "merged", "skipped": "skipped", "error": "errors",
+}
 
 
 class ImportFileError(Invalid):
@@ -73,14 +83,15 @@ class ImportResult:
             self.report.append({"row": row, "outcome": outcome, **details})
 
 
-def read_rows(path: Path) -> tuple[list[str], Iterator[list[Any]], int]:
-    """Headers, the data rows and their count from an .xlsx or .csv file."""
+def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[Any]]], int]:
+    """Headers, the non-blank data rows with their spreadsheet row numbers, and their count."""
     suffix = path.suffix.lower()
     if suffix == ".xlsx":
         try:
             workbook = load_workbook(path, read_only=True, data_only=True)
         except Exception as error:  # openpyxl raises many kinds for a broken file
-            raise ImportFileError(f"无法读取 Excel 文件：{type(error).__name__}", field="file") from None
+            message = f"无法读取 Excel 文件：{type(error).__name__}"
+            raise ImportFileError(message, field="file") from None
         sheet = workbook.worksheets[0]
         rows = [list(r) for r in sheet.iter_rows(values_only=True)]
         workbook.close()
@@ -88,21 +99,22 @@ def read_rows(path: Path) -> tuple[list[str], Iterator[list[Any]], int]:
         rows = list(csv.reader(io.StringIO(_decode(path.read_bytes()))))
     else:
         raise ImportFileError("只支持 .xlsx 或 .csv 文件", field="file")
-    rows = [r for r in rows if any(c not in (None, "") for c in r)]
-    if not rows:
+    # Blank rows are passed over but still counted, so row numbers match what Excel shows.
+    numbered = [(n, r) for n, r in enumerate(rows, start=1) if not all(map(_is_blank, r))]
+    if not numbered:
         raise ImportFileError("文件是空的", field="file")
-    if len(rows) - 1 > MAX_ROWS:
+    if len(numbered) - 1 > MAX_ROWS:
         raise ImportFileError(f"单次最多导入 {MAX_ROWS} 行，请拆分文件", field="file")
-    headers = ["" if h is None else str(h).strip() for h in rows[0]]
-    return headers, iter(rows[1:]), len(rows) - 1
+    headers = ["" if h is None else str(h).strip() for h in numbered[0][1]]
+    return headers, numbered[1:], len(numbered) - 1
 
 
 def map_headers(headers: list[str], custom: list[Any]) -> tuple[dict[int, str], list[str]]:
     """Column index → field ('custom:<key>' for custom fields); and the columns ignored."""
     lookup = {_norm(alias): name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
-    for definition in custom:
-        lookup[_norm(definition.label)] = f"custom:{definition.key}"
-        lookup[_norm(definition.key)] = f"custom:{definition.key}"
+    for definition in custom:  # a custom field labelled like a built-in column must not hide it
+        lookup.setdefault(_norm(definition.label), f"custom:{definition.key}")
+        lookup.setdefault(_norm(definition.key), f"custom:{definition.key}")
     mapping: dict[int, str] = {}
     ignored = []
     for index, header in enumerate(headers):
@@ -135,8 +147,7 @@ def import_customers(
     owners = _owner_lookup(session, actor)
     seen_phones: dict[str, int] = {}  # phone → customer id, for duplicates inside the file
 
-    for offset, raw in enumerate(rows):
-        row_number = offset + 2  # spreadsheet numbering, header is row 1
+    for done, (row_number, raw) in enumerate(rows, start=1):
         try:
             with session.begin_nested():
                 outcome, details = _import_row(
@@ -148,7 +159,7 @@ def import_customers(
             result.add(row_number, "error", field=_column_label(error.field, mapping, headers),
                        message=error.message)
         if on_progress:
-            on_progress(offset + 1, total)
+            on_progress(done, total)
     return result
 
 
@@ -169,10 +180,12 @@ def _import_row(
     stage = grade = owner_key = None
     for index, target in mapping.items():
         cell = raw[index] if index < len(raw) else None
-        if isinstance(cell, str):
-            cell = cell.strip()
-        if cell is None or cell == "":
+        if _is_blank(cell):
             continue
+        if isinstance(cell, float) and cell.is_integer():
+            cell = int(cell)  # Excel stores 1001 as 1001.0
+        if isinstance(cell, str) or target in TEXT_FIELDS:
+            cell = _text(cell)
         if target.startswith("custom:"):
             custom[target.removeprefix("custom:")] = cell
         elif target == "tags":
@@ -186,7 +199,7 @@ def _import_row(
         elif target in ("has_budget", "attended_expo"):
             values[target] = _yes_no(cell, target)
         else:
-            values[target] = cell
+            values[target] = _within_column(target, cell)
     if "name" not in values:
         raise Invalid("客户名称为空", code="required", field="name")
     phone = normalise_phone(values.get("phone"))
@@ -197,6 +210,9 @@ def _import_row(
         existing_id = existing.id if existing else None
     if existing_id is not None:
         if on_duplicate == "skip":
+            if not _is_visible(session, actor, existing_id):  # never point at another's customer
+                return "skipped", {"field": "phone",
+                                   "message": f"电话 {phone} 已登记在其他销售名下，已跳过"}
             return "skipped", {"customer_id": existing_id, "field": "phone",
                                "message": f"电话 {phone} 已存在，已跳过"}
         try:
@@ -212,11 +228,12 @@ def _import_row(
     if owner_key is not None:
         owner_id = owners.get(owner_key)
         if owner_id is None:
-            raise Invalid(f"找不到负责人「{owner_key}」", field="owner")
+            raise Invalid(f"找不到负责人「{owner_key}」：请填写你可分配的成员姓名或企业微信账号"
+                          "（重名时填账号）", field="owner")
     customer = create_customer(
-        session, actor=actor, values=values, now=now, owner_id=owner_id if actor.can_manage else None,
-        stage=stage or "潜在", grade=grade if actor.can_manage else None, tags=tags,
-        custom_values=custom, cause="导入",
+        session, actor=actor, values=values, now=now,
+        owner_id=owner_id if actor.can_manage else None, stage=stage or "潜在",
+        grade=grade if actor.can_manage else None, tags=tags, custom_values=custom, cause="导入",
     )
     if phone:
         seen_phones[phone] = customer.id
@@ -225,12 +242,43 @@ def _import_row(
 
 def _owner_lookup(session: Session, actor: Actor) -> dict[str, int]:
     """Names and WeCom ids of the people this actor may hand customers to."""
-    lookup: dict[str, int] = {}
-    users = session.scalars(select(User).where(user_scope(actor), or_(User.is_active, User.id == actor.user_id)))
-    for user in users:
-        lookup[user.wecom_userid] = user.id
-        lookup.setdefault(user.name, user.id)
+    users = list(session.scalars(
+        select(User).where(user_scope(actor), or_(User.is_active, User.id == actor.user_id))
+    ))
+    names = Counter(user.name for user in users)
+    lookup = {user.name: user.id for user in users if names[user.name] == 1}  # 重名 is ambiguous
+    lookup.update({user.wecom_userid: user.id for user in users})
     return lookup
+
+
+def _is_visible(session: Session, actor: Actor, customer_id: int) -> bool:
+    try:
+        get_customer(session, actor=actor, customer_id=customer_id)
+    except NotFound:
+        return False
+    return True
+
+
+def _is_blank(cell: Any) -> bool:
+    return cell is None or (isinstance(cell, str) and not cell.strip())
+
+
+def _text(cell: Any) -> str:
+    """A cell as the text a person typed, without the "'" an export put before a formula."""
+    if isinstance(cell, datetime) and cell == datetime.combine(cell.date(), datetime.min.time()):
+        cell = cell.date()
+    text = cell.isoformat() if isinstance(cell, date) else str(cell).strip()
+    if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES):
+        return text[1:]
+    return text
+
+
+def _within_column(name: str, value: Any) -> Any:
+    """Refuse text longer than its column: PostgreSQL would fail the whole import instead."""
+    limit = getattr(Customer.__table__.c[name].type, "length", None)
+    if limit and isinstance(value, str) and len(value) > limit:
+        raise Invalid(f"内容过长：最多{limit}字，这里有{len(value)}字", field=name)
+    return value
 
 
 def _yes_no(cell: Any, field_name: str) -> bool:
@@ -244,11 +292,13 @@ def _yes_no(cell: Any, field_name: str) -> bool:
     raise Invalid(f"应填写是或否，而不是「{cell}」", field=field_name)
 
 
-def _column_label(field_name: str | None, mapping: dict[int, str], headers: list[str]) -> str | None:
+def _column_label(
+    field_name: str | None, mapping: dict[int, str], headers: list[str]
+) -> str | None:
     """Name the spreadsheet column a field came from, so the user can find the bad cell."""
     if field_name is None:
         return None
-    key = field_name.replace("custom_values.", "custom:")
+    key = {"owner_id": "owner"}.get(field_name) or field_name.replace("custom_values.", "custom:")
     for index, target in mapping.items():
         if target == key:
             return headers[index]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from crm.errors import Invalid
 
-_NON_DIGITS = re.compile(r"[^\d+]")
+# ASCII digits only: `\d` would also keep other scripts' digits, which no phone uses.
+_NON_DIGITS = re.compile(r"[^0-9+]")
 _MOBILE = re.compile(r"^1[3-9]\d{9}$")
 _LANDLINE = re.compile(r"^0\d{9,11}$")
 
@@ -15,12 +17,13 @@ def normalise_phone(raw: str | None, *, field: str = "phone") -> str | None:
     """A mainland mobile as 11 digits or a landline with its area code; None when empty."""
     if raw is None:
         return None
-    text = str(raw).strip()
+    # NFKC turns the full-width digits of a Chinese input method (１３８…) into ASCII ones.
+    text = unicodedata.normalize("NFKC", str(raw)).strip()
     if text.endswith(".0"):  # Excel hands back numbers typed into a cell as floats
         text = text[:-2]
-    digits = _NON_DIGITS.sub("", text)
-    if not digits:
+    if not text:
         return None
+    digits = _NON_DIGITS.sub("", text)
     if digits.startswith("+86"):
         digits = digits[3:]
     elif digits.startswith("0086"):

@@ -18,6 +18,7 @@ from workers import queues
 from workers.jobs import PROGRESS_KEY
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+MAX_FILENAME_LENGTH = 255
 
 
 @operation(api, "POST", "/imports", summary="上传 Excel/CSV 导入客户（后台处理）", tag="imports",
@@ -33,7 +34,8 @@ def upload_import(body: ImportIn) -> Any:
     if not data or len(data) > MAX_IMPORT_BYTES:
         raise Invalid("文件为空或超过 20 MB", code="bad_import_file", field="file")
     key, _ = runtime().store.save(data, suffix=suffix)
-    job = ImportJob(created_by=actor().user_id, filename=PurePath(filename).name, storage_key=key,
+    name = PurePath(filename).name[-MAX_FILENAME_LENGTH:]  # the end keeps the suffix
+    job = ImportJob(created_by=actor().user_id, filename=name, storage_key=key,
                     on_duplicate=body.on_duplicate, status="queued", report=[], created_at=now())
     session().add(job)
     session().commit()  # the worker must find the job

@@ -13,6 +13,7 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 from pydantic import BaseModel
 
+from crm.errors import NotFound
 from miniapp_api import errors
 
 
@@ -63,6 +64,8 @@ def operation(
         def view(**path_args: Any) -> Response | tuple[Any, int]:
             if not public:
                 errors.require_actor()
+            if any(value > MAX_ID for value in path_args.values()):
+                raise NotFound()  # beyond any id the database can hold
             kwargs: dict[str, Any] = dict(path_args)
             if query is not None:
                 kwargs["query"] = query.model_validate(_query_values(query))
@@ -130,6 +133,6 @@ def _flask_rule(path: str) -> str:
     parts = []
     for part in path.split("/"):
         if part.startswith("{") and part.endswith("}"):
-            part = f"<int(max={MAX_ID}):{part[1:-1]}>"
+            part = f"<int:{part[1:-1]}>"
         parts.append(part)
     return "/".join(parts)

@@ -21,6 +21,11 @@ CustomValue = str | float | bool | None
 SortKey = Literal[tuple(f"{sign}{key}" for key in SORTS for sign in ("", "-"))]  # type: ignore[valid-type]
 
 
+# The default of an optional field that may be omitted but never sent as null: pydantic does
+# not validate defaults, so omission passes while an explicit null fails validation.
+NOT_NULL: Any = None
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -103,11 +108,12 @@ class CustomerFields(Strict):
     need_match: NeedMatch | None = None
     quote_feedback: LongText | None = None
     expected_amount: Amount | None = None
-    inquiry_count: Annotated[int, Field(ge=0, le=100000)] | None = None
-    has_budget: bool | None = None
-    attended_expo: bool | None = None
-    tags: Annotated[list[Tag], Field(max_length=20)] | None = None
-    custom_values: Annotated[dict[str, CustomValue], Field(max_length=50)] | None = None
+    # Omitted means "leave as is"; these have no empty state, so an explicit null is refused.
+    inquiry_count: Annotated[int, Field(ge=0, le=100000)] = NOT_NULL
+    has_budget: bool = NOT_NULL
+    attended_expo: bool = NOT_NULL
+    tags: Annotated[list[Tag], Field(max_length=20)] = NOT_NULL
+    custom_values: Annotated[dict[str, CustomValue], Field(max_length=50)] = NOT_NULL
 
 
 class CustomerIn(CustomerFields):
@@ -117,8 +123,8 @@ class CustomerIn(CustomerFields):
 
 
 class CustomerPatch(CustomerFields):
-    name: Annotated[str, Field(min_length=1, max_length=128)] | None = None
-    grade: Grade | None = None
+    name: Annotated[str, Field(min_length=1, max_length=128)] = NOT_NULL
+    grade: Grade = NOT_NULL
     reason: Annotated[str, Field(max_length=255)] | None = None
 
 
@@ -270,11 +276,11 @@ class CustomFieldIn(Strict):
 
 
 class CustomFieldPatch(Strict):
-    label: Annotated[str, Field(min_length=1, max_length=64)] | None = None
-    options: Annotated[list[Annotated[str, Field(max_length=32)]], Field(max_length=50)] | None = None
-    is_required: bool | None = None
-    is_tag_dimension: bool | None = None
-    is_active: bool | None = None
+    label: Annotated[str, Field(min_length=1, max_length=64)] = NOT_NULL
+    options: Annotated[list[Annotated[str, Field(max_length=32)]], Field(max_length=50)] = NOT_NULL
+    is_required: bool = NOT_NULL
+    is_tag_dimension: bool = NOT_NULL
+    is_active: bool = NOT_NULL
 
 
 class CustomFieldOut(Out):

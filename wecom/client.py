@@ -130,11 +130,11 @@ class WeComClient:
 
     def get(self, endpoint: str, **params: Any) -> dict:
         """GET a WeCom endpoint (https://developer.work.weixin.qq.com/document/path/90664)."""
-        return self._call("get", endpoint, params=params)
+        return self._call(endpoint, params=params)
 
     def post(self, endpoint: str, payload: dict) -> dict:
         """POST JSON to a WeCom endpoint (https://developer.work.weixin.qq.com/document/path/90664)."""
-        return self._call("post", endpoint, payload=payload)
+        return self._call(endpoint, payload=payload)
 
     def code_to_session(self, code: str) -> dict:
         """Exchange a wx.qy.login code (https://developer.work.weixin.qq.com/document/path/91507)."""
@@ -158,9 +158,10 @@ class WeComClient:
         }
         return self.post("message/send", payload)
 
-    def _call(self, method: str, endpoint: str, **kwargs: Any) -> dict:
+    def _call(self, endpoint: str, **kwargs: Any) -> dict:
+        """One WeCom call; on a token error, one refetch and one retry."""
         try:
-            return self._send(method, endpoint, **kwargs)
+            return self._send(endpoint, **kwargs)
         except WeComError as exc:
             if exc.errcode not in TOKEN_ERRCODES:
                 raise
@@ -168,11 +169,12 @@ class WeComClient:
             # retry once; a second token error means something else is wrong, so it is raised.
             logger.info("WeCom rejected the access token (%s); refetching once", exc.errcode)
             self._wechat.session.delete(self._wechat.access_token_key)
-            return self._send(method, endpoint, **kwargs)
+            return self._send(endpoint, **kwargs)
 
     def _send(
-        self, method: str, endpoint: str, *, params: dict | None = None, payload: dict | None = None
+        self, endpoint: str, *, params: dict | None = None, payload: dict | None = None
     ) -> dict:
+        """One HTTP attempt: GET, or POST when there is a payload; failures become WeComError."""
         # wechatpy writes access_token into the params dict it is given and then never replaces
         # it, so every attempt needs a fresh dict or a retry would resend the rejected token.
         fresh_params = dict(params or {})

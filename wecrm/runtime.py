@@ -60,3 +60,5 @@ class Runtime:
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()
+        if "wecom" in self.__dict__:
+            self.wecom.close()

@@ -185,9 +185,10 @@ def test_reset_forgets_tokens_codes_messages_and_counters(fake, http):
     assert call(http, fake, "department/list", token=token)["errcode"] == 40014
     token = get_token(http, fake)
     assert call(http, fake, "department/list", token=token)["department"] == []
-    assert call(http, fake, "miniprogram/jscode2session", token=token, js_code="code-1")[
-        "errcode"
-    ] == 40029
+    assert (
+        call(http, fake, "miniprogram/jscode2session", token=token, js_code="code-1")["errcode"]
+        == 40029
+    )
 
 
 def test_unknown_paths_answer_404(fake, http):
@@ -251,8 +252,13 @@ def test_text_of_exactly_2048_bytes_is_accepted(fake, http):
         ({"touser": ["zhangsan"]}, 40058),
         ({"msgtype": "textcard"}, 40058),
         ({"text": {"content": "字" * 683}}, 45002),
-        ({"msgtype": "textcard", "textcard": {"title": "t" * 129, "description": "d", "url": "u"}},
-         45002),
+        (
+            {
+                "msgtype": "textcard",
+                "textcard": {"title": "t" * 129, "description": "d", "url": "u"},
+            },
+            45002,
+        ),
         ({"msgtype": "textcard", "textcard": {"title": "t", "url": "u"}}, 41033),
         ({"touser": "|".join(f"u{i}" for i in range(1001))}, 40032),
     ],

@@ -73,7 +73,7 @@ def make_client(fake, redis_conn):
 
 
 @pytest.fixture
-def client(make_client):
+def wecom_client(make_client):
     return make_client()
 
 
@@ -91,11 +91,11 @@ def test_token_is_fetched_once_and_shared_between_clients_through_redis(
     assert 0 < redis_conn.ttl(key) <= 7200
 
 
-def test_expired_token_is_refetched_once_and_the_call_succeeds(fake, client):
-    client.list_departments()
+def test_expired_token_is_refetched_once_and_the_call_succeeds(fake, wecom_client):
+    wecom_client.list_departments()
     fake.expire_tokens()
 
-    departments = client.list_departments()
+    departments = wecom_client.list_departments()
 
     assert [d["id"] for d in departments] == [1, 2, 3]
     assert fake.token_requests == 2
@@ -104,11 +104,11 @@ def test_expired_token_is_refetched_once_and_the_call_succeeds(fake, client):
 
 
 @pytest.mark.parametrize("errcode", [40014, 42001])
-def test_token_error_on_every_call_raises_after_exactly_one_refetch(fake, client, errcode):
+def test_token_error_on_every_call_raises_after_exactly_one_refetch(fake, wecom_client, errcode):
     fake.fail_next("department/list", errcode, times=100)
 
     with pytest.raises(WeComError) as caught:
-        client.list_departments()
+        wecom_client.list_departments()
 
     assert caught.value.errcode == errcode
     assert fake.token_requests == 2
@@ -116,20 +116,20 @@ def test_token_error_on_every_call_raises_after_exactly_one_refetch(fake, client
 
 
 def test_bad_secret_raises_40001_without_retrying(fake, make_client):
-    client = make_client(secret="wrong-secret")
+    wecom_client = make_client(secret="wrong-secret")
 
     with pytest.raises(WeComError) as caught:
-        client.list_departments()
+        wecom_client.list_departments()
 
     assert caught.value.errcode == 40001
     assert fake.token_requests == 1
 
 
-def test_other_errcodes_are_raised_without_refetching_the_token(fake, client):
+def test_other_errcodes_are_raised_without_refetching_the_token(fake, wecom_client):
     fake.fail_next("user/list", 60011)
 
     with pytest.raises(WeComError) as caught:
-        client.list_department_users(2)
+        wecom_client.list_department_users(2)
 
     assert caught.value.errcode == 60011
     assert fake.token_requests == 1
@@ -138,21 +138,21 @@ def test_other_errcodes_are_raised_without_refetching_the_token(fake, client):
 # -- unavailability -------------------------------------------------------------------------------
 
 
-def test_unreachable_wecom_raises_wecom_unavailable_when_fetching_the_token(fake, client):
+def test_unreachable_wecom_raises_wecom_unavailable_when_fetching_the_token(fake, wecom_client):
     fake.set_unreachable(True)
 
     with pytest.raises(WeComUnavailable) as caught:
-        client.list_departments()
+        wecom_client.list_departments()
 
     assert caught.value.errcode == -1
 
 
-def test_unreachable_wecom_raises_wecom_unavailable_with_a_cached_token(fake, client):
-    client.list_departments()
+def test_unreachable_wecom_raises_wecom_unavailable_with_a_cached_token(fake, wecom_client):
+    wecom_client.list_departments()
     fake.set_unreachable(True)
 
     with pytest.raises(WeComUnavailable):
-        client.send_message(["zhangsan"], "text", {"content": "你好"})
+        wecom_client.send_message(["zhangsan"], "text", {"content": "你好"})
 
     assert fake.messages == []
 
@@ -160,10 +160,10 @@ def test_unreachable_wecom_raises_wecom_unavailable_with_a_cached_token(fake, cl
 def test_refused_connection_raises_wecom_unavailable(make_client):
     with FakeWeCom() as stopped_soon:
         dead_base = stopped_soon.base_url
-    client = make_client(api_base=dead_base)
+    wecom_client = make_client(api_base=dead_base)
 
     with pytest.raises(WeComUnavailable):
-        client.list_departments()
+        wecom_client.list_departments()
 
 
 def test_silent_server_times_out_as_wecom_unavailable_even_while_fetching_the_token(make_client):
@@ -173,11 +173,11 @@ def test_silent_server_times_out_as_wecom_unavailable_even_while_fetching_the_to
         safety_net = threading.Timer(5, silent.close)
         safety_net.start()
         port = silent.getsockname()[1]
-        client = make_client(api_base=f"http://127.0.0.1:{port}/cgi-bin/", timeout=0.3)
+        wecom_client = make_client(api_base=f"http://127.0.0.1:{port}/cgi-bin/", timeout=0.3)
         started = time.monotonic()
 
         with pytest.raises(WeComUnavailable):
-            client.list_departments()
+            wecom_client.list_departments()
 
         safety_net.cancel()
     assert time.monotonic() - started < 3
@@ -192,29 +192,29 @@ def test_wecom_errors_survive_pickling_for_job_queues():
 # -- mini-program login ---------------------------------------------------------------------------
 
 
-def test_code_to_session_returns_userid_corpid_and_session_key(fake, client):
+def test_code_to_session_returns_userid_corpid_and_session_key(fake, wecom_client):
     fake.register_code("code-1", "zhangsan")
 
-    session = client.code_to_session("code-1")
+    session = wecom_client.code_to_session("code-1")
 
     assert session["userid"] == "zhangsan"
     assert session["corpid"] == fake.corp_id
     assert session["session_key"]
 
 
-def test_code_to_session_with_unknown_code_raises_40029(client):
+def test_code_to_session_with_unknown_code_raises_40029(wecom_client):
     with pytest.raises(WeComError) as caught:
-        client.code_to_session("never-issued")
+        wecom_client.code_to_session("never-issued")
 
     assert caught.value.errcode == 40029
 
 
-def test_login_code_works_only_once(fake, client):
+def test_login_code_works_only_once(fake, wecom_client):
     fake.register_code("code-1", "zhangsan")
-    client.code_to_session("code-1")
+    wecom_client.code_to_session("code-1")
 
     with pytest.raises(WeComError) as caught:
-        client.code_to_session("code-1")
+        wecom_client.code_to_session("code-1")
 
     assert caught.value.errcode == 40029
 
@@ -222,8 +222,8 @@ def test_login_code_works_only_once(fake, client):
 # -- directory ------------------------------------------------------------------------------------
 
 
-def test_list_departments_returns_the_whole_tree(client):
-    departments = client.list_departments()
+def test_list_departments_returns_the_whole_tree(wecom_client):
+    departments = wecom_client.list_departments()
 
     assert [(d["id"], d["name"], d["parentid"]) for d in departments] == [
         (1, "示例公司", 0),
@@ -232,8 +232,8 @@ def test_list_departments_returns_the_whole_tree(client):
     ]
 
 
-def test_list_department_users_returns_direct_members_with_wecom_fields(client):
-    users = client.list_department_users(2)
+def test_list_department_users_returns_direct_members_with_wecom_fields(wecom_client):
+    users = wecom_client.list_department_users(2)
 
     assert [u["userid"] for u in users] == ["zhangsan"]  # lisi is in sub-department 3
     assert users[0]["department"] == [2]
@@ -241,15 +241,15 @@ def test_list_department_users_returns_direct_members_with_wecom_fields(client):
     assert users[0]["position"] == "销售经理"
 
 
-def test_list_department_users_of_unknown_department_raises_60003(client):
+def test_list_department_users_of_unknown_department_raises_60003(wecom_client):
     with pytest.raises(WeComError) as caught:
-        client.list_department_users(99)
+        wecom_client.list_department_users(99)
 
     assert caught.value.errcode == 60003
 
 
-def test_generic_get_passes_query_parameters(client):
-    result = client.get("user/list", department_id=2, fetch_child=1)
+def test_generic_get_passes_query_parameters(wecom_client):
+    result = wecom_client.get("user/list", department_id=2, fetch_child=1)
 
     assert [u["userid"] for u in result["userlist"]] == ["zhangsan", "lisi"]
 
@@ -257,8 +257,8 @@ def test_generic_get_passes_query_parameters(client):
 # -- messages -------------------------------------------------------------------------------------
 
 
-def test_sent_text_message_is_recorded_and_visible_at_fake_messages(fake, client):
-    result = client.send_message(["zhangsan", "lisi"], "text", {"content": "客户A已转入公海"})
+def test_sent_text_message_is_recorded_and_visible_at_fake_messages(fake, wecom_client):
+    result = wecom_client.send_message(["zhangsan", "lisi"], "text", {"content": "客户A已转入公海"})
 
     assert result["errcode"] == 0
     assert result["msgid"]
@@ -271,7 +271,7 @@ def test_sent_text_message_is_recorded_and_visible_at_fake_messages(fake, client
         assert response.json()["messages"] == [message]
 
 
-def test_sent_textcard_message_is_recorded(fake, client):
+def test_sent_textcard_message_is_recorded(fake, wecom_client):
     card = {
         "title": "跟进提醒",
         "description": "客户B 3 天未跟进",
@@ -279,30 +279,35 @@ def test_sent_textcard_message_is_recorded(fake, client):
         "btntxt": "详情",
     }
 
-    client.send_message(["zhangsan"], "textcard", card)
+    wecom_client.send_message(["zhangsan"], "textcard", card)
 
     assert fake.messages[0]["msgtype"] == "textcard"
     assert fake.messages[0]["textcard"] == card
 
 
-def test_generic_post_sends_to_a_department(fake, client):
-    payload = {"toparty": "3", "msgtype": "text", "agentid": fake.agent_id, "text": {"content": "hi"}}
+def test_generic_post_sends_to_a_department(fake, wecom_client):
+    payload = {
+        "toparty": "3",
+        "msgtype": "text",
+        "agentid": fake.agent_id,
+        "text": {"content": "hi"},
+    }
 
-    client.post("message/send", payload)
+    wecom_client.post("message/send", payload)
 
     assert fake.messages[0]["toparty"] == ["3"]
 
 
-def test_unknown_recipients_are_reported_while_known_ones_still_receive(fake, client):
-    result = client.send_message(["zhangsan", "Ghost"], "text", {"content": "hi"})
+def test_unknown_recipients_are_reported_while_known_ones_still_receive(fake, wecom_client):
+    result = wecom_client.send_message(["zhangsan", "Ghost"], "text", {"content": "hi"})
 
     assert result["invaliduser"] == "ghost"
     assert fake.messages[0]["touser"] == ["zhangsan"]
 
 
-def test_message_to_only_unknown_recipients_raises_81013(fake, client):
+def test_message_to_only_unknown_recipients_raises_81013(fake, wecom_client):
     with pytest.raises(WeComError) as caught:
-        client.send_message(["ghost"], "text", {"content": "hi"})
+        wecom_client.send_message(["ghost"], "text", {"content": "hi"})
 
     assert caught.value.errcode == 81013
     assert fake.messages == []
@@ -320,10 +325,10 @@ def test_message_to_only_unknown_recipients_raises_81013(fake, client):
     ids=["no-recipient", "unknown-msgtype", "empty-text", "text-over-2048-bytes", "card-no-url"],
 )
 def test_invalid_message_raises_wecom_error_and_is_not_recorded(
-    fake, client, touser, msgtype, content, errcode
+    fake, wecom_client, touser, msgtype, content, errcode
 ):
     with pytest.raises(WeComError) as caught:
-        client.send_message(touser, msgtype, content)
+        wecom_client.send_message(touser, msgtype, content)
 
     assert caught.value.errcode == errcode
     assert fake.messages == []

@@ -1,0 +1,73 @@
+"""The list and detail endpoints run a fixed number of SQL statements, however much data there
+is, so an N+1 query cannot creep in as the book grows."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import pytest
+from sqlalchemy import event
+
+from crm import followups
+from crm.actors import Actor
+from tests.factories import make_company, make_customer, sign_in
+
+# auth user, count, page, tags of the page
+LIST_STATEMENTS = 4
+# auth user, customer (+owner), its tags, follow-ups (+authors), their attachments,
+# stage changes (+actors), tasks (+assignees), required custom fields
+DETAIL_STATEMENTS = 8
+
+
+@contextmanager
+def count_statements(engine):
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.mark.parametrize("customers", [1, 30])
+def test_customer_list_statement_count_does_not_grow_with_rows(
+    customers, client, session, fake_wecom, clock, runtime
+):
+    company = make_company(session)
+    rep = company.reps[0][0]
+    for n in range(customers):
+        make_customer(session, rep, clock(), tags=[f"标签{n}", "老客户"])
+    headers = sign_in(client, fake_wecom, rep)
+    with count_statements(runtime.db.engine) as statements:
+        response = client.get("/api/v1/customers?page_size=50&tag=老客户&stage=潜在", headers=headers)
+    assert response.status_code == 200
+    assert len(response.json["items"]) == customers
+    assert len(statements) == LIST_STATEMENTS, statements
+
+
+@pytest.mark.parametrize("follow_up_count", [1, 12])
+def test_customer_detail_statement_count_does_not_grow_with_the_timeline(
+    follow_up_count, client, session, fake_wecom, clock, runtime
+):
+    company = make_company(session)
+    rep = company.reps[0][0]
+    customer = make_customer(session, rep, clock(), tags=["工地"])
+    for n in range(follow_up_count):
+        clock.advance(hours=1)
+        followups.log_follow_up(
+            session, actor=Actor.of(rep), customer_id=customer.id, method="电话",
+            summary=f"第{n}次沟通", now=clock(), store=runtime.store, max_attachment_bytes=10**6,
+            uploads=[followups.Upload(f"报价{n}.pdf", b"%PDF-1.4")],
+        )
+    session.commit()
+    headers = sign_in(client, fake_wecom, rep)
+    with count_statements(runtime.db.engine) as statements:
+        response = client.get(f"/api/v1/customers/{customer.id}", headers=headers)
+    assert response.status_code == 200
+    kinds = [item["kind"] for item in response.json["timeline"]]
+    assert kinds.count("follow_up") == follow_up_count
+    assert len(statements) == DETAIL_STATEMENTS, statements
