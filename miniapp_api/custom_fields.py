@@ -31,7 +31,7 @@ def create_field(body: CustomFieldIn) -> Any:
 @operation(api, "PATCH", "/custom-fields/{field_id}", summary="修改或停用自定义字段（主管）",
            tag="custom-fields", body=CustomFieldPatch, response=CustomFieldOut)
 def change_field(field_id: int, body: CustomFieldPatch) -> Any:
-    changes = body.model_dump(exclude_unset=True, exclude_none=True)  # null means "leave as is"
+    changes = body.model_dump(exclude_unset=True)
     field = custom_fields.change_field(session(), actor=actor(), field_id=field_id,
                                        changes=changes, now=now())
     if {"is_required", "is_active"} & changes.keys():

@@ -88,7 +88,11 @@ def operation(
 
 def uploaded_files(name: str = "files") -> list[tuple[str, bytes]]:
     """Files of a multipart request as (filename, bytes)."""
-    return [(f.filename or "", f.read()) for f in request.files.getlist(name)]
+    files = []
+    for upload in request.files.getlist(name):
+        with upload.stream:  # large parts are spooled to temp files: release them now
+            files.append((upload.filename or "", upload.stream.read()))
+    return files
 
 
 def _parse_body(model: type[BaseModel], *, multipart: bool) -> BaseModel:

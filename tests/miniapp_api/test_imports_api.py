@@ -22,8 +22,12 @@ def xlsx(rows) -> bytes:
 
 
 def upload(client, headers, data: bytes, filename: str, **form):
-    return client.post("/api/v1/imports", headers=headers, content_type="multipart/form-data",
-                       data={"file": (io.BytesIO(data), filename), **form})
+    return client.post(
+        "/api/v1/imports",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"file": (io.BytesIO(data), filename), **form},
+    )
 
 
 def run_worker(runtime) -> None:
@@ -44,12 +48,14 @@ def test_an_uploaded_file_is_imported_by_the_worker_and_its_report_read_back(
     company = make_company(session)
     rep = company.reps[0][0]
     headers = sign_in(client, fake_wecom, rep)
-    data = xlsx([
-        ["客户名称", "电话", "区域"],
-        ["佛山陶瓷厂", "13800138000", "长沙县"],
-        ["坏电话", "12345", "浏阳"],
-        ["株洲建材", "139-0013-9000", "株洲"],
-    ])
+    data = xlsx(
+        [
+            ["客户名称", "电话", "区域"],
+            ["佛山陶瓷厂", "13800138000", "长沙县"],
+            ["坏电话", "12345", "浏阳"],
+            ["株洲建材", "139-0013-9000", "株洲"],
+        ]
+    )
 
     queued = upload(client, headers, data, "客户名单.xlsx", on_duplicate="merge")
 
@@ -66,10 +72,21 @@ def test_an_uploaded_file_is_imported_by_the_worker_and_its_report_read_back(
     assert body["status"] == "done"
     assert body["finished_at"] is not None
     assert (body["total_rows"], body["processed_rows"]) == (3, 3)
-    assert (body["created_count"], body["merged_count"], body["skipped_count"],
-            body["error_count"]) == (2, 0, 0, 1)
-    assert body["report"] == [{"row": 3, "outcome": "error", "customer_id": None, "field": "电话",
-                               "message": "电话号码格式不正确：12345"}]
+    assert (
+        body["created_count"],
+        body["merged_count"],
+        body["skipped_count"],
+        body["error_count"],
+    ) == (2, 0, 0, 1)
+    assert body["report"] == [
+        {
+            "row": 3,
+            "outcome": "error",
+            "customer_id": None,
+            "field": "电话",
+            "message": "电话号码格式不正确：12345",
+        }
+    ]
     owners = session.execute(select(Customer.phone, Customer.owner_id)).all()
     assert sorted(owners) == [("13800138000", rep.id), ("13900139000", rep.id)]
 
@@ -107,16 +124,19 @@ def test_a_file_refused_as_a_whole_fails_the_job_with_the_reason(
 def test_another_rep_cannot_see_someone_elses_import(client, session, fake_wecom, runtime):
     company = make_company(session)
     owner, other = company.reps[0]
-    queued = upload(client, sign_in(client, fake_wecom, owner),
-                    xlsx([["客户名称"], ["张先生"]]), "a.xlsx")
+    queued = upload(
+        client, sign_in(client, fake_wecom, owner), xlsx([["客户名称"], ["张先生"]]), "a.xlsx"
+    )
     run_worker(runtime)
 
-    response = client.get(f"/api/v1/imports/{queued.json['id']}",
-                          headers=sign_in(client, fake_wecom, other))
+    response = client.get(
+        f"/api/v1/imports/{queued.json['id']}", headers=sign_in(client, fake_wecom, other)
+    )
 
     assert_envelope(response, 404, "not_found")
-    boss_view = client.get(f"/api/v1/imports/{queued.json['id']}",
-                           headers=sign_in(client, fake_wecom, company.boss))
+    boss_view = client.get(
+        f"/api/v1/imports/{queued.json['id']}", headers=sign_in(client, fake_wecom, company.boss)
+    )
     assert boss_view.status_code == 200
 
 
@@ -148,8 +168,12 @@ def test_a_bad_upload_is_refused_with_the_error_envelope(
 ):
     headers = sign_in(client, fake_wecom, make_company(session).reps[0][0])
 
-    response = client.post("/api/v1/imports", headers=headers, content_type="multipart/form-data",
-                           data={"on_duplicate": "skip", **files})
+    response = client.post(
+        "/api/v1/imports",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"on_duplicate": "skip", **files},
+    )
 
     assert_envelope(response, 422, code, "file")
     assert session.scalar(select(ImportJob.id)) is None
@@ -160,8 +184,12 @@ def test_two_files_at_once_are_refused(client, session, fake_wecom):
     headers = sign_in(client, fake_wecom, make_company(session).reps[0][0])
     data = xlsx([["客户名称"], ["张先生"]])
 
-    response = client.post("/api/v1/imports", headers=headers, content_type="multipart/form-data",
-                           data={"file": [(io.BytesIO(data), "a.xlsx"), (io.BytesIO(data), "b.xlsx")]})
+    response = client.post(
+        "/api/v1/imports",
+        headers=headers,
+        content_type="multipart/form-data",
+        data={"file": [(io.BytesIO(data), "a.xlsx"), (io.BytesIO(data), "b.xlsx")]},
+    )
 
     assert_envelope(response, 422, "required", "file")
 
@@ -169,8 +197,9 @@ def test_two_files_at_once_are_refused(client, session, fake_wecom):
 def test_an_unknown_duplicate_policy_is_refused(client, session, fake_wecom):
     headers = sign_in(client, fake_wecom, make_company(session).reps[0][0])
 
-    response = upload(client, headers, xlsx([["客户名称"], ["张先生"]]), "a.xlsx",
-                      on_duplicate="overwrite")
+    response = upload(
+        client, headers, xlsx([["客户名称"], ["张先生"]]), "a.xlsx", on_duplicate="overwrite"
+    )
 
     assert_envelope(response, 422, "validation_failed", "on_duplicate")
 
@@ -178,7 +207,8 @@ def test_an_unknown_duplicate_policy_is_refused(client, session, fake_wecom):
 def test_an_upload_that_is_not_multipart_is_refused(client, session, fake_wecom):
     headers = sign_in(client, fake_wecom, make_company(session).reps[0][0])
 
-    response = client.post("/api/v1/imports", headers=headers, data=b"abc",
-                           content_type="application/octet-stream")
+    response = client.post(
+        "/api/v1/imports", headers=headers, data=b"abc", content_type="application/octet-stream"
+    )
 
     assert_envelope(response, 415, "unsupported_media_type")

@@ -1,0 +1,60 @@
+"""Settings are parsed strictly at start-up and never print their secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import Settings, SettingsError
+
+
+def test_no_urls_means_the_embedded_default_under_the_data_dir(tmp_path):
+    settings = Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)})
+    assert settings.database_url == f"sqlite:///{tmp_path / 'wecrm.sqlite3'}"
+    assert settings.redis_url is None
+    assert settings.embedded_redis_path == tmp_path / "redis.db"
+    assert settings.wecom_api_base == "https://qyapi.weixin.qq.com/cgi-bin/"
+
+
+def test_the_signing_key_is_generated_once_and_kept(tmp_path):
+    first = Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)}).secret_key
+    second = Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)}).secret_key
+    assert first == second and len(first) > 40
+
+
+def test_postgres_url_gets_the_shipped_driver(tmp_path):
+    settings = Settings.from_env({"WECRM_DATA_DIR": str(tmp_path),
+                                  "WECRM_DATABASE_URL": "postgresql://u:pw@db:5432/crm"})
+    assert settings.database_url == "postgresql+psycopg://u:pw@db:5432/crm"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("WECRM_DATABASE_URL", "mysql://x/y", "WECRM_DATABASE_URL"),
+        ("WECRM_REDIS_URL", "http://localhost", "WECRM_REDIS_URL"),
+        ("WECOM_AGENT_ID", "abc", "WECOM_AGENT_ID"),
+        ("WECOM_AES_KEY", "short", "WECOM_AES_KEY"),
+        ("WECOM_TOKEN", "has space", "WECOM_TOKEN"),
+        ("WECRM_DEV_LOGIN", "maybe", "WECRM_DEV_LOGIN"),
+        ("WECRM_TOKEN_TTL_SECONDS", "5", "WECRM_TOKEN_TTL_SECONDS"),
+        ("WECOM_API_BASE", "ftp://x", "WECOM_API_BASE"),
+    ],
+)
+def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):
+    with pytest.raises(SettingsError, match=fragment):
+        Settings.from_env({"WECRM_DATA_DIR": str(tmp_path), name: value})
+
+
+def test_secrets_are_masked_when_settings_are_printed(tmp_path):
+    settings = Settings.from_env({
+        "WECRM_DATA_DIR": str(tmp_path),
+        "WECRM_DATABASE_URL": "postgresql://crm:hunter2@db/crm",
+        "WECOM_SECRET": "topsecretvalue",
+        "WECOM_AES_KEY": "a" * 43,
+        "WECOM_TOKEN": "tok123",
+        "WECRM_SECRET_KEY": "signing-key",
+    })
+    shown = repr(settings)
+    for secret in ("hunter2", "topsecretvalue", "a" * 43, "tok123", "signing-key"):
+        assert secret not in shown
+    assert "postgresql+psycopg://crm:***@db/crm" in shown

