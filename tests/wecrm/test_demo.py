@@ -298,8 +298,8 @@ def _wait_healthy(url, demo_process, output):
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
-            pass
+        except requests.RequestException:
+            pass  # not listening yet, or gunicorn's workers still booting
         time.sleep(0.3)
     pytest.fail(f"the demo did not answer {url}:\n{output.read_text()}")
 
