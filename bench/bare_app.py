@@ -10,12 +10,11 @@ pre-ping and SQLite pragmas are wecrm's own.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, request
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import Connection, CursorResult, bindparam, text
 
 from models import Attachment, Customer, Database, FollowUp, StageChange, Task, User
 from models.base import JSONType, UTCDateTime
@@ -128,12 +127,13 @@ def create_bare_app(database_url: str) -> Flask:
         with engine.begin() as conn:
             total = conn.execute(text(f"SELECT count(*) FROM customers WHERE {clause}"),
                                  params).scalar()
-            rows = conn.execute(text(
+            items = _records(conn.execute(text(
                 f"{CUSTOMER_WITH_OWNER} WHERE {clause} "
                 "ORDER BY customers.updated_at DESC, customers.id DESC LIMIT :limit OFFSET 0"
-            ), {**params, "limit": PAGE_SIZE}).mappings().all()
-            tags = _tags(conn, [r["id"] for r in rows])
-        items = [_nest(row, "owner", tags=tags.get(row["id"], [])) for row in rows]
+            ), {**params, "limit": PAGE_SIZE}), "owner")
+            tags = _tags(conn, [item["id"] for item in items])
+        for item in items:
+            item["tags"] = tags.get(item["id"], [])
         return {"items": items, "total": total, "page": 1, "page_size": PAGE_SIZE}
 
     @app.get("/bare/customers/<int:customer_id>")
@@ -141,28 +141,31 @@ def create_bare_app(database_url: str) -> Flask:
         params = {"cid": customer_id, "owner": int(request.args["owner_id"]),
                   "limit": TIMELINE_LIMIT}
         with engine.begin() as conn:
-            row = conn.execute(text(
+            found = _records(conn.execute(text(
                 f"{CUSTOMER_WITH_OWNER} WHERE customers.owner_id = :owner AND customers.id = :cid"
-            ), params).mappings().first()
-            if row is None:
+            ), params), "owner")
+            if not found:
                 return {"error": "not found"}, 404
             tags = _tags(conn, [customer_id])
-            follow_ups = conn.execute(FOLLOW_UPS, params).mappings().all()
-            changes = conn.execute(STAGE_CHANGES, params).mappings().all()
-            tasks = conn.execute(TASKS, params).mappings().all()
+            follow_ups = _records(conn.execute(FOLLOW_UPS, params), "author")
+            changes = _records(conn.execute(STAGE_CHANGES, params), "actor")
+            tasks = _records(conn.execute(TASKS, params), "assignee")
             attachments: dict[int, list[dict[str, Any]]] = {}
             if follow_ups:
                 ids = [f["id"] for f in follow_ups]
                 for a in conn.execute(ATTACHMENTS, {"ids": ids}).mappings():
                     attachments.setdefault(a["follow_up_id"], []).append(dict(a))
             required = conn.execute(REQUIRED_KEYS).scalars().all()
-        events = [("follow_up", f["happened_at"], _nest(f, "author",
-                   attachments=attachments.get(f["id"], []))) for f in follow_ups]
-        events += [("stage_change", c["changed_at"], _nest(c, "actor")) for c in changes]
-        events += [("task", t["created_at"], _nest(t, "assignee")) for t in tasks]
+        for f in follow_ups:
+            f["attachments"] = attachments.get(f["id"], [])
+        events = [("follow_up", f["happened_at"], f) for f in follow_ups]
+        events += [("stage_change", c["changed_at"], c) for c in changes]
+        events += [("task", t["created_at"], t) for t in tasks]
         events.sort(key=lambda e: str(e[1]), reverse=True)
+        customer = found[0]
+        customer["tags"] = tags.get(customer_id, [])
         return {
-            "customer": _nest(row, "owner", tags=tags.get(customer_id, [])),
+            "customer": customer,
             "required_custom_keys": list(required),
             "timeline": [{"kind": kind, "at": at, kind: record}
                          for kind, at, record in events[:TIMELINE_LIMIT]],
@@ -209,13 +212,15 @@ def _tags(conn: Connection, ids: list[int]) -> dict[int, list[str]]:
     return tags
 
 
-def _nest(row: Any, prefix: str, **extra: Any) -> dict[str, Any]:
-    """A row as a dict, the joined person's `prefix__*` columns folded into one object."""
-    marker = f"{prefix}__"
-    record = {k: v for k, v in row.items() if not k.startswith(marker)}
-    person = {k.removeprefix(marker): v for k, v in row.items() if k.startswith(marker)}
-    record[prefix] = {"id": person["id"], "name": person["name"]} if person["id"] else None
-    if isinstance(record.get("custom_values"), str):  # SQLite hands JSON back as text
-        record["custom_values"] = json.loads(record["custom_values"])
-    record.update(extra)
-    return record
+def _records(result: CursorResult[Any], person: str) -> list[dict[str, Any]]:
+    """Rows as dicts, with the joined person's `<person>__*` columns as {"id", "name"}."""
+    keys = list(result.keys())
+    own = [k for k in keys if not k.startswith(f"{person}__")]
+    person_id, person_name = keys.index(f"{person}__id"), keys.index(f"{person}__name")
+    records = []
+    for row in result:
+        record = dict(zip(own, row, strict=False))
+        pid = row[person_id]
+        record[person] = {"id": pid, "name": row[person_name]} if pid is not None else None
+        records.append(record)
+    return records

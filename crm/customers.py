@@ -179,8 +179,11 @@ def create_customer(
     owner = _resolve_owner(session, actor, owner_id)
     cleaned = clean_fields(values)
     _refuse_duplicate_phone(session, cleaned.get("phone"), exclude_id=None)
+    cleaned.setdefault("inquiry_count", 0)
+    cleaned.setdefault("has_budget", False)
+    cleaned.setdefault("attended_expo", False)
     customer = Customer(
-        **{name: cleaned.get(name) for name in EDITABLE_FIELDS if name in cleaned},
+        **cleaned,
         stage=_clean_enum(Stage, stage, "stage", "阶段"),
         grade=_clean_enum(Grade, grade, "grade", "等级") if grade else None,
         owner_id=owner.id if owner else None,
@@ -192,9 +195,6 @@ def create_customer(
         created_at=now,
         updated_at=now,
     )
-    customer.inquiry_count = customer.inquiry_count or 0
-    customer.has_budget = bool(customer.has_budget)
-    customer.attended_expo = bool(customer.attended_expo)
     customer.tags = [CustomerTag(tag=t) for t in _clean_tags(tags or [])]
     customer.completeness = completeness.score(customer, completeness.required_custom_keys(session))
     session.add(customer)
@@ -232,10 +232,8 @@ def update_customer(
     for name, value in cleaned.items():
         setattr(customer, name, value)
     if tags is not None:
-        wanted = _clean_tags(tags)
-        customer.tags = [t for t in customer.tags if t.tag in wanted] + [
-            CustomerTag(tag=t) for t in wanted if t not in {x.tag for x in customer.tags}
-        ]
+        existing = {t.tag: t for t in customer.tags}
+        customer.tags = [existing.get(t) or CustomerTag(tag=t) for t in _clean_tags(tags)]
     if custom_values:
         customer.custom_values = custom_fields.clean_values(
             custom_fields.active_fields(session), custom_values, current=customer.custom_values

@@ -15,6 +15,7 @@ import logging
 import os
 import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -1257,6 +1258,7 @@ FAKE_WECOM_PORT = 8801
 HEALTH_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 15
 DEMO_CODE_PREFIX = "demo-"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class _StopRequested(Exception):
@@ -1272,6 +1274,7 @@ class _Child:
 
 def run_demo(*, host: str, port: int, customer_count: int) -> None:
     """Seed (once) and run everything — fake WeCom, Redis, worker, scheduler, web — until Ctrl-C."""
+    _refuse_busy_port(host, port)
     env = dict(os.environ)
     env["WECRM_DEV_LOGIN"] = "1"
     settings = Settings.from_env(env)
@@ -1329,7 +1332,7 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
         while True:
             _check_children(children)
             time.sleep(0.5)
-    except (KeyboardInterrupt, _StopRequested):
+    except _StopRequested:
         _say("\n正在停止演示……")
     finally:
         # A second Ctrl-C must not cut the clean-up short and leave processes behind.
@@ -1354,6 +1357,18 @@ def _start_fake_wecom() -> FakeWeCom:
         return fake.start(port=FAKE_WECOM_PORT)
     except OSError:
         return fake.start(port=0)
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    """Fail before seeding anything when the web port is taken (gunicorn would retry for 5 s)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise SystemExit(
+                f"无法监听 {host}:{port}（{error.strerror}），请用 --port 换一个端口。"
+            ) from None
 
 
 def _spawn(
@@ -1413,18 +1428,19 @@ def _stop_embedded_redis(runtime: Runtime) -> None:
         cleanup()
 
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-
-
 def _install_stop_handlers() -> dict[int, Any]:
-    """SIGTERM and SIGHUP stop the demo the way Ctrl-C (SIGINT, KeyboardInterrupt) does."""
+    """Ctrl-C, SIGTERM and SIGHUP all stop the demo cleanly.
+
+    SIGINT too, explicitly: a shell without job control starts background commands with SIGINT
+    ignored, and Python then never raises KeyboardInterrupt.
+    """
 
     def stop(signum: int, _frame: object) -> None:
         raise _StopRequested(signum)
 
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
     return previous
 
 

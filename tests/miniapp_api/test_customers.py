@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 
 from sqlalchemy import select
+from werkzeug.datastructures import FileStorage
+from werkzeug.test import encode_multipart
 
 from models import AuditEntry, Customer, StageChange
 from tests.factories import make_company, make_customer, sign_in
@@ -216,8 +218,11 @@ def test_bad_attachments_are_refused_and_nothing_is_written(
         ([(io.BytesIO(too_big), "big.pdf")], "attachment_too_large"),
     ]
     for files, code in cases:
-        response = client.post(url, headers=headers, content_type="multipart/form-data",
-                               data={"method": "电话", "summary": "附件", "files": files})
+        # Encoded in memory: the test client would spool a large body to a file it never closes.
+        parts = [FileStorage(stream, filename=name) for stream, name in files]
+        boundary, body = encode_multipart({"method": "电话", "summary": "附件", "files": parts})
+        response = client.post(url, headers=headers, data=body,
+                               content_type=f"multipart/form-data; boundary={boundary}")
         assert response.status_code == 422, (code, response.json)
         assert _error(response)["code"] == code
     detail = client.get(f"/api/v1/customers/{customer.id}", headers=headers).json
