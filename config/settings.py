@@ -42,7 +42,9 @@ def _parse_url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     parts = urlsplit(raw)
     scheme = parts.scheme.split("+", 1)[0]
     if scheme not in schemes:
-        raise SettingsError(f"{name} must start with one of {', '.join(schemes)}; got {mask_url(raw)!r}")
+        raise SettingsError(
+            f"{name} must start with one of {', '.join(schemes)}; got {mask_url(raw)!r}"
+        )
     if scheme not in {"sqlite", "unix"} and not parts.hostname:
         raise SettingsError(f"{name} has no host: {mask_url(raw)!r}")
     return raw

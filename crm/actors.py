@@ -1,4 +1,4 @@
-"""Who is acting, and the three-level scope that follows from it (rep: own; manager: team; boss: all)."""
+"""Who is acting, and the scope that follows: rep sees own, manager the team, boss all."""
 
 from __future__ import annotations
 

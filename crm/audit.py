@@ -39,5 +39,7 @@ def record(
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)
-            for k, v in values.items()}
+    return {
+        k: v if isinstance(v, (str, int, float, bool, list, dict, type(None))) else str(v)
+        for k, v in values.items()
+    }

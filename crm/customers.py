@@ -20,7 +20,6 @@ from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.phones import normalise_phone
 from crm.vocab import ALLOWED_STAGE_MOVES, Category, Grade, NeedMatch, Source, Stage
 from models import Customer, CustomerTag, FollowUp, StageChange, Task, User
-from models.users import Role
 
 MAX_PAGE_SIZE = 100
 TIMELINE_LIMIT = 100
@@ -93,12 +92,14 @@ class CustomerDetail:
     timeline: list[TimelineEvent] = field(default_factory=list)
 
 
-def scoped_customers(actor: Actor) -> Select[tuple[Customer]]:
+def scoped_customers(actor: Actor) -> Select[Customer]:
     """SELECT customers the actor may see; every customer read starts here."""
     return select(Customer).where(customer_scope(actor))
 
 
-def get_customer(session: Session, *, actor: Actor, customer_id: int, for_update: bool = False) -> Customer:
+def get_customer(
+    session: Session, *, actor: Actor, customer_id: int, for_update: bool = False
+) -> Customer:
     """One customer in scope, or NotFound whether it is missing or merely not the actor's."""
     query = scoped_customers(actor).where(Customer.id == customer_id)
     if for_update:
@@ -200,12 +201,25 @@ def create_customer(
     session.add(customer)
     session.flush()
     session.add(
-        StageChange(customer_id=customer.id, from_stage=None, to_stage=customer.stage,
-                    changed_at=now, actor_id=actor.user_id, cause=cause)
+        StageChange(
+            customer_id=customer.id,
+            from_stage=None,
+            to_stage=customer.stage,
+            changed_at=now,
+            actor_id=actor.user_id,
+            cause=cause,
+        )
     )
     audit.record(
-        session, actor=actor, entity="customer", entity_id=customer.id, action="create",
-        before={}, after=snapshot(customer), now=now, reason=cause,
+        session,
+        actor=actor,
+        entity="customer",
+        entity_id=customer.id,
+        action="create",
+        before={},
+        after=snapshot(customer),
+        now=now,
+        reason=cause,
     )
     return customer
 
@@ -248,8 +262,15 @@ def update_customer(
     customer.completeness = completeness.score(customer, completeness.required_custom_keys(session))
     customer.updated_at = now
     audit.record(
-        session, actor=actor, entity="customer", entity_id=customer.id, action="update",
-        before=_changed(before, after), after=_changed(after, before), now=now, reason=reason,
+        session,
+        actor=actor,
+        entity="customer",
+        entity_id=customer.id,
+        action="update",
+        before=_changed(before, after),
+        after=_changed(after, before),
+        now=now,
+        reason=reason,
     )
     session.flush()
     return customer
@@ -270,17 +291,31 @@ def change_stage(
     if target == current:
         raise Conflict(f"客户已处于「{current}」阶段", code="same_stage")
     if target not in ALLOWED_STAGE_MOVES[current]:
-        raise Invalid(f"不能从「{current}」直接变为「{target}」", code="stage_move_not_allowed",
-                      field="stage")
-    change = StageChange(customer_id=customer.id, from_stage=current, to_stage=target,
-                         changed_at=now, actor_id=actor.user_id if actor else None, cause=cause)
+        raise Invalid(
+            f"不能从「{current}」直接变为「{target}」", code="stage_move_not_allowed", field="stage"
+        )
+    change = StageChange(
+        customer_id=customer.id,
+        from_stage=current,
+        to_stage=target,
+        changed_at=now,
+        actor_id=actor.user_id if actor else None,
+        cause=cause,
+    )
     session.add(change)
     customer.stage = target
     customer.stage_entered_at = now
     customer.updated_at = now
     audit.record(
-        session, actor=actor, entity="customer", entity_id=customer.id, action="stage",
-        before={"stage": current.value}, after={"stage": target.value}, now=now, reason=cause,
+        session,
+        actor=actor,
+        entity="customer",
+        entity_id=customer.id,
+        action="stage",
+        before={"stage": current.value},
+        after={"stage": target.value},
+        now=now,
+        reason=cause,
     )
     session.flush()
     return change
@@ -291,8 +326,14 @@ def move_stage(
 ) -> Customer:
     """Change stage on behalf of a person (the API and bot verb)."""
     customer = get_customer(session, actor=actor, customer_id=customer_id, for_update=True)
-    change_stage(session, actor=actor, customer=customer, to_stage=to_stage, now=now,
-                 cause=cause or "手动调整")
+    change_stage(
+        session,
+        actor=actor,
+        customer=customer,
+        to_stage=to_stage,
+        now=now,
+        cause=cause or "手动调整",
+    )
     return customer
 
 
@@ -316,9 +357,15 @@ def reassign(
         customer.team_id = owner.team_id
     customer.updated_at = now
     audit.record(
-        session, actor=actor, entity="customer", entity_id=customer.id, action="reassign",
-        before=before, after={"owner_id": customer.owner_id, "team_id": customer.team_id},
-        now=now, reason=reason,
+        session,
+        actor=actor,
+        entity="customer",
+        entity_id=customer.id,
+        action="reassign",
+        before=before,
+        after={"owner_id": customer.owner_id, "team_id": customer.team_id},
+        now=now,
+        reason=reason,
     )
     session.flush()
     session.refresh(customer, ["owner"])
@@ -383,7 +430,10 @@ def filter_conditions(session: Session, query: CustomerQuery) -> list[Any]:
     if query.q:
         text = query.q.strip()
         like = f"%{_escape_like(text)}%"
-        options = [Customer.name.ilike(like, escape="\\"), Customer.company.ilike(like, escape="\\")]
+        options = [
+            Customer.name.ilike(like, escape="\\"),
+            Customer.company.ilike(like, escape="\\"),
+        ]
         digits = "".join(ch for ch in text if ch.isdigit())
         if len(digits) >= 3:
             options.append(Customer.phone.like(f"%{digits}%"))
@@ -400,7 +450,9 @@ def filter_conditions(session: Session, query: CustomerQuery) -> list[Any]:
         conditions.append(Customer.owner_id == query.owner_id)
     if query.tag:
         conditions.append(
-            exists().where(and_(CustomerTag.customer_id == Customer.id, CustomerTag.tag == query.tag))
+            exists().where(
+                and_(CustomerTag.customer_id == Customer.id, CustomerTag.tag == query.tag)
+            )
         )
     if query.custom:
         definitions = {d.key: d for d in custom_fields.active_fields(session)}

@@ -22,9 +22,23 @@ from models import Customer, CustomField
 
 EXPORT_BATCH_SIZE = 1000
 EXPORT_FIELDS = (
-    "name", "phone", "company", "region", "category", "stage", "grade", "source",
-    "first_contact_method", "need_match", "quote_feedback", "expected_amount", "inquiry_count",
-    "has_budget", "attended_expo", "tags", "owner",
+    "name",
+    "phone",
+    "company",
+    "region",
+    "category",
+    "stage",
+    "grade",
+    "source",
+    "first_contact_method",
+    "need_match",
+    "quote_feedback",
+    "expected_amount",
+    "inquiry_count",
+    "has_budget",
+    "attended_expo",
+    "tags",
+    "owner",
 )
 EXTRA_COLUMNS = ("资料完整度", "最近跟进", "创建时间")
 # The database keeps UTC; the people reading the file live on Beijing time.
@@ -37,8 +51,11 @@ def export_table(session: Session, *, actor: Actor, query: CustomerQuery) -> Ite
     Filters are checked here, before any row is produced, so a bad filter never leaves a
     half-written file behind."""
     definitions = custom_fields.active_fields(session)
-    header = ([HEADER_ALIASES[f][0] for f in EXPORT_FIELDS] + [d.label for d in definitions]
-              + list(EXTRA_COLUMNS))
+    header = (
+        [HEADER_ALIASES[f][0] for f in EXPORT_FIELDS]
+        + [d.label for d in definitions]
+        + list(EXTRA_COLUMNS)
+    )
     statement = (
         scoped_customers(actor)
         .where(*filter_conditions(session, query))

@@ -105,8 +105,13 @@ def log_follow_up(
     for upload, suffix, content_type in checked:
         key, digest = store.save(upload.data, suffix=suffix)
         follow_up.attachments.append(
-            Attachment(filename=upload.filename, content_type=content_type,
-                       size_bytes=len(upload.data), sha256=digest, storage_key=key)
+            Attachment(
+                filename=upload.filename,
+                content_type=content_type,
+                size_bytes=len(upload.data),
+                sha256=digest,
+                storage_key=key,
+            )
         )
     session.add(follow_up)
     if customer.last_follow_up_at is None or happened_at > customer.last_follow_up_at:
@@ -114,8 +119,14 @@ def log_follow_up(
     customer.updated_at = now
     session.flush()
     audit.record(
-        session, actor=actor, entity="customer", entity_id=customer.id, action="follow_up",
-        before={}, after={"follow_up_id": follow_up.id, "method": method.value}, now=now,
+        session,
+        actor=actor,
+        entity="customer",
+        entity_id=customer.id,
+        action="follow_up",
+        before={},
+        after={"follow_up_id": follow_up.id, "method": method.value},
+        now=now,
     )
     return follow_up
 
@@ -125,14 +136,22 @@ def _check_upload(upload: Upload, max_bytes: int) -> tuple[Upload, str, str]:
     suffix = PurePath(name).suffix.lower()
     if not name or suffix not in ALLOWED_ATTACHMENT_TYPES:
         allowed = "、".join(sorted(s.lstrip(".") for s in ALLOWED_ATTACHMENT_TYPES))
-        raise Invalid(f"附件「{name}」类型不支持，只能上传：{allowed}", code="bad_attachment_type",
-                      field="files")
+        raise Invalid(
+            f"附件「{name}」类型不支持，只能上传：{allowed}",
+            code="bad_attachment_type",
+            field="files",
+        )
     if not upload.data:
         raise Invalid(f"附件「{name}」是空文件", code="empty_attachment", field="files")
     if len(upload.data) > max_bytes:
-        raise Invalid(f"附件「{name}」超过 {max_bytes // (1024 * 1024)} MB 上限",
-                      code="attachment_too_large", field="files")
+        raise Invalid(
+            f"附件「{name}」超过 {max_bytes // (1024 * 1024)} MB 上限",
+            code="attachment_too_large",
+            field="files",
+        )
     magic = _MAGIC.get(suffix)
     if magic and not upload.data.startswith(magic):
-        raise Invalid(f"附件「{name}」的内容与扩展名不符", code="bad_attachment_type", field="files")
+        raise Invalid(
+            f"附件「{name}」的内容与扩展名不符", code="bad_attachment_type", field="files"
+        )
     return Upload(filename=name, data=upload.data), suffix, ALLOWED_ATTACHMENT_TYPES[suffix]

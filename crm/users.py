@@ -62,17 +62,31 @@ def create_user(
         raise Invalid("销售和主管必须属于一个团队", field="team_id")
     if team_id is not None and session.get(Team, team_id) is None:
         raise NotFound("团队")
-    user = User(wecom_userid=wecom_userid, name=name, role=role, team_id=team_id,
-                mobile=mobile, email=email, is_active=True)
+    user = User(
+        wecom_userid=wecom_userid,
+        name=name,
+        role=role,
+        team_id=team_id,
+        mobile=mobile,
+        email=email,
+        is_active=True,
+    )
     if role is Role.REP and team_id is not None:
         user.manager_id = session.scalar(
             select(User.id).where(User.team_id == team_id, User.role == Role.MANAGER).limit(1)
         )
     session.add(user)
     session.flush()
-    audit.record(session, actor=actor, entity="user", entity_id=user.id, action="create",
-                 before={}, after={"wecom_userid": wecom_userid, "role": role.value,
-                                   "team_id": team_id}, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        entity="user",
+        entity_id=user.id,
+        action="create",
+        before={},
+        after={"wecom_userid": wecom_userid, "role": role.value, "team_id": team_id},
+        now=now,
+    )
     return user
 
 
@@ -83,8 +97,16 @@ def create_team(session: Session, *, actor: Actor, name: str, now: datetime) -> 
     team = Team(name=name.strip())
     session.add(team)
     session.flush()
-    audit.record(session, actor=actor, entity="team", entity_id=team.id, action="create",
-                 before={}, after={"name": team.name}, now=now)
+    audit.record(
+        session,
+        actor=actor,
+        entity="team",
+        entity_id=team.id,
+        action="create",
+        before={},
+        after={"name": team.name},
+        now=now,
+    )
     return team
 
 
@@ -97,7 +119,8 @@ def sync_directory(
     report = SyncReport()
     root_ids = {d["id"] for d in departments if not d.get("parentid")}
     teams: dict[int, Team] = {
-        t.wecom_department_id: t for t in session.scalars(select(Team))
+        t.wecom_department_id: t
+        for t in session.scalars(select(Team))
         if t.wecom_department_id is not None
     }
     for department in departments:

@@ -41,8 +41,12 @@ class _ClockSigner(TimestampSigner):
 
 def _serializer() -> URLSafeTimedSerializer:
     rt = runtime()
-    return URLSafeTimedSerializer(rt.settings.secret_key, salt=TOKEN_SALT, signer=_ClockSigner,
-                                  signer_kwargs={"clock": rt.clock})
+    return URLSafeTimedSerializer(
+        rt.settings.secret_key,
+        salt=TOKEN_SALT,
+        signer=_ClockSigner,
+        signer_kwargs={"clock": rt.clock},
+    )
 
 
 def issue_token(user: User) -> TokenOut:
@@ -78,8 +82,16 @@ def load_actor() -> None:
     g.actor = Actor.of(user)
 
 
-@operation(api, "POST", "/auth/login", summary="用企业微信小程序登录码登录", tag="auth",
-           body=LoginIn, response=TokenOut, public=True)
+@operation(
+    api,
+    "POST",
+    "/auth/login",
+    summary="用企业微信小程序登录码登录",
+    tag="auth",
+    body=LoginIn,
+    response=TokenOut,
+    public=True,
+)
 def login(body: LoginIn) -> TokenOut:
     try:
         info = runtime().wecom.code_to_session(body.code)
@@ -93,8 +105,16 @@ def login(body: LoginIn) -> TokenOut:
     return issue_token(user)
 
 
-@operation(api, "POST", "/auth/dev-login", summary="演示环境按成员账号登录（仅演示开启）", tag="auth",
-           body=DevLoginIn, response=TokenOut, public=True)
+@operation(
+    api,
+    "POST",
+    "/auth/dev-login",
+    summary="演示环境按成员账号登录（仅演示开启）",
+    tag="auth",
+    body=DevLoginIn,
+    response=TokenOut,
+    public=True,
+)
 def dev_login(body: DevLoginIn) -> TokenOut:
     if not runtime().settings.dev_login:
         raise NotFound("接口")  # the route does not exist outside the demo

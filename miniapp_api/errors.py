@@ -70,7 +70,9 @@ def require_actor() -> None:
 
 
 def envelope(code: str, message: str, status: int, field: str | None = None) -> tuple[dict, int]:
-    return ErrorBody(error=ErrorDetail(code=code, message=message, field=field)).model_dump(), status
+    return ErrorBody(
+        error=ErrorDetail(code=code, message=message, field=field)
+    ).model_dump(), status
 
 
 def register(app: Flask) -> None:
@@ -90,8 +92,9 @@ def register(app: Flask) -> None:
         first = error.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "body"
         reason = messages.VALIDATION_REASONS.get(first["type"], "格式不正确")
-        return envelope("validation_failed", messages.VALIDATION.format(field=field, reason=reason),
-                        422, field)
+        return envelope(
+            "validation_failed", messages.VALIDATION.format(field=field, reason=reason), 422, field
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[dict, int]:

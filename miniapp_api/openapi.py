@@ -14,8 +14,14 @@ from miniapp_api.routing import MAX_ID, OPERATIONS, Operation
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 ERROR_DESCRIPTIONS = {
-    400: "请求格式错误", 401: "未登录或登录已失效", 403: "角色无权执行", 404: "不存在或不在权限范围内",
-    409: "与现有数据冲突", 413: "上传内容过大", 415: "请求内容类型不支持", 422: "字段校验失败",
+    400: "请求格式错误",
+    401: "未登录或登录已失效",
+    403: "角色无权执行",
+    404: "不存在或不在权限范围内",
+    409: "与现有数据冲突",
+    413: "上传内容过大",
+    415: "请求内容类型不支持",
+    422: "字段校验失败",
     503: "企业微信暂时不可用",
 }
 
@@ -29,8 +35,9 @@ def build_document() -> dict[str, Any]:
             models.add((op.body, "validation"))
         if op.response:
             models.add((op.response, "serialization"))
-    keys, defs = models_json_schema(sorted(models, key=lambda m: (m[0].__name__, m[1])),
-                                    ref_template=REF_TEMPLATE)
+    keys, defs = models_json_schema(
+        sorted(models, key=lambda m: (m[0].__name__, m[1])), ref_template=REF_TEMPLATE
+    )
     schemas = defs.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
     for op in OPERATIONS:
@@ -68,8 +75,15 @@ def _operation(op: Operation, keys: dict, schemas: dict) -> dict[str, Any]:
 
 def _path_parameters(path: str) -> list[dict[str, Any]]:
     names = [p[1:-1] for p in path.split("/") if p.startswith("{")]
-    return [{"name": n, "in": "path", "required": True,
-             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}} for n in names]
+    return [
+        {
+            "name": n,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        }
+        for n in names
+    ]
 
 
 def _query_parameters(op: Operation, schemas: dict) -> list[dict[str, Any]]:
@@ -79,8 +93,14 @@ def _query_parameters(op: Operation, schemas: dict) -> list[dict[str, Any]]:
     schemas.update(schema.pop("$defs", {}))
     required = set(schema.get("required", []))
     return [
-        {"name": name, "in": "query", "required": name in required, "schema": prop,
-         "style": "form", "explode": True}
+        {
+            "name": name,
+            "in": "query",
+            "required": name in required,
+            "schema": prop,
+            "style": "form",
+            "explode": True,
+        }
         for name, prop in schema["properties"].items()
     ]
 
@@ -90,8 +110,10 @@ def _multipart_schema(op: Operation, schemas: dict) -> dict[str, Any]:
     assert op.body is not None and op.files is not None
     schema = op.body.model_json_schema(ref_template=REF_TEMPLATE)
     schemas.update(schema.pop("$defs", {}))
-    schema["properties"][op.files] = {"type": "array",
-                                      "items": {"type": "string", "format": "binary"}}
+    schema["properties"][op.files] = {
+        "type": "array",
+        "items": {"type": "string", "format": "binary"},
+    }
     return schema
 
 
@@ -105,14 +127,18 @@ def _responses(op: Operation, keys: dict) -> dict[str, Any]:
     elif op.file_response:
         responses[str(op.status)] = {
             "description": "文件",
-            "content": {m: {"schema": {"type": "string", "format": "binary"}} for m in op.file_response},
+            "content": {
+                m: {"schema": {"type": "string", "format": "binary"}} for m in op.file_response
+            },
         }
     else:
         responses[str(op.status)] = {"description": "成功"}
     error_ref = keys[(ErrorBody, "serialization")]
     for status in op.error_statuses:
-        responses[str(status)] = {"description": ERROR_DESCRIPTIONS[status],
-                                  "content": {"application/json": {"schema": error_ref}}}
+        responses[str(status)] = {
+            "description": ERROR_DESCRIPTIONS[status],
+            "content": {"application/json": {"schema": error_ref}},
+        }
     return responses
 
 

@@ -8,7 +8,15 @@ from crm import completeness, users
 from miniapp_api import api
 from miniapp_api.context import actor, now, session
 from miniapp_api.routing import operation
-from miniapp_api.schemas import CompletenessOut, TeamIn, TeamList, TeamOut, UserIn, UserList, UserOut
+from miniapp_api.schemas import (
+    CompletenessOut,
+    TeamIn,
+    TeamList,
+    TeamOut,
+    UserIn,
+    UserList,
+    UserOut,
+)
 
 
 @operation(api, "GET", "/users", summary="成员列表（权限范围内）", tag="people", response=UserList)
@@ -16,8 +24,16 @@ def list_users() -> Any:
     return {"items": users.list_users(session(), actor=actor())}
 
 
-@operation(api, "POST", "/users", summary="添加成员（老板）", tag="people", body=UserIn,
-           response=UserOut, status=201)
+@operation(
+    api,
+    "POST",
+    "/users",
+    summary="添加成员（老板）",
+    tag="people",
+    body=UserIn,
+    response=UserOut,
+    status=201,
+)
 def create_user(body: UserIn) -> Any:
     return users.create_user(session(), actor=actor(), now=now(), **body.model_dump())
 
@@ -27,13 +43,27 @@ def list_teams() -> Any:
     return {"items": users.list_teams(session())}
 
 
-@operation(api, "POST", "/teams", summary="添加团队（老板）", tag="people", body=TeamIn,
-           response=TeamOut, status=201)
+@operation(
+    api,
+    "POST",
+    "/teams",
+    summary="添加团队（老板）",
+    tag="people",
+    body=TeamIn,
+    response=TeamOut,
+    status=201,
+)
 def create_team(body: TeamIn) -> Any:
     return users.create_team(session(), actor=actor(), name=body.name, now=now())
 
 
-@operation(api, "GET", "/completeness", summary="资料完整度（按销售、按团队）", tag="people",
-           response=CompletenessOut)
+@operation(
+    api,
+    "GET",
+    "/completeness",
+    summary="资料完整度（按销售、按团队）",
+    tag="people",
+    response=CompletenessOut,
+)
 def completeness_summary() -> Any:
     return completeness.summary(session(), actor=actor())

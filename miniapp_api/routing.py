@@ -56,8 +56,20 @@ def operation(
     """Register an API operation: validate in, call the handler, commit, serialise out."""
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
-        op = Operation(method, path, summary, tag, handler, query, body, files, response,
-                       status, file_response, public)
+        op = Operation(
+            method,
+            path,
+            summary,
+            tag,
+            handler,
+            query,
+            body,
+            files,
+            response,
+            status,
+            file_response,
+            public,
+        )
         OPERATIONS.append(op)
 
         @functools.wraps(handler)
@@ -77,7 +89,9 @@ def operation(
                 return result
             if response is None:
                 return "", status
-            return response.model_validate(result, from_attributes=True).model_dump(mode="json"), status
+            return response.model_validate(result, from_attributes=True).model_dump(
+                mode="json"
+            ), status
 
         rule = _flask_rule(path)
         blueprint.add_url_rule(rule, endpoint=handler.__name__, view_func=view, methods=[method])

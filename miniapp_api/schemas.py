@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from crm.customers import MAX_PAGE_SIZE, SORTS
 from crm.custom_fields import FieldKind
+from crm.customers import MAX_PAGE_SIZE, SORTS
 from crm.vocab import Category, ContactMethod, Grade, NeedMatch, Source, Stage
 from models.users import Role
 
@@ -147,7 +147,8 @@ class CustomerFilters(Strict):
     owner_id: Id | None = None
     tag: Tag | None = None
     custom: Annotated[
-        list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}:.{1,100}$")]], Field(max_length=10)
+        list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}:.{1,100}$")]],
+        Field(max_length=10),
     ] = Field(default=[], description="自定义字段筛选，形如 key:value")
     sort: SortKey = "-updated_at"  # type: ignore[valid-type]
 

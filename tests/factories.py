@@ -35,20 +35,34 @@ class Company:
 
 
 def make_company(session: Session) -> Company:
-    teams = [Team(name="长沙一组", wecom_department_id=2), Team(name="株洲二组", wecom_department_id=3)]
+    teams = [
+        Team(name="长沙一组", wecom_department_id=2),
+        Team(name="株洲二组", wecom_department_id=3),
+    ]
     session.add_all(teams)
     session.flush()
     boss = User(wecom_userid="boss", name="王总", role=Role.BOSS, is_active=True)
     managers, reps = [], []
     for index, team in enumerate(teams):
-        manager = User(wecom_userid=f"manager{index}", name=f"主管{index}", role=Role.MANAGER,
-                       team_id=team.id, is_active=True)
+        manager = User(
+            wecom_userid=f"manager{index}",
+            name=f"主管{index}",
+            role=Role.MANAGER,
+            team_id=team.id,
+            is_active=True,
+        )
         session.add(manager)
         session.flush()
         managers.append(manager)
         team_reps = [
-            User(wecom_userid=f"rep{index}{n}", name=f"销售{index}{n}", role=Role.REP,
-                 team_id=team.id, manager_id=manager.id, is_active=True)
+            User(
+                wecom_userid=f"rep{index}{n}",
+                name=f"销售{index}{n}",
+                role=Role.REP,
+                team_id=team.id,
+                manager_id=manager.id,
+                is_active=True,
+            )
             for n in range(2)
         ]
         session.add_all(team_reps)
@@ -66,8 +80,14 @@ def make_customer(session: Session, owner: User, now: datetime, **values: Any) -
     tags = values.pop("tags", None)
     custom = values.pop("custom_values", None)
     customer = customers.create_customer(
-        session, actor=Actor.of(owner), values=values, now=now, owner_id=owner.id, stage=stage,
-        tags=tags, custom_values=custom,
+        session,
+        actor=Actor.of(owner),
+        values=values,
+        now=now,
+        owner_id=owner.id,
+        stage=stage,
+        tags=tags,
+        custom_values=custom,
     )
     session.commit()
     return customer

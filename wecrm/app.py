@@ -19,7 +19,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     """Build the app; with no runtime, settings come from the environment."""
     runtime = runtime or Runtime(Settings.from_env())
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = max(MAX_REQUEST_BYTES, runtime.settings.max_attachment_bytes * 2)
+    app.config["MAX_CONTENT_LENGTH"] = max(
+        MAX_REQUEST_BYTES, runtime.settings.max_attachment_bytes * 2
+    )
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["wecrm"] = runtime

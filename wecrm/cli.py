@@ -23,8 +23,10 @@ def _runtime() -> Runtime:
 @click.option("-v", "--verbose", is_flag=True, help="Log at DEBUG level.")
 def main(verbose: bool) -> None:
     """wecrm — 企业微信里的销售 CRM。"""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
 
 
 @main.command()
@@ -73,10 +75,14 @@ def scheduler() -> None:
 @main.command("import-customers")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--as", "as_user", required=True, help="WeCom userid of the person importing.")
-@click.option("--on-duplicate", type=click.Choice(["skip", "merge"]), default="skip",
-              show_default=True)
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the per-row report to this CSV file.")
+@click.option(
+    "--on-duplicate", type=click.Choice(["skip", "merge"]), default="skip", show_default=True
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the per-row report to this CSV file.",
+)
 def import_customers(file: Path, as_user: str, on_duplicate: str, report: Path | None) -> None:
     """Import customers from an .xlsx or .csv file."""
     from tqdm import tqdm
@@ -99,16 +105,22 @@ def import_customers(file: Path, as_user: str, on_duplicate: str, report: Path |
 
         try:
             result = imports.import_customers(
-                session, actor=Actor.of(user), path=file, on_duplicate=on_duplicate,
-                now=runtime.clock(), on_progress=progress,
+                session,
+                actor=Actor.of(user),
+                path=file,
+                on_duplicate=on_duplicate,
+                now=runtime.clock(),
+                on_progress=progress,
             )
         except DomainError as error:
             raise click.ClickException(error.message) from None
         finally:
             bar.close()
         session.commit()
-    click.echo(f"共 {result.total_rows} 行：新建 {result.created}，合并 {result.merged}，"
-               f"跳过 {result.skipped}，出错 {result.errors}")
+    click.echo(
+        f"共 {result.total_rows} 行：新建 {result.created}，合并 {result.merged}，"
+        f"跳过 {result.skipped}，出错 {result.errors}"
+    )
     if result.ignored_columns:
         click.echo(f"未识别的列（已忽略）：{'、'.join(result.ignored_columns)}")
     for line in result.report:
@@ -137,8 +149,10 @@ def sync_users() -> None:
     with runtime.db.session() as session:
         report = users.sync_directory(session, departments=departments, members=members)
         session.commit()
-    click.echo(f"团队新增 {report.teams_created}；成员新增 {report.users_created}，"
-               f"更新 {report.users_updated}，停用 {report.users_deactivated}")
+    click.echo(
+        f"团队新增 {report.teams_created}；成员新增 {report.users_created}，"
+        f"更新 {report.users_updated}，停用 {report.users_deactivated}"
+    )
 
 
 @main.command()

@@ -52,7 +52,7 @@ ROOT_DEPARTMENT_ID = 1
 EMAIL_DOMAIN = "xiangci.example.com"
 CHINA_TZ = timezone(timedelta(hours=8))  # reps work on Beijing time; rows are stored in UTC
 HISTORY_DAYS = 182  # six months of customers and follow-ups
-SEED_ACTOR_REASON = "演示数据"
+SEED_REASON_SUFFIX = "演示数据"
 
 
 @dataclass(frozen=True)
@@ -240,8 +240,10 @@ def directory_from_db(session: Session) -> tuple[list[dict[str, Any]], list[dict
                 position=_POSITIONS[role],
                 is_active=user.is_active,
                 department=department,
-                is_leader=role is Role.MANAGER
-                or (role is Role.BOSS and department == ROOT_DEPARTMENT_ID),
+                # Only the boss leads the root department (that is what makes a boss in sync).
+                is_leader=(role is Role.BOSS) == (department == ROOT_DEPARTMENT_ID)
+                and role is not Role.REP,
+                email=user.email,
             )
         )
     return departments, members
@@ -259,6 +261,7 @@ def _wecom_user(
     is_active: bool,
     department: int,
     is_leader: bool,
+    email: str | None = None,
 ) -> dict[str, Any]:
     # https://developer.work.weixin.qq.com/document/path/90201 (user/list); status 1 is
     # active, 5 has left the company.
@@ -270,7 +273,7 @@ def _wecom_user(
         "is_leader_in_dept": [1 if is_leader else 0],
         "position": position,
         "mobile": mobile,
-        "email": f"{userid}@{EMAIL_DOMAIN}",
+        "email": email or f"{userid}@{EMAIL_DOMAIN}",
         "status": 1 if is_active else 5,
     }
 
@@ -1248,7 +1251,7 @@ def _audit(
         "action": action,
         "before": before,
         "after": after,
-        "reason": f"{reason}（{SEED_ACTOR_REASON}）",
+        "reason": f"{reason}（{SEED_REASON_SUFFIX}）",
     }
 
 

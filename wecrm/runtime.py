@@ -54,8 +54,13 @@ class Runtime:
     @cached_property
     def wecom(self) -> WeComClient:
         s = self.settings
-        return WeComClient(corp_id=s.wecom_corp_id, secret=s.wecom_secret,
-                           agent_id=s.wecom_agent_id, api_base=s.wecom_api_base, redis=self.redis)
+        return WeComClient(
+            corp_id=s.wecom_corp_id,
+            secret=s.wecom_secret,
+            agent_id=s.wecom_agent_id,
+            api_base=s.wecom_api_base,
+            redis=self.redis,
+        )
 
     def close(self) -> None:
         if "db" in self.__dict__:

@@ -38,15 +38,21 @@ def run_import(import_id: int) -> dict[str, int]:
 
         try:
             result = imports.import_customers(
-                session, actor=Actor.of(creator), path=rt.store.path(job.storage_key),
-                on_duplicate=job.on_duplicate, now=rt.clock(), on_progress=progress,
+                session,
+                actor=Actor.of(creator),
+                path=rt.store.path(job.storage_key),
+                on_duplicate=job.on_duplicate,
+                now=rt.clock(),
+                on_progress=progress,
             )
         except DomainError as error:
             session.rollback()
             job = session.get(ImportJob, import_id)
             assert job is not None
             job.status = "failed"
-            job.report = [{"row": 1, "outcome": "error", "field": error.field, "message": error.message}]
+            job.report = [
+                {"row": 1, "outcome": "error", "field": error.field, "message": error.message}
+            ]
             job.error_count = 1
             job.finished_at = rt.clock()
             session.commit()

@@ -19,9 +19,7 @@ class Periodic:
     every_seconds: int
 
 
-PERIODIC_JOBS = (
-    Periodic(jobs.purge_orphan_uploads, queues.MAINTENANCE, every_seconds=6 * 3600),
-)
+PERIODIC_JOBS = (Periodic(jobs.purge_orphan_uploads, queues.MAINTENANCE, every_seconds=6 * 3600),)
 
 
 def build_scheduler(connection: redis.Redis) -> CronScheduler:

@@ -22,8 +22,9 @@ def test_the_signing_key_is_generated_once_and_kept(tmp_path):
 
 
 def test_postgres_url_gets_the_shipped_driver(tmp_path):
-    settings = Settings.from_env({"WECRM_DATA_DIR": str(tmp_path),
-                                  "WECRM_DATABASE_URL": "postgresql://u:pw@db:5432/crm"})
+    settings = Settings.from_env(
+        {"WECRM_DATA_DIR": str(tmp_path), "WECRM_DATABASE_URL": "postgresql://u:pw@db:5432/crm"}
+    )
     assert settings.database_url == "postgresql+psycopg://u:pw@db:5432/crm"
 
 
@@ -46,14 +47,16 @@ def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment
 
 
 def test_secrets_are_masked_when_settings_are_printed(tmp_path):
-    settings = Settings.from_env({
-        "WECRM_DATA_DIR": str(tmp_path),
-        "WECRM_DATABASE_URL": "postgresql://crm:hunter2@db/crm",
-        "WECOM_SECRET": "topsecretvalue",
-        "WECOM_AES_KEY": "a" * 43,
-        "WECOM_TOKEN": "tok123",
-        "WECRM_SECRET_KEY": "signing-key",
-    })
+    settings = Settings.from_env(
+        {
+            "WECRM_DATA_DIR": str(tmp_path),
+            "WECRM_DATABASE_URL": "postgresql://crm:hunter2@db/crm",
+            "WECOM_SECRET": "topsecretvalue",
+            "WECOM_AES_KEY": "a" * 43,
+            "WECOM_TOKEN": "tok123",
+            "WECRM_SECRET_KEY": "signing-key",
+        }
+    )
     shown = repr(settings)
     for secret in ("hunter2", "topsecretvalue", "a" * 43, "tok123", "signing-key"):
         assert secret not in shown

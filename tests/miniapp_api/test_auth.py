@@ -77,8 +77,9 @@ def test_dev_login_exists_only_when_the_demo_turns_it_on(client, session, app, r
     make_company(session)
     refused = client.post("/api/v1/auth/dev-login", json={"userid": "boss"})
     assert refused.status_code == 404
-    app.extensions["wecrm"] = type(runtime)(runtime.settings.with_overrides(dev_login=True),
-                                            clock=runtime.clock)
+    app.extensions["wecrm"] = type(runtime)(
+        runtime.settings.with_overrides(dev_login=True), clock=runtime.clock
+    )
     try:
         allowed = client.post("/api/v1/auth/dev-login", json={"userid": "boss"})
     finally:

@@ -15,8 +15,12 @@ from schemathesis.specs.openapi.checks import (
 
 from tests.factories import make_company, make_customer, sign_in
 
-CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
-          response_schema_conformance]
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
 
 
 @pytest.fixture
@@ -31,17 +35,25 @@ def fuzz_headers(session, client, fake_wecom, clock):
     for team in company.reps:
         for rep in team:
             make_customer(session, rep, clock(), phone=None, tags=["老客户"])
-    return [sign_in(client, fake_wecom, company.boss),
-            sign_in(client, fake_wecom, company.reps[0][0])]
+    return [
+        sign_in(client, fake_wecom, company.boss),
+        sign_in(client, fake_wecom, company.reps[0][0]),
+    ]
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=25, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.filter_too_much])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
+)
 def test_api_honours_its_openapi_document(case, fuzz_headers):
     for headers in fuzz_headers:
         case.call_and_validate(headers=headers, checks=CHECKS)

@@ -22,8 +22,18 @@ PDF = b"%PDF-1.4 quote"
 COLLECTIONS = {"list_customers", "export_customers", "completeness_summary", "list_users"}
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
-    "login", "dev_login", "me", "list_teams", "create_team", "create_user", "list_fields",
-    "create_field", "change_field", "create_customer", "upload_import", "get_import",
+    "login",
+    "dev_login",
+    "me",
+    "list_teams",
+    "create_team",
+    "create_user",
+    "list_fields",
+    "create_field",
+    "change_field",
+    "create_customer",
+    "upload_import",
+    "get_import",
 }
 
 
@@ -37,16 +47,27 @@ def world(session, clock, runtime):
             owned[rep.id] = make_customer(session, rep, clock(), phone=None)
     pool = []
     for manager in company.managers:
-        pool.append(customer_service.create_customer(
-            session, actor=Actor.of(manager), values={"name": f"{manager.name}的公海客户"},
-            now=clock()))
+        pool.append(
+            customer_service.create_customer(
+                session,
+                actor=Actor.of(manager),
+                values={"name": f"{manager.name}的公海客户"},
+                now=clock(),
+            )
+        )
     session.commit()
     from crm import followups
 
     for customer in [*owned.values(), *pool]:
         followups.log_follow_up(
-            session, actor=Actor.of(company.boss), customer_id=customer.id, method="电话",
-            summary="发了报价", now=clock(), store=runtime.store, max_attachment_bytes=10**6,
+            session,
+            actor=Actor.of(company.boss),
+            customer_id=customer.id,
+            method="电话",
+            summary="发了报价",
+            now=clock(),
+            store=runtime.store,
+            max_attachment_bytes=10**6,
             uploads=[followups.Upload("报价单.pdf", PDF)],
         )
     session.commit()
@@ -65,8 +86,11 @@ def _visible(company, owned, pool, user):
 
 def _body(op, company, user):
     name = op.body.__name__ if op.body else None
-    in_team_rep = next(r for team in company.reps for r in team if r.team_id == user.team_id) \
-        if user.team_id else company.reps[0][0]
+    in_team_rep = (
+        next(r for team in company.reps for r in team if r.team_id == user.team_id)
+        if user.team_id
+        else company.reps[0][0]
+    )
     return {
         "CustomerPatch": {"company": "越权修改"},
         "StageIn": {"stage": "意向", "cause": "越权"},
@@ -94,8 +118,9 @@ def test_out_of_scope_customer_answers_like_a_missing_one_on_every_endpoint(
     company, owned, pool = world
     user = company.reps[0][0] if role == "rep" else company.managers[0]
     headers = sign_in(client, fake_wecom, user)
-    hidden = [c for c in [*owned.values(), *pool]
-              if c.id not in _visible(company, owned, pool, user)]
+    hidden = [
+        c for c in [*owned.values(), *pool] if c.id not in _visible(company, owned, pool, user)
+    ]
     assert hidden
     audit_before = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1))
     for op in OPERATIONS:
@@ -119,9 +144,14 @@ def test_out_of_scope_customer_answers_like_a_missing_one_on_every_endpoint(
         fresh = session.get(Customer, customer.id)
         assert fresh.company is None and fresh.stage == "潜在"
         assert fresh.owner_id == customer.owner_id
-        assert session.scalar(
-            select(FollowUp.id).where(FollowUp.customer_id == customer.id, FollowUp.summary == "越权跟进")
-        ) is None
+        assert (
+            session.scalar(
+                select(FollowUp.id).where(
+                    FollowUp.customer_id == customer.id, FollowUp.summary == "越权跟进"
+                )
+            )
+            is None
+        )
     audit_after = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1))
     assert audit_after == audit_before  # nothing was written, not even an audit line
 

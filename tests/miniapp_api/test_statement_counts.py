@@ -43,7 +43,9 @@ def test_customer_list_statement_count_does_not_grow_with_rows(
         make_customer(session, rep, clock(), tags=[f"标签{n}", "老客户"])
     headers = sign_in(client, fake_wecom, rep)
     with count_statements(runtime.db.engine) as statements:
-        response = client.get("/api/v1/customers?page_size=50&tag=老客户&stage=潜在", headers=headers)
+        response = client.get(
+            "/api/v1/customers?page_size=50&tag=老客户&stage=潜在", headers=headers
+        )
     assert response.status_code == 200
     assert len(response.json["items"]) == customers
     assert len(statements) == LIST_STATEMENTS, statements
@@ -59,8 +61,14 @@ def test_customer_detail_statement_count_does_not_grow_with_the_timeline(
     for n in range(follow_up_count):
         clock.advance(hours=1)
         followups.log_follow_up(
-            session, actor=Actor.of(rep), customer_id=customer.id, method="电话",
-            summary=f"第{n}次沟通", now=clock(), store=runtime.store, max_attachment_bytes=10**6,
+            session,
+            actor=Actor.of(rep),
+            customer_id=customer.id,
+            method="电话",
+            summary=f"第{n}次沟通",
+            now=clock(),
+            store=runtime.store,
+            max_attachment_bytes=10**6,
             uploads=[followups.Upload(f"报价{n}.pdf", b"%PDF-1.4")],
         )
     session.commit()

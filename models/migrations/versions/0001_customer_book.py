@@ -5,8 +5,8 @@ Revises:
 Create Date: 2026-11-26 16:18:14.937423
 """
 
-from alembic import op
 import sqlalchemy as sa
+from alembic import op
 from sqlalchemy.dialects import postgresql
 
 import models.base

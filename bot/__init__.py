@@ -1,0 +1,1 @@
+"""The WeCom edge for what people type into WeCom: the callback URL and the command router."""
