@@ -57,7 +57,10 @@ def create_user(
         raise Forbidden("只有老板可以添加成员")
     if user_by_wecom_id(session, wecom_userid) is not None:
         raise Conflict(f"企业微信账号「{wecom_userid}」已存在", code="duplicate_user")
-    role = Role(role)
+    try:
+        role = Role(role)
+    except ValueError:
+        raise Invalid("角色只能是 rep、manager 或 boss", field="role") from None
     if role is not Role.BOSS and team_id is None:
         raise Invalid("销售和主管必须属于一个团队", field="team_id")
     if team_id is not None and session.get(Team, team_id) is None:

@@ -100,7 +100,7 @@ def register(app: Flask) -> None:
     def http_error(error: HTTPException) -> tuple[dict, int]:
         _rollback()
         status = error.code or 500
-        code, message = HTTP_CODES.get(status, ("bad_request", messages.BAD_JSON))
+        code, message = HTTP_CODES.get(status, ("bad_request", messages.BAD_REQUEST))
         return envelope(code, message, status if status < 500 else 400)
 
     @app.errorhandler(Exception)

@@ -1,6 +1,7 @@
 """Every Chinese sentence the mini-app API says on its own (domain errors bring their own)."""
 
 BAD_JSON = "请求体不是合法的 JSON 对象"
+BAD_REQUEST = "请求格式不正确"
 UNAUTHENTICATED = "请先登录"
 TOKEN_EXPIRED = "登录已过期，请重新登录"
 TOKEN_INVALID = "登录凭证无效，请重新登录"
