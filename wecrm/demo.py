@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
-from config import Settings
+from config import Settings, SettingsError
 from crm import completeness, custom_fields, users
 from crm.actors import Actor
 from crm.vocab import (
@@ -41,7 +41,7 @@ from crm.vocab import (
     Stage,
 )
 from fake_wecom import FakeWeCom
-from models import AuditEntry, Customer, CustomerTag, FollowUp, StageChange, Task, Team, User
+from models import AuditEntry, Base, Customer, CustomerTag, FollowUp, StageChange, Task, Team, User
 from models.users import Role
 from wecrm.runtime import Runtime
 
@@ -742,7 +742,7 @@ def _plan_customer(
     else:
         created_day = max(1, round(rng.triangular(1, oldest, 1)))
     first_method = rng.choice(FIRST_CONTACT[source])
-    created_at = _work_time(rng, today, created_day, now)
+    created_at = _work_time(rng, today, created_day)
 
     # Walk the funnel: each move happens on a follow-up day, strictly after the previous one.
     moves = [PlannedMove(created_at, None, Stage.LEAD, "新建客户")]
@@ -755,9 +755,9 @@ def _plan_customer(
         next_day = day - _dwell_days(rng, stage, category)
         if next_day < 1:
             break  # not decided yet: the customer is still in this stage today
-        follow_ups += _regular_follow_ups(rng, today, now, stage, day, next_day, diligence, words)
+        follow_ups += _regular_follow_ups(rng, today, stage, day, next_day, diligence, words)
         text, cause, methods = rng.choice(MOVE_FOLLOW_UPS[(stage, target)])
-        at = _work_time(rng, today, next_day, now)
+        at = _work_time(rng, today, next_day)
         moves.append(PlannedMove(at, stage, target, cause))
         follow_ups.append(PlannedFollowUp(at, rng.choice(methods), text.format(**words)))
         day, stage = next_day, target
@@ -772,8 +772,7 @@ def _plan_customer(
         end_day = day - rng.randint(30, 90)
     else:
         end_day = day - 60 if rng.random() < 0.3 else day
-    follow_ups += _regular_follow_ups(rng, today, now, stage, day, end_day, diligence, words)
-    follow_ups = [f for f in follow_ups if f.at < now]
+    follow_ups += _regular_follow_ups(rng, today, stage, day, end_day, diligence, words)
     last = follow_ups[-1]
     if stage in ACTIVE_STAGES or (stage is Stage.WON and rng.random() < 0.3):
         last.next_plan = rng.choice(NEXT_PLANS[stage])
@@ -797,8 +796,8 @@ def _plan_customer(
         tags=_tags(rng, category, values),
         custom_values=_custom_values(rng, area, stage, deepest, project),
     )
-    if values["phone"] is not None:
-        values["phone"] = _unique_phone(rng, phones)
+    # A few customers only ever talked on WeChat and never gave a number.
+    values["phone"] = _unique_phone(rng, phones) if rng.random() > 0.03 else None
     if first_method is WECOM_CHAT or source is Source.WECOM:
         values["external_userid"] = _unique_external_id(rng, external_ids)
     quiet_days = (now - last.at).days
@@ -852,7 +851,6 @@ def _dwell_days(rng: random.Random, stage: Stage, category: Category) -> int:
 def _regular_follow_ups(
     rng: random.Random,
     today: date,
-    now: datetime,
     stage: Stage,
     from_day: int,
     to_day: int,
@@ -862,7 +860,7 @@ def _regular_follow_ups(
     """Follow-ups strictly between two event days (days counted back from today)."""
     low, high = FOLLOW_UP_GAP_DAYS[stage]
     to_day = max(to_day, 0)  # never in the future
-    found = []
+    found: list[PlannedFollowUp] = []
     day = from_day
     while True:
         day -= max(1, round(rng.randint(low, high) / diligence))
@@ -870,7 +868,7 @@ def _regular_follow_ups(
             return found
         text, methods = rng.choice(REGULAR_FOLLOW_UPS[stage])
         method = VOICE if rng.random() < 0.06 else rng.choice(methods)
-        follow_up = PlannedFollowUp(_work_time(rng, today, day, now), method, text.format(**words))
+        follow_up = PlannedFollowUp(_work_time(rng, today, day), method, text.format(**words))
         if stage is not Stage.LOST and rng.random() < 0.4:
             follow_up.next_plan = rng.choice(NEXT_PLANS[stage])
             follow_up.next_follow_up_on = today - timedelta(days=day - rng.randint(1, 7))
@@ -928,7 +926,6 @@ def _customer_values(
     missing = 0.35 if depth == 0 else 0.1 if depth == 1 else 0.03
     return {
         "name": name,
-        "phone": "" if rng.random() > 0.03 else None,  # filled with a unique number later
         "company": company,
         "region": region if rng.random() > 0.02 else None,
         "category": category.value,
@@ -1019,15 +1016,19 @@ def _open_task(
     )
 
 
-def _work_time(rng: random.Random, today: date, days_ago: int, now: datetime) -> datetime:
-    """A moment in Beijing working hours (08:30–19:30) `days_ago` days before today, in UTC."""
+def _work_time(rng: random.Random, today: date, days_ago: int) -> datetime:
+    """A moment in Beijing working hours (08:30–19:30) `days_ago` days before today, in UTC.
+
+    Nothing is planned for today itself, so every moment lies before `now`.
+    """
+    if days_ago < 1:
+        raise ValueError("planned events lie at least one day back")
     day = today - timedelta(days=days_ago)
     minute = rng.randint(8 * 60 + 30, 19 * 60 + 30)
     local = datetime(
         day.year, day.month, day.day, minute // 60, minute % 60, rng.randint(0, 59), tzinfo=CHINA_TZ
     )
-    moment = local.astimezone(UTC)
-    return moment if moment < now else now - timedelta(minutes=rng.randint(1, 30))
+    return local.astimezone(UTC)
 
 
 def _wan(amount: Decimal) -> str:
@@ -1217,7 +1218,7 @@ def seed_company(
         if rows:
             # A Core executemany on the table: the ORM's bulk path splits these rows into
             # thousands of single INSERTs on SQLite.
-            session.execute(insert(model.__table__), rows)
+            session.execute(insert(Base.metadata.tables[model.__tablename__]), rows)
     session.flush()
     return DemoCompany(
         name=COMPANY_NAME,
@@ -1272,7 +1273,6 @@ class _StopRequested(Exception):
 class _Child:
     name: str
     process: subprocess.Popen[bytes]
-    stop_signal: int
 
 
 def run_demo(*, host: str, port: int, customer_count: int) -> None:
@@ -1280,7 +1280,10 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
     _refuse_busy_port(host, port)
     env = dict(os.environ)
     env["WECRM_DEV_LOGIN"] = "1"
-    settings = Settings.from_env(env)
+    try:
+        settings = Settings.from_env(env)
+    except SettingsError as error:
+        raise SystemExit(f"配置错误 (configuration error): {error}") from None
     env["WECRM_DATA_DIR"] = str(settings.data_dir)
     env["WECRM_DATABASE_URL"] = settings.database_url
 
@@ -1327,8 +1330,7 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
         children.append(_spawn("worker", [*python, "worker"], env))
         children.append(_spawn("scheduler", [*python, "scheduler"], env))
         serve = [*python, "serve", "--host", host, "--port", str(port)]
-        # gunicorn's quick shutdown: its graceful one waits seconds for idle keep-alive sockets.
-        children.append(_spawn("web", serve, env, stop_signal=signal.SIGINT))
+        children.append(_spawn("web", serve, env))
         base_url = f"http://{_display_host(host)}:{port}"
         _wait_until_healthy(f"{base_url}/healthz", children)
         _say(_banner(base_url, fake.page_url if fake else None, members))
@@ -1374,12 +1376,12 @@ def _refuse_busy_port(host: str, port: int) -> None:
             ) from None
 
 
-def _spawn(
-    name: str, command: list[str], env: dict[str, str], stop_signal: int = signal.SIGTERM
-) -> _Child:
-    # Same process group as the demo: a Ctrl-C in the terminal reaches every child at once, and
-    # the demo still stops them itself when it is signalled alone (SIGTERM from a supervisor).
-    return _Child(name, subprocess.Popen(command, env=env), stop_signal)
+def _spawn(name: str, command: list[str], env: dict[str, str]) -> _Child:
+    # Each child leads its own process group: a Ctrl-C in the terminal reaches the demo alone,
+    # which stops the children one way whatever signalled it, and a child that leaves
+    # processes behind (a gunicorn worker whose master died) can be killed as a group.
+    process = subprocess.Popen(command, env=env, start_new_session=True)
+    return _Child(name, process)
 
 
 def _check_children(children: list[_Child]) -> None:
@@ -1402,18 +1404,23 @@ def _wait_until_healthy(url: str, children: list[_Child]) -> None:
 
 
 def _stop_children(children: list[_Child]) -> None:
-    """Signal all, wait, then SIGKILL whatever is left: no child outlives the demo."""
+    """SIGTERM each child, wait, then SIGKILL its process group: nothing outlives the demo.
+
+    SIGTERM is the graceful stop of all three (gunicorn, rq worker, rq cron); gunicorn's quick
+    SIGINT stop was seen to leave a gthread worker hanging on a lock.
+    """
     for child in children:
         if child.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                child.process.send_signal(child.stop_signal)
+                child.process.terminate()
     deadline = time.monotonic() + STOP_TIMEOUT_SECONDS
     for child in children:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.process.kill()
-            child.process.wait()
+        # The leader may be gone while its own children linger (or it did not stop in time).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.process.pid, signal.SIGKILL)
+        child.process.wait()
 
 
 def _stop_embedded_redis(runtime: Runtime) -> None:
@@ -1441,7 +1448,7 @@ def _install_stop_handlers() -> dict[int, Any]:
     def stop(signum: int, _frame: object) -> None:
         raise _StopRequested(signum)
 
-    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    previous: dict[int, Any] = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
     for signum in STOP_SIGNALS:
         signal.signal(signum, stop)
     return previous

@@ -67,3 +67,5 @@ class Runtime:
             self.db.dispose()
         if "wecom" in self.__dict__:
             self.wecom.close()
+        if "redis" in self.__dict__:
+            self.redis.close()

@@ -35,5 +35,7 @@ def serve(runtime: Runtime, *, host: str, port: int, workers: int, threads: int)
         "worker_class": "gthread" if threads > 1 else "sync",
         "accesslog": "-",
         "timeout": 60,
+        # gunicorn's control socket is one path per user: parallel servers would fight over it.
+        "control_socket_disable": True,
     }
     _Gunicorn(runtime, options).run()
