@@ -10,7 +10,7 @@ from sqlalchemy import create_engine, inspect, select
 from models import Customer, Team, User
 from models.users import Role
 from tests.factories import make_company, make_customer
-from wecrm.cli import main
+from wecrm import cli
 
 
 @pytest.fixture
@@ -29,9 +29,25 @@ def cli_env(settings):
 
 
 @pytest.fixture
-def wecrm(cli_env):
+def wecrm(cli_env, monkeypatch):
+    """Run a `wecrm` command in-process; returns click's Result."""
+    opened = []
+
+    def tracked_runtime():
+        opened.append(real_runtime())
+        return opened[-1]
+
+    # The commands never close their Runtime (harmless at process exit, a leaked PostgreSQL
+    # connection here), so close each one after its command.
+    real_runtime = cli._runtime
+    monkeypatch.setattr(cli, "_runtime", tracked_runtime)
+
     def invoke(*args, env=None):
-        return CliRunner().invoke(main, list(args), env={**cli_env, **(env or {})})
+        try:
+            return CliRunner().invoke(cli.main, list(args), env={**cli_env, **(env or {})})
+        finally:
+            while opened:
+                opened.pop().close()
 
     return invoke
 
