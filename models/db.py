@@ -6,31 +6,41 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 class Database:
-    """One engine and its session factory for a database URL."""
+    """One engine and its session factories for a database URL."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         if url.startswith("sqlite"):
             Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-            self.engine: Engine = create_engine(url, connect_args={"timeout": 30})
+            # isolation_level=None stops pysqlite's own transaction handling, which would commit
+            # a SAVEPOINT on release; transactions are begun explicitly in _sqlite_begin.
+            self.engine: Engine = create_engine(
+                url, connect_args={"timeout": 30, "isolation_level": None}
+            )
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
+            writers = self.engine.execution_options(sqlite_lock_for_write=True)
         else:
             self.engine = create_engine(url, pool_size=pool_size, pool_pre_ping=True)
+            writers = self.engine
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.writer_sessions = sessionmaker(writers, expire_on_commit=False)
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
-    def session(self) -> Session:
-        return self.sessions()
+    def session(self, *, lock_for_write: bool = False) -> Session:
+        """A new session. `lock_for_write` (a unit of work that reads, then writes, while others
+        write too) makes SQLite take its write lock at BEGIN; PostgreSQL needs no such thing."""
+        return self.writer_sessions() if lock_for_write else self.sessions()
 
     def upgrade(self) -> None:
         """Create or upgrade the schema to the newest migration."""
@@ -42,6 +52,15 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    # A deferred transaction that read first cannot upgrade to writing once another writer has
+    # committed (SQLITE_BUSY at once, no busy wait), so writers take the lock up front.
+    if connection.get_execution_options().get("sqlite_lock_for_write"):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
 
 
 def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:

@@ -26,6 +26,7 @@ from wecrm.app import create_app
 from wecrm.runtime import Runtime
 from workers import context
 
+
 class Clock:
     """Time as the domain sees it; tests move it instead of sleeping."""
 

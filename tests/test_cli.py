@@ -29,25 +29,11 @@ def cli_env(settings):
 
 
 @pytest.fixture
-def wecrm(cli_env, monkeypatch):
+def wecrm(cli_env):
     """Run a `wecrm` command in-process; returns click's Result."""
-    opened = []
-
-    def tracked_runtime():
-        opened.append(real_runtime())
-        return opened[-1]
-
-    # The commands never close their Runtime (harmless at process exit, a leaked PostgreSQL
-    # connection here), so close each one after its command.
-    real_runtime = cli._runtime
-    monkeypatch.setattr(cli, "_runtime", tracked_runtime)
 
     def invoke(*args, env=None):
-        try:
-            return CliRunner().invoke(cli.main, list(args), env={**cli_env, **(env or {})})
-        finally:
-            while opened:
-                opened.pop().close()
+        return CliRunner().invoke(cli.main, list(args), env={**cli_env, **(env or {})})
 
     return invoke
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g
+from flask import Flask, g, request
 from sqlalchemy import text
 
 from config import Settings
@@ -29,7 +29,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
 
     @app.before_request
     def open_session() -> None:
-        g.session = runtime.db.session()
+        g.session = runtime.db.session(lock_for_write=request.method not in ("GET", "HEAD"))
         g.now = runtime.clock()
 
     @app.teardown_request

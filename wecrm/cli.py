@@ -13,10 +13,13 @@ from wecrm.runtime import Runtime
 
 
 def _runtime() -> Runtime:
+    """The command's runtime, closed (pools, sockets) when the command ends."""
     try:
-        return Runtime(Settings.from_env())
+        runtime = Runtime(Settings.from_env())
     except SettingsError as error:
         raise click.ClickException(f"配置错误 (configuration error): {error}") from None
+    click.get_current_context().call_on_close(runtime.close)
+    return runtime
 
 
 @click.group()

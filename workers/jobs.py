@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from crm import completeness, imports
 from crm.actors import Actor
@@ -17,12 +19,13 @@ from workers import context, queues
 log = logging.getLogger(__name__)
 PROGRESS_KEY = "wecrm:import:{id}:progress"
 ORPHAN_UPLOAD_AGE_SECONDS = 24 * 3600
+INTERNAL_IMPORT_ERROR = "导入时发生内部错误，已全部撤销，请联系管理员"
 
 
 def run_import(import_id: int) -> dict[str, int]:
     """Import one uploaded file; the rows land together with the report, or not at all."""
     rt = context.runtime()
-    with rt.db.session() as session:
+    with rt.db.session(lock_for_write=True) as session:
         job = session.get(ImportJob, import_id)
         if job is None or job.status not in ("queued", "running"):
             return {}
@@ -46,17 +49,11 @@ def run_import(import_id: int) -> dict[str, int]:
                 on_progress=progress,
             )
         except DomainError as error:
-            session.rollback()
-            job = session.get(ImportJob, import_id)
-            assert job is not None
-            job.status = "failed"
-            job.report = [
-                {"row": 1, "outcome": "error", "field": error.field, "message": error.message}
-            ]
-            job.error_count = 1
-            job.finished_at = rt.clock()
-            session.commit()
+            _fail_import(session, import_id, error.message, error.field, rt.clock())
             return {"errors": 1}
+        except Exception:
+            _fail_import(session, import_id, INTERNAL_IMPORT_ERROR, None, rt.clock())
+            raise  # RQ keeps the traceback in its failed-job registry
         job.status = "done"
         job.total_rows = result.total_rows
         job.created_count = result.created
@@ -69,11 +66,25 @@ def run_import(import_id: int) -> dict[str, int]:
         return {"created": result.created, "errors": result.errors}
 
 
+def _fail_import(
+    session: Session, import_id: int, message: str, field: str | None, now: datetime
+) -> None:
+    """Roll the rows back and mark the job failed, so it never stays "running"."""
+    session.rollback()
+    job = session.get(ImportJob, import_id)
+    assert job is not None
+    job.status = "failed"
+    job.report = [{"row": 1, "outcome": "error", "field": field, "message": message}]
+    job.error_count = 1
+    job.finished_at = now
+    session.commit()
+
+
 def recompute_completeness() -> int:
     """Re-score every customer after required fields changed."""
     rt = context.runtime()
     rt.redis.delete(queues.COMPLETENESS_LOCK_KEY)  # edits from now on need another pass
-    with rt.db.session() as session:
+    with rt.db.session(lock_for_write=True) as session:
         changed = completeness.recompute_all(session)
         session.commit()
     return changed

@@ -65,6 +65,7 @@ def test_an_uploaded_file_is_imported_by_the_worker_and_its_report_read_back(
     assert session.scalar(select(Customer.id)) is None  # nothing lands before the worker runs
 
     run_worker(runtime)
+    session.rollback()  # end the read snapshot taken above, to see the worker's rows
 
     done = client.get(f"/api/v1/imports/{queued.json['id']}", headers=headers)
     assert done.status_code == 200, done.json

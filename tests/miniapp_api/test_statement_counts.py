@@ -24,7 +24,8 @@ def count_statements(engine):
     statements: list[str] = []
 
     def record(conn, cursor, statement, *args):
-        statements.append(statement)
+        if statement not in ("BEGIN", "BEGIN IMMEDIATE"):  # transaction control, not queries
+            statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", record)
     try:
