@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from config import Settings, SettingsError
+from config.settings import mask_url
 from wecrm.runtime import Runtime
 
 
@@ -37,7 +38,7 @@ def init() -> None:
     """Create or upgrade the database schema (Alembic)."""
     runtime = _runtime()
     runtime.db.upgrade()
-    click.echo(f"数据库已就绪：{runtime.settings!r}".split(", secret_key")[0] + ")")
+    click.echo(f"数据库已就绪：{mask_url(runtime.settings.database_url)}")
 
 
 @main.command()
