@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from crm import audit
 from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
+from crm.text import check_text
 from models import CustomField
 
 MAX_TEXT_LENGTH = 500
@@ -50,7 +51,7 @@ def clean_value(definition: CustomField, raw: Any) -> Any:
         return None
     kind = FieldKind(definition.kind)
     if kind is FieldKind.TEXT:
-        text = str(raw).strip()
+        text = check_text(str(raw), field=field).strip()
         if not text:
             return None  # blanks are "not filled", for completeness as for filters
         if len(text) > MAX_TEXT_LENGTH:
@@ -142,8 +143,13 @@ def define_field(
     session.add(field)
     session.flush()
     audit.record(
-        session, actor=actor, entity="custom_field", entity_id=field.id, action="create",
-        before={}, after={"key": key, "label": label, "kind": kind, "required": is_required},
+        session,
+        actor=actor,
+        entity="custom_field",
+        entity_id=field.id,
+        action="create",
+        before={},
+        after={"key": key, "label": label, "kind": kind, "required": is_required},
         now=now,
     )
     return field
@@ -166,7 +172,8 @@ def change_field(
     if {"options", "is_tag_dimension"} & changes.keys():
         # Checked together: a text field must not become a tag dimension by itself either.
         options = _clean_options(
-            field.kind, changes.get("options", field.options),
+            field.kind,
+            changes.get("options", field.options),
             changes.get("is_tag_dimension", field.is_tag_dimension),
         )
         if "options" in changes:
@@ -174,8 +181,14 @@ def change_field(
     for name, value in changes.items():
         setattr(field, name, value)
     audit.record(
-        session, actor=actor, entity="custom_field", entity_id=field.id, action="update",
-        before=before, after=changes, now=now,
+        session,
+        actor=actor,
+        entity="custom_field",
+        entity_id=field.id,
+        action="update",
+        before=before,
+        after=changes,
+        now=now,
     )
     return field
 

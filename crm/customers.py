@@ -18,6 +18,7 @@ from crm import audit, completeness, custom_fields
 from crm.actors import Actor, customer_scope, user_scope
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.phones import normalise_phone
+from crm.text import check_text
 from crm.vocab import ALLOWED_STAGE_MOVES, Category, Grade, NeedMatch, Source, Stage
 from models import Customer, CustomerTag, FollowUp, StageChange, Task, User
 
@@ -383,7 +384,7 @@ def clean_fields(values: dict[str, Any]) -> dict[str, Any]:
     for name, raw in values.items():
         if name not in EDITABLE_FIELDS:
             raise Invalid(f"未知字段「{name}」", field=name)
-        value = raw.strip() if isinstance(raw, str) else raw
+        value = check_text(raw, field=name).strip() if isinstance(raw, str) else raw
         if value == "":
             value = None
         if name == "name":
@@ -537,7 +538,9 @@ def _clean_count(value: Any) -> int:
 
 
 def _clean_tags(tags: list[str]) -> list[str]:
-    cleaned = list(dict.fromkeys(t.strip() for t in tags if t and t.strip()))
+    cleaned = list(
+        dict.fromkeys(check_text(t, field="tags").strip() for t in tags if t and t.strip())
+    )
     if len(cleaned) > MAX_TAGS:
         raise Invalid(f"标签最多{MAX_TAGS}个", field="tags")
     if any(len(t) > 32 for t in cleaned):

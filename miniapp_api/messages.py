@@ -47,4 +47,5 @@ VALIDATION_REASONS = {
     "dict_type": "应为对象",
     "model_type": "应为对象",
     "string_pattern_mismatch": "格式不正确",
+    "value_error": "包含不可见的控制字符或无效字符",
 }

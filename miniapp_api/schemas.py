@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from crm import text
 from crm.custom_fields import FieldKind
 from crm.customers import MAX_PAGE_SIZE, SORTS
 from crm.vocab import Category, ContactMethod, Grade, NeedMatch, Source, Stage
@@ -28,6 +29,24 @@ NOT_NULL: Any = None
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        if not all(text.is_storable(s) for s in _strings(value)):
+            raise ValueError(text.BAD_TEXT_MESSAGE)
+        return value
+
+
+def _strings(value: Any) -> list[str]:
+    """Every string inside a value (lists and dict keys and values included)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for item in value for s in _strings(item)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in (*_strings(k), *_strings(v))]
+    return []
 
 
 class Out(BaseModel):

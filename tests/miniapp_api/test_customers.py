@@ -302,3 +302,13 @@ def test_detail_lists_the_missing_required_fields(client, session, fake_wecom, c
     assert "phone" not in detail["missing_fields"] and "region" not in detail["missing_fields"]
     assert "company" in detail["missing_fields"]
     assert detail["customer"]["completeness"] == round(100 * 3 / 9)
+
+
+def test_a_nul_character_is_a_422_not_a_database_error(client, session, fake_wecom):
+    company = make_company(session)
+    headers = sign_in(client, fake_wecom, company.reps[0][0])
+    response = client.post("/api/v1/customers", headers=headers, json={"name": "恒达\u0000装饰"})
+    assert response.status_code == 422
+    assert _error(response)["field"] == "name"
+    tags = client.post("/api/v1/customers", headers=headers, json={"name": "x", "tags": ["a\x01"]})
+    assert tags.status_code == 422 and _error(tags)["field"] == "tags"
