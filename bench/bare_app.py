@@ -176,7 +176,10 @@ def create_bare_app(database_url: str) -> Flask:
         body = request.get_json()
         owner = int(request.args["owner_id"])
         now = datetime.now(UTC)
-        with engine.begin() as conn:
+        # As wecrm opens its write sessions (`Database.session(lock_for_write=True)`): on SQLite
+        # the write lock is taken at BEGIN, so a read-then-write never fails to upgrade. An
+        # execution option the engine does not know is ignored, so this is harmless elsewhere.
+        with engine.execution_options(sqlite_lock_for_write=True).begin() as conn:
             found = conn.execute(text(
                 f"SELECT {_columns(CUSTOMER)} FROM customers "
                 f"WHERE customers.owner_id = :owner AND customers.id = :cid{lock}"
