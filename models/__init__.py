@@ -6,6 +6,9 @@ from models.customers import Customer, CustomerTag, CustomField
 from models.db import Database
 from models.followups import Attachment, FollowUp
 from models.imports import ImportJob
+from models.outbox import OutboxMessage
+from models.pool import PoolEvent
+from models.rules import RuleSetVersion, TimerFiring
 from models.stages import StageChange
 from models.tasks import Task
 from models.users import Team, User
@@ -20,8 +23,12 @@ __all__ = [
     "Database",
     "FollowUp",
     "ImportJob",
+    "OutboxMessage",
+    "PoolEvent",
+    "RuleSetVersion",
     "StageChange",
     "Task",
     "Team",
+    "TimerFiring",
     "User",
 ]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -29,6 +30,8 @@ class Customer(Base):
         Index("ix_customers_owner_updated", "owner_id", "updated_at"),
         Index("ix_customers_team_updated", "team_id", "updated_at"),
         Index("ix_customers_stage", "stage"),
+        # 我的今日任务: a rep's customers whose planned next follow-up is due.
+        Index("ix_customers_owner_next_follow_up", "owner_id", "next_follow_up_on"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -53,6 +56,11 @@ class Customer(Base):
     custom_values: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     completeness: Mapped[int] = mapped_column(Integer, default=0)  # percent of required fields
     last_follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The plan of the newest follow-up, kept here so the day's list is one indexed query.
+    next_follow_up_on: Mapped[date | None] = mapped_column(Date)
+    # While in the public pool (owner_id is None after a release): when and why it came there.
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    release_reason: Mapped[str | None] = mapped_column(String(255))
     stage_entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -16,6 +16,7 @@ class Task(Base):
     __table_args__ = (
         Index("ix_tasks_assignee_status_due", "assignee_id", "status", "due_at"),
         Index("ix_tasks_customer", "customer_id"),
+        Index("ix_tasks_cc_status", "cc_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -26,7 +27,8 @@ class Task(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16), default="open")
-    origin: Mapped[str] = mapped_column(String(64), default="manual")
+    origin: Mapped[str] = mapped_column(String(64), default="manual")  # manual / rule:<name>
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: a rule
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

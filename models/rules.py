@@ -1,0 +1,58 @@
+"""Rule sets managers edit (grading, triggers, timers, pool policy) and what timers have done."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, JSONType, UTCDateTime
+
+
+class RuleSetVersion(Base):
+    """One version of one kind of rule set: a draft, the active one, or a superseded one.
+
+    Publishing gives a draft the next version number; a rollback publishes a copy of an earlier
+    version, so the history only ever grows.
+    """
+
+    __tablename__ = "rule_set_versions"
+    __table_args__ = (
+        UniqueConstraint("kind", "version"),
+        Index("ix_rule_set_versions_kind_status", "kind", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # grading / triggers / timers / pool
+    version: Mapped[int | None] = mapped_column(Integer)  # None while a draft
+    status: Mapped[str] = mapped_column(String(16))  # draft / active / superseded
+    document: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    note: Mapped[str | None] = mapped_column(String(255))
+    rolled_back_from: Mapped[int | None] = mapped_column(Integer)  # the version copied
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    published_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class TimerFiring(Base):
+    """A timer step that has acted on a customer for one run of its clock.
+
+    The unique key is what makes sweeps idempotent: a second sweep, or a second worker, cannot
+    insert the same firing, so it cannot remind or release twice. A new follow-up (or stage)
+    restarts the clock with a new anchor, and the ladder may fire again.
+    """
+
+    __tablename__ = "timer_firings"
+    __table_args__ = (UniqueConstraint("rule", "step", "customer_id", "anchor_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    rule: Mapped[str] = mapped_column(String(64))
+    step: Mapped[int] = mapped_column(Integer)
+    customer_id: Mapped[int] = mapped_column(
+        ForeignKey("customers.id", ondelete="CASCADE"), index=True
+    )
+    anchor_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
