@@ -114,8 +114,9 @@ def log_follow_up(
             )
         )
     session.add(follow_up)
-    if customer.last_follow_up_at is None or happened_at > customer.last_follow_up_at:
+    if customer.last_follow_up_at is None or happened_at >= customer.last_follow_up_at:
         customer.last_follow_up_at = happened_at
+        customer.next_follow_up_on = follow_up.next_follow_up_on  # the newest plan counts
     customer.updated_at = now
     session.flush()
     audit.record(
