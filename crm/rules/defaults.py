@@ -55,7 +55,8 @@ DEFAULT_DOCUMENTS: dict[str, dict[str, Any]] = {
                     {
                         "action": "notify",
                         "to": "manager",
-                        "text": "{owner} 已向「{customer}」发送正式报价单，客户进入报价阶段，请审核。",
+                        "text": "{owner} 已向「{customer}」发送正式报价单，客户进入报价阶段，"
+                        "请审核。",
                     },
                 ],
             }

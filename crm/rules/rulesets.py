@@ -1,17 +1,33 @@
-"""Rule sets as versions: the active one per kind, drafts, publish, preview and rollback."""
+"""Rule sets as versions: drafts, check, preview, publish, history and rollback.
+
+Exactly one version of each kind is active; without one the default pack (version 0) is. A
+publish gives a draft the next version number and, for grading, re-grades every customer in the
+same transaction, so the new version and its grades land together or not at all. A rollback
+publishes a copy of an earlier version: history only grows, and the rollback is in it.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crm import audit
+from crm.actors import Actor, customer_scope
+from crm.errors import Conflict, Forbidden, Invalid, NotFound
+from crm.rules.conditions import Problem
 from crm.rules.defaults import DEFAULT_DOCUMENTS
+from crm.rules.documents import KIND_LABELS, KINDS
 from models import RuleSetVersion
 
-KINDS = ("grading", "triggers", "timers", "pool")
+MAX_DOCUMENT_CHARS = 100_000
+REPLAY_DAYS = 30
+REPLAY_LIMIT = 5000
 
 
 @dataclass(frozen=True)
@@ -19,6 +35,24 @@ class ActiveRuleSet:
     kind: str
     version: int  # 0: the built-in default pack, never published
     document: dict[str, Any]
+
+
+@dataclass
+class Published:
+    row: RuleSetVersion
+    regraded: Any = None  # grading.Regrade for a grading publish
+
+
+@dataclass
+class Preview:
+    kind: str
+    problems: list[Problem]
+    scope_customers: int = 0
+    changed: int = 0
+    transitions: list[dict[str, Any]] = field(default_factory=list)
+    rules: list[dict[str, Any]] = field(default_factory=list)
+    sample: list[dict[str, Any]] = field(default_factory=list)
+    note: str = ""
 
 
 def active(session: Session, kind: str) -> ActiveRuleSet:
@@ -31,3 +65,300 @@ def active(session: Session, kind: str) -> ActiveRuleSet:
     if row is None:
         return ActiveRuleSet(kind, 0, DEFAULT_DOCUMENTS[kind])
     return ActiveRuleSet(kind, row.version, row.document)
+
+
+def problems(session: Session, kind: str, document: Any) -> list[Problem]:
+    """Everything wrong with a document; [] means it may be published."""
+    from crm.rules import documents
+    from crm.rules.facts import registry
+
+    if len(str(document)) > MAX_DOCUMENT_CHARS:
+        return [Problem("document", f"规则内容过长（最多 {MAX_DOCUMENT_CHARS} 字符）")]
+    return documents.check(session, kind, document, facts=registry(session))
+
+
+def overview(session: Session, *, actor: Actor) -> list[dict[str, Any]]:
+    """Per kind: the version in force and the open drafts."""
+    _require_manager(actor)
+    drafts = list(
+        session.scalars(
+            select(RuleSetVersion)
+            .where(RuleSetVersion.status == "draft")
+            .order_by(RuleSetVersion.id)
+        )
+    )
+    result = []
+    for kind in KINDS:
+        current = _active_row(session, kind)
+        result.append(
+            {
+                "kind": kind,
+                "label": KIND_LABELS[kind],
+                "active_version": current.version if current else 0,
+                "published_at": current.published_at if current else None,
+                "document": current.document if current else DEFAULT_DOCUMENTS[kind],
+                "drafts": [d for d in drafts if d.kind == kind],
+            }
+        )
+    return result
+
+
+def create_draft(
+    session: Session, *, actor: Actor, kind: str, document: Any, note: str | None, now: datetime
+) -> RuleSetVersion:
+    """Save a draft (it may still have problems; publishing refuses those)."""
+    _require_manager(actor)
+    _require_kind(kind)
+    _require_object(document)
+    draft = RuleSetVersion(
+        kind=kind,
+        status="draft",
+        document=document,
+        note=note,
+        created_by=actor.user_id,
+        created_at=now,
+    )
+    session.add(draft)
+    session.flush()
+    return draft
+
+
+def get_draft(session: Session, *, actor: Actor, draft_id: int) -> RuleSetVersion:
+    _require_manager(actor)
+    draft = session.get(RuleSetVersion, draft_id)
+    if draft is None or draft.status != "draft":
+        raise NotFound("规则草稿")
+    return draft
+
+
+def update_draft(
+    session: Session, *, actor: Actor, draft_id: int, document: Any, note: str | None
+) -> RuleSetVersion:
+    draft = get_draft(session, actor=actor, draft_id=draft_id)
+    _require_object(document)
+    draft.document = document
+    if note is not None:
+        draft.note = note
+    session.flush()
+    return draft
+
+
+def delete_draft(session: Session, *, actor: Actor, draft_id: int) -> None:
+    session.delete(get_draft(session, actor=actor, draft_id=draft_id))
+    session.flush()
+
+
+def history(session: Session, *, actor: Actor, kind: str) -> list[dict[str, Any]]:
+    """Every published version of `kind`, newest first, ending with the default pack (v0)."""
+    _require_manager(actor)
+    _require_kind(kind)
+    rows = session.scalars(
+        select(RuleSetVersion)
+        .where(RuleSetVersion.kind == kind, RuleSetVersion.status != "draft")
+        .order_by(RuleSetVersion.version.desc())
+    )
+    versions: list[dict[str, Any]] = [
+        {
+            "version": row.version,
+            "status": row.status,
+            "note": row.note,
+            "published_at": row.published_at,
+            "published_by": row.published_by,
+            "rolled_back_from": row.rolled_back_from,
+            "document": row.document,
+        }
+        for row in rows
+    ]
+    versions.append(
+        {
+            "version": 0,
+            "status": "active" if not versions or versions[0]["status"] != "active" else "default",
+            "note": "出厂默认规则",
+            "published_at": None,
+            "published_by": None,
+            "rolled_back_from": None,
+            "document": DEFAULT_DOCUMENTS[kind],
+        }
+    )
+    return versions
+
+
+def publish(
+    session: Session, *, actor: Actor, draft_id: int, reason: str, now: datetime
+) -> Published:
+    """Make a draft the active version; grading re-grades every customer in the same step."""
+    draft = get_draft(session, actor=actor, draft_id=draft_id)
+    return _activate(session, actor=actor, row=draft, reason=reason, now=now, action="publish")
+
+
+def rollback(
+    session: Session, *, actor: Actor, kind: str, version: int, reason: str, now: datetime
+) -> Published:
+    """Publish again what version `version` of `kind` said (0: the default pack)."""
+    _require_manager(actor)
+    _require_kind(kind)
+    if version == 0:
+        document = DEFAULT_DOCUMENTS[kind]
+    else:
+        earlier = session.scalar(
+            select(RuleSetVersion).where(
+                RuleSetVersion.kind == kind,
+                RuleSetVersion.version == version,
+                RuleSetVersion.status != "draft",
+            )
+        )
+        if earlier is None:
+            raise NotFound(f"{KIND_LABELS[kind]}第{version}版")
+        document = earlier.document
+    current = _active_row(session, kind)
+    if (current.version if current else 0) == version:
+        raise Conflict(f"第{version}版已经是当前生效的版本", code="already_active")
+    row = RuleSetVersion(
+        kind=kind,
+        status="draft",
+        document=document,
+        note=f"回滚到第{version}版",
+        rolled_back_from=version,
+        created_by=actor.user_id,
+        created_at=now,
+    )
+    session.add(row)
+    return _activate(session, actor=actor, row=row, reason=reason, now=now, action="rollback")
+
+
+def _activate(
+    session: Session,
+    *,
+    actor: Actor,
+    row: RuleSetVersion,
+    reason: str,
+    now: datetime,
+    action: str,
+) -> Published:
+    found = problems(session, row.kind, row.document)
+    if found:
+        first = found[0]
+        more = f"（另有 {len(found) - 1} 处问题）" if len(found) > 1 else ""
+        raise Invalid(f"{first.message}{more}", code="invalid_rule", field=first.path)
+    # Lock the version in force so two publishers of one kind queue up; the unique
+    # (kind, version) key catches the race when there is none yet.
+    current = session.scalar(
+        select(RuleSetVersion)
+        .where(RuleSetVersion.kind == row.kind, RuleSetVersion.status == "active")
+        .with_for_update()
+    )
+    latest = session.scalar(
+        select(func.max(RuleSetVersion.version)).where(RuleSetVersion.kind == row.kind)
+    )
+    if current is not None:
+        current.status = "superseded"
+    row.version = (latest or 0) + 1
+    row.status = "active"
+    row.published_by = actor.user_id
+    row.published_at = now
+    try:
+        with session.begin_nested():
+            session.flush()
+    except IntegrityError:
+        raise Conflict("其他人刚刚发布了新版本，请刷新后再试", code="publish_race") from None
+    label = f"{KIND_LABELS[row.kind]}第{row.version}版"
+    audit.record(
+        session,
+        actor=actor,
+        entity="rule_set",
+        entity_id=row.id,
+        action=action,
+        before={"kind": row.kind, "version": current.version if current else 0},
+        after={"kind": row.kind, "version": row.version, "rolled_back_from": row.rolled_back_from},
+        now=now,
+        reason=reason,
+    )
+    published = Published(row=row)
+    if row.kind == "grading":
+        from crm.rules import grading
+
+        published.regraded = grading.regrade_all(
+            session,
+            grading=grading.Grading.of(session, row.document, row.version),
+            now=now,
+            actor=actor,
+            reason=f"发布{label}：{reason}",
+        )
+    return published
+
+
+def preview(session: Session, *, actor: Actor, kind: str, document: Any, now: datetime) -> Preview:
+    """What a document would do to the customers in the actor's scope, changing nothing."""
+    _require_manager(actor)
+    _require_kind(kind)
+    result = Preview(kind=kind, problems=problems(session, kind, document))
+    if result.problems:
+        return result
+    scope = customer_scope(actor)
+    if kind == "grading":
+        from crm.rules import grading
+
+        regrade = grading.preview(
+            session, grading=grading.Grading.of(session, document), now=now, scope=scope
+        )
+        result.scope_customers = regrade.total
+        result.changed = regrade.changed
+        result.transitions = _transitions(regrade.transitions)
+        result.sample = regrade.sample
+        result.note = "按新规则重新分级后等级会变化的客户"
+    elif kind == "timers":
+        from crm.rules import timers
+
+        counts, sample = timers.preview(session, document=document, now=now, actor=actor)
+        result.changed = sum(counts.values())
+        result.rules = [{"rule": key, "customers": n} for key, n in counts.items()]
+        result.sample = sample
+        result.note = "下一次定时检查时会被提醒、释放或转交的客户"
+    elif kind == "triggers":
+        from crm.rules import previews
+
+        result.rules, result.sample = previews.triggers(
+            session,
+            document=document,
+            now=now,
+            since=now - timedelta(days=REPLAY_DAYS),
+            scope=scope,
+        )
+        result.changed = sum(r["customers"] for r in result.rules)
+        result.note = f"按客户当前资料重放最近{REPLAY_DAYS}天的跟进和阶段变更，规则会被触发的次数"
+    else:
+        from crm.rules import previews
+
+        result.rules = previews.pool(session, actor=actor, document=document, now=now)
+        result.note = "按新规则，各销售当前持有的未成交客户数与上限"
+    return result
+
+
+def _transitions(counter: Counter[tuple[str | None, str | None]]) -> list[dict[str, Any]]:
+    return [
+        {"from": old, "to": new, "customers": count}
+        for (old, new), count in sorted(counter.items(), key=lambda item: -item[1])
+    ]
+
+
+def _active_row(session: Session, kind: str) -> RuleSetVersion | None:
+    return session.scalar(
+        select(RuleSetVersion).where(RuleSetVersion.kind == kind, RuleSetVersion.status == "active")
+    )
+
+
+def _require_manager(actor: Actor) -> None:
+    if not actor.can_manage:
+        raise Forbidden("只有主管或老板可以查看和修改规则")
+
+
+def _require_kind(kind: str) -> None:
+    if kind not in KINDS:
+        raise Invalid(f"规则类型只能是：{'、'.join(KINDS)}", field="kind")
+
+
+def _require_object(document: Any) -> None:
+    if not isinstance(document, dict):
+        raise Invalid("规则内容应为 JSON 对象", field="document")
+    if len(str(document)) > MAX_DOCUMENT_CHARS:
+        raise Invalid(f"规则内容过长（最多 {MAX_DOCUMENT_CHARS} 字符）", field="document")

@@ -1,0 +1,126 @@
+"""Previews that need more than the engine's own dry runs: replaying recent events through
+trigger rules, and measuring the team against a pool policy."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm.actors import Actor, user_scope
+from crm.rules import conditions, documents, grading
+from crm.rules.facts import registry
+from crm.rules.policy import PoolPolicy
+from crm.rules.triggers import follow_up_data
+from crm.vocab import Stage
+from models import Attachment, Customer, FollowUp, StageChange, User
+from models.users import Role
+
+REPLAY_LIMIT = 5000
+SAMPLE_SIZE = 20
+OPEN_STAGES = (Stage.LEAD.value, Stage.INTEREST.value, Stage.QUOTE.value)
+
+
+def triggers(
+    session: Session, *, document: dict[str, Any], now: datetime, since: datetime, scope: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """How often each trigger would have fired on the last days' events in scope."""
+    rules = documents.trigger_rules(document)
+    facts = registry(session, include_retired=True)
+    counts: Counter[str] = Counter({rule.name: 0 for rule in rules})
+    sample: list[dict[str, Any]] = []
+    events = (
+        _follow_up_events(session, since, scope)
+        if any(r.on == "follow_up_created" for r in rules)
+        else []
+    )
+    if any(r.on == "stage_changed" for r in rules):
+        events += _stage_events(session, since, scope)
+    for name, customer, data, overrides in events:
+        subject = grading.subject_of(session, customer, now, data)
+        subject.values = {**subject.values, **overrides}
+        for rule in rules:
+            if rule.on == name and (
+                rule.when is None or conditions.evaluate(rule.when, facts, subject)
+            ):
+                counts[rule.name] += 1
+                if len(sample) < SAMPLE_SIZE:
+                    sample.append({"id": customer.id, "name": customer.name, "rule": rule.name})
+    return [{"rule": name, "customers": n} for name, n in counts.items()], sample
+
+
+def _follow_up_events(session: Session, since: datetime, scope: Any) -> list[tuple]:
+    rows = list(
+        session.execute(
+            select(FollowUp, Customer)
+            .join(Customer, Customer.id == FollowUp.customer_id)
+            .where(scope, FollowUp.happened_at >= since)
+            .order_by(FollowUp.happened_at.desc())
+            .limit(REPLAY_LIMIT)
+        ).tuples()
+    )
+    names: dict[int, list[str]] = defaultdict(list)
+    if rows:
+        for follow_up_id, filename in session.execute(
+            select(Attachment.follow_up_id, Attachment.filename).where(
+                Attachment.follow_up_id.in_([f.id for f, _ in rows])
+            )
+        ):
+            names[follow_up_id].append(filename)
+    return [
+        (
+            "follow_up_created",
+            customer,
+            follow_up_data(
+                summary=f.summary, transcript=f.transcript, method=f.method, filenames=names[f.id]
+            ),
+            {},
+        )
+        for f, customer in rows
+    ]
+
+
+def _stage_events(session: Session, since: datetime, scope: Any) -> list[tuple]:
+    rows = session.execute(
+        select(StageChange, Customer)
+        .join(Customer, Customer.id == StageChange.customer_id)
+        .where(scope, StageChange.changed_at >= since, StageChange.from_stage.is_not(None))
+        .order_by(StageChange.changed_at.desc())
+        .limit(REPLAY_LIMIT)
+    ).tuples()
+    return [
+        ("stage_changed", customer, {"previous_stage": c.from_stage}, {"stage": c.to_stage})
+        for c, customer in rows
+    ]
+
+
+def pool(
+    session: Session, *, actor: Actor, document: dict[str, Any], now: datetime
+) -> list[dict[str, Any]]:
+    """Each rep in scope: open customers held against the policy's cap."""
+    policy = PoolPolicy.from_document(document)
+    held = dict(
+        session.execute(
+            select(Customer.owner_id, func.count())
+            .where(Customer.stage.in_(OPEN_STAGES), Customer.owner_id.is_not(None))
+            .group_by(Customer.owner_id)
+        ).tuples()
+    )
+    reps = session.scalars(
+        select(User)
+        .where(user_scope(actor), User.role == Role.REP, User.is_active)
+        .order_by(User.id)
+    )
+    return [
+        {
+            "rule": rep.name,
+            "customers": held.get(rep.id, 0),
+            "detail": "已达持有上限，不能再领取"
+            if held.get(rep.id, 0) >= policy.max_holdings
+            else f"还可持有 {policy.max_holdings - held.get(rep.id, 0)} 个",
+        }
+        for rep in reps
+    ]
