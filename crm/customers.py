@@ -18,6 +18,7 @@ from crm import audit, completeness, custom_fields
 from crm.actors import Actor, customer_scope, user_scope
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.phones import normalise_phone
+from crm.rules import grading, triggers
 from crm.text import check_text
 from crm.vocab import ALLOWED_STAGE_MOVES, Category, Grade, NeedMatch, Source, Stage
 from models import Customer, CustomerTag, FollowUp, StageChange, Task, User
@@ -201,6 +202,8 @@ def create_customer(
     customer.completeness = completeness.score(customer, completeness.required_custom_keys(session))
     session.add(customer)
     session.flush()
+    if grade is None:  # a grade a manager imports or types in stands until the next event
+        customer.grade = grading.grade_for(session, customer=customer, now=now)[0]
     session.add(
         StageChange(
             customer_id=customer.id,
@@ -274,6 +277,14 @@ def update_customer(
         reason=reason,
     )
     session.flush()
+    triggers.on_event(
+        session,
+        customer=customer,
+        event="customer_updated",
+        now=now,
+        data={"changed_fields": sorted(_changed(after, before))},
+        regrade=grade is None,
+    )
     return customer
 
 
@@ -327,13 +338,20 @@ def move_stage(
 ) -> Customer:
     """Change stage on behalf of a person (the API and bot verb)."""
     customer = get_customer(session, actor=actor, customer_id=customer_id, for_update=True)
-    change_stage(
+    change = change_stage(
         session,
         actor=actor,
         customer=customer,
         to_stage=to_stage,
         now=now,
         cause=cause or "手动调整",
+    )
+    triggers.on_event(
+        session,
+        customer=customer,
+        event="stage_changed",
+        now=now,
+        data={"previous_stage": change.from_stage},
     )
     return customer
 
@@ -369,6 +387,13 @@ def reassign(
         reason=reason,
     )
     session.flush()
+    triggers.on_event(
+        session,
+        customer=customer,
+        event="customer_updated",
+        now=now,
+        data={"changed_fields": ["owner_id"]},
+    )
     session.refresh(customer, ["owner"])
     return customer
 

@@ -12,6 +12,7 @@ from crm import audit
 from crm.actors import Actor
 from crm.customers import get_customer
 from crm.errors import Invalid
+from crm.rules import triggers
 from crm.storage import FileStore
 from crm.vocab import ContactMethod, FollowUpSource
 from models import Attachment, FollowUp
@@ -128,6 +129,18 @@ def log_follow_up(
         before={},
         after={"follow_up_id": follow_up.id, "method": method.value},
         now=now,
+    )
+    triggers.on_event(
+        session,
+        customer=customer,
+        event="follow_up_created",
+        now=now,
+        data=triggers.follow_up_data(
+            summary=summary,
+            transcript=transcript,
+            method=method.value,
+            filenames=[upload.filename for upload, _, _ in checked],
+        ),
     )
     return follow_up
 

@@ -86,11 +86,17 @@ def subject_of(
     return Subject(values=values, tags=tags, now=now, event=event or {})
 
 
-def grade_one(session: Session, *, customer: Customer, now: datetime) -> bool:
-    """Re-grade one customer after an event with the active rules; True if its grade changed."""
+def grade_for(session: Session, *, customer: Customer, now: datetime) -> tuple[str | None, str]:
+    """The grade the active rules give one customer, and why."""
     active = rulesets.active(session, "grading")
     grading = Grading.of(session, active.document, active.version)
     grade, rule = grading.decide(subject_of(session, customer, now))
+    return grade, _reason(grading.version, rule)
+
+
+def grade_one(session: Session, *, customer: Customer, now: datetime) -> bool:
+    """Re-grade one customer after an event with the active rules; True if its grade changed."""
+    grade, reason = grade_for(session, customer=customer, now=now)
     if grade == customer.grade:
         return False
     before = customer.grade
@@ -104,7 +110,7 @@ def grade_one(session: Session, *, customer: Customer, now: datetime) -> bool:
         before={"grade": before},
         after={"grade": grade},
         now=now,
-        reason=_reason(grading.version, rule),
+        reason=reason,
     )
     return True
 

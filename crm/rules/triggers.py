@@ -38,10 +38,20 @@ def follow_up_data(
 
 
 def on_event(
-    session: Session, *, customer: Customer, event: str, now: datetime, data: Mapping[str, Any]
+    session: Session,
+    *,
+    customer: Customer,
+    event: str,
+    now: datetime,
+    data: Mapping[str, Any],
+    regrade: bool = True,
 ) -> list[str]:
-    """Apply grading and the active triggers to one customer after `event`; the rules that fired."""
-    grading.grade_one(session, customer=customer, now=now)
+    """Apply grading and the active triggers to one customer after `event`; the rules that fired.
+
+    `regrade=False` when a manager has just set the grade by hand: it stands until the next event.
+    """
+    if regrade:
+        grading.grade_one(session, customer=customer, now=now)
     active = rulesets.active(session, "triggers")
     rules = documents.trigger_rules(active.document)
     if not rules:
@@ -65,6 +75,6 @@ def on_event(
                 pending += [(caused, more, round_ + 1) for caused, more in run.events]
             elif run.events:
                 log.warning("trigger chain stopped after %d rounds at %s", MAX_ROUNDS, rule.name)
-    if fired:
+    if fired and regrade:
         grading.grade_one(session, customer=customer, now=now)
     return fired

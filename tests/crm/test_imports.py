@@ -490,7 +490,7 @@ def test_a_reps_imported_customers_are_the_reps_own(session, clock, tmp_path):
     assert (result.created, result.errors) == (2, 1)
     assert (result.report[0]["row"], result.report[0]["field"]) == (4, "负责人")
     owned = session.execute(select(Customer.owner_id, Customer.team_id, Customer.grade)).all()
-    assert owned == [(rep.id, rep.team_id, None)] * 2  # grades are the rules' or a manager's
+    assert owned == [(rep.id, rep.team_id, "C")] * 2  # the rules grade, not the rep's "A"
 
 
 def test_a_managers_owner_column_assigns_within_the_team_only(session, clock, tmp_path):
