@@ -10,6 +10,8 @@ from miniapp_api import (  # noqa: E402,F401
     custom_fields,
     customers,
     imports,
+    notifications,
     openapi,
     people,
+    rules,
 )

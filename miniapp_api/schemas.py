@@ -361,3 +361,154 @@ class CompletenessOut(Out):
     customers: int
     by_rep: list[CompletenessRow]
     by_team: list[CompletenessRow]
+
+
+# --- rule sets -------------------------------------------------------------------------------
+
+RuleKind = Literal["grading", "triggers", "timers", "pool"]
+Reason = Annotated[str, Field(min_length=1, max_length=255)]
+RuleDocument = Annotated[
+    dict[str, Any], Field(description="规则内容（JSON），格式见 GET /rule-sets/vocabulary")
+]
+
+
+class RuleCheckIn(Strict):
+    kind: RuleKind
+    document: RuleDocument
+
+
+class DraftIn(RuleCheckIn):
+    note: Annotated[str, Field(max_length=255)] | None = None
+
+
+class DraftPatch(Strict):
+    document: RuleDocument
+    note: Annotated[str, Field(max_length=255)] | None = None
+
+
+class PublishIn(Strict):
+    reason: Reason
+
+
+class RollbackIn(Strict):
+    kind: RuleKind
+    version: Annotated[int, Field(ge=0, le=2**31 - 1)]
+    reason: Reason
+
+
+class HistoryQuery(Strict):
+    kind: RuleKind
+
+
+class ProblemOut(Out):
+    path: str
+    message: str
+
+
+class CheckOut(Out):
+    valid: bool
+    problems: list[ProblemOut]
+
+
+class DraftOut(Out):
+    id: int
+    kind: str
+    note: str | None
+    document: dict[str, Any]
+    created_by: int | None
+    created_at: datetime
+    problems: list[ProblemOut] = []
+
+
+class RuleSetOut(Out):
+    kind: str
+    label: str
+    active_version: int
+    published_at: datetime | None
+    document: dict[str, Any]
+    drafts: list[DraftOut]
+
+
+class RuleSetList(Out):
+    items: list[RuleSetOut]
+
+
+class VersionOut(Out):
+    version: int
+    status: str
+    note: str | None
+    published_at: datetime | None
+    published_by: int | None
+    rolled_back_from: int | None
+    document: dict[str, Any]
+
+
+class VersionList(Out):
+    kind: str
+    items: list[VersionOut]
+
+
+class PreviewOut(Out):
+    kind: str
+    valid: bool
+    problems: list[ProblemOut]
+    scope_customers: int
+    changed: int
+    transitions: list[dict[str, Any]]
+    rules: list[dict[str, Any]]
+    sample: list[dict[str, Any]]
+    note: str
+
+
+class RegradeOut(Out):
+    total: int
+    changed: int
+    evaluated_in: str
+
+
+class PublishOut(Out):
+    kind: str
+    version: int
+    published_at: datetime
+    rolled_back_from: int | None
+    regraded: RegradeOut | None = None
+
+
+class VocabularyOut(Out):
+    facts: list[dict[str, Any]]
+    operators: dict[str, str]
+    actions: list[dict[str, Any]]
+    placeholders: dict[str, str]
+    events: dict[str, str]
+    clocks: dict[str, str]
+
+
+# --- notifications ---------------------------------------------------------------------------
+
+
+class NotificationListQuery(Strict):
+    status: Literal["pending", "sending", "sent", "failed"] | None = None
+    page: Annotated[int, Field(ge=1, le=10000)] = 1
+    page_size: Annotated[int, Field(ge=1, le=100)] = 20
+
+
+class NotificationOut(Out):
+    id: int
+    recipient_id: int
+    touser: str
+    msgtype: str
+    content: dict[str, Any]
+    customer_id: int | None
+    status: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class NotificationPageOut(Out):
+    items: list[NotificationOut]
+    total: int
+    page: int
+    page_size: int

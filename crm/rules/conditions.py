@@ -7,6 +7,7 @@ A leaf is `{"fact": "inquiry_count", "op": ">=", "value": 3}`; a branch is `{"al
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -212,7 +213,7 @@ def _check_scalar(fact: Fact, value: Any) -> str | None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 # --- Python -----------------------------------------------------------------------------------

@@ -269,7 +269,7 @@ def _note(result: Regrade, cid: int, name: str, owner_id: int | None, old: Any, 
 
 def _name_owners(session: Session, result: Regrade) -> None:
     ids = {item["owner_id"] for item in result.sample if item["owner_id"]}
-    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids)))) if ids else {}
+    names = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
     for item in result.sample:
         item["owner"] = names.get(item["owner_id"])
 

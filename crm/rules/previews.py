@@ -60,7 +60,7 @@ def _follow_up_events(session: Session, since: datetime, scope: Any) -> list[tup
             .where(scope, FollowUp.happened_at >= since)
             .order_by(FollowUp.happened_at.desc())
             .limit(REPLAY_LIMIT)
-        ).tuples()
+        ).all()
     )
     names: dict[int, list[str]] = defaultdict(list)
     if rows:
@@ -90,7 +90,7 @@ def _stage_events(session: Session, since: datetime, scope: Any) -> list[tuple]:
         .where(scope, StageChange.changed_at >= since, StageChange.from_stage.is_not(None))
         .order_by(StageChange.changed_at.desc())
         .limit(REPLAY_LIMIT)
-    ).tuples()
+    ).all()
     return [
         ("stage_changed", customer, {"previous_stage": c.from_stage}, {"stage": c.to_stage})
         for c, customer in rows
@@ -107,7 +107,7 @@ def pool(
             select(Customer.owner_id, func.count())
             .where(Customer.stage.in_(OPEN_STAGES), Customer.owner_id.is_not(None))
             .group_by(Customer.owner_id)
-        ).tuples()
+        ).all()
     )
     reps = session.scalars(
         select(User)

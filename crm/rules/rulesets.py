@@ -8,6 +8,7 @@ publishes a copy of an earlier version: history only grows, and the rollback is 
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,9 +73,51 @@ def problems(session: Session, kind: str, document: Any) -> list[Problem]:
     from crm.rules import documents
     from crm.rules.facts import registry
 
-    if len(str(document)) > MAX_DOCUMENT_CHARS:
-        return [Problem("document", f"规则内容过长（最多 {MAX_DOCUMENT_CHARS} 字符）")]
+    problem = _size_problem(document)
+    if problem:
+        return [problem]
     return documents.check(session, kind, document, facts=registry(session))
+
+
+def check(session: Session, *, actor: Actor, kind: str, document: Any) -> list[Problem]:
+    """What is wrong with a document a manager is writing ([] when it may be published)."""
+    _require_manager(actor)
+    _require_kind(kind)
+    return problems(session, kind, document)
+
+
+def vocabulary(session: Session, *, actor: Actor) -> dict[str, Any]:
+    """What a rule may name: facts with their operators, actions, placeholders, events."""
+    from crm.rules import actions, conditions, documents
+    from crm.rules.facts import registry
+
+    _require_manager(actor)
+    return {
+        "facts": [
+            {
+                "name": fact.name,
+                "label": fact.label,
+                "kind": fact.kind.value,
+                "ops": sorted(conditions.OPS_BY_KIND[fact.kind]),
+                "choices": list(fact.choices),
+                "context": fact.context.value,
+            }
+            for fact in registry(session).values()
+        ],
+        "operators": conditions.OP_LABELS,
+        "actions": [
+            {
+                "name": name,
+                "label": action.label,
+                "required": sorted(action.required),
+                "optional": sorted(action.optional),
+            }
+            for name, action in actions.ACTIONS.items()
+        ],
+        "placeholders": actions.PLACEHOLDERS,
+        "events": documents.EVENT_LABELS,
+        "clocks": documents.CLOCKS,
+    }
 
 
 def overview(session: Session, *, actor: Actor) -> list[dict[str, Any]]:
@@ -360,5 +403,17 @@ def _require_kind(kind: str) -> None:
 def _require_object(document: Any) -> None:
     if not isinstance(document, dict):
         raise Invalid("规则内容应为 JSON 对象", field="document")
-    if len(str(document)) > MAX_DOCUMENT_CHARS:
-        raise Invalid(f"规则内容过长（最多 {MAX_DOCUMENT_CHARS} 字符）", field="document")
+    problem = _size_problem(document)
+    if problem:
+        raise Invalid(problem.message, field="document")
+
+
+def _size_problem(document: Any) -> Problem | None:
+    try:
+        # NaN and Infinity parse from JSON in Python, but PostgreSQL's JSONB refuses them.
+        size = len(json.dumps(document, allow_nan=False, ensure_ascii=False))
+    except (TypeError, ValueError):
+        return Problem("document", "规则内容只能包含文字、有限的数字、true/false、列表和对象")
+    if size > MAX_DOCUMENT_CHARS:
+        return Problem("document", f"规则内容过长（最多 {MAX_DOCUMENT_CHARS} 字符）")
+    return None

@@ -19,7 +19,13 @@ MISSING_ID = 2_000_000_000
 PDF = b"%PDF-1.4 quote"
 
 # Endpoints with no customer id that return customers or people: checked for leaks below.
-COLLECTIONS = {"list_customers", "export_customers", "completeness_summary", "list_users"}
+COLLECTIONS = {
+    "list_customers",
+    "export_customers",
+    "completeness_summary",
+    "list_users",
+    "list_notifications",
+}
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
     "login",
@@ -34,6 +40,22 @@ UNSCOPED = {
     "create_customer",
     "upload_import",
     "get_import",
+    "retry_notification",  # scoped by recipient; tests/miniapp_api/test_notifications_api.py
+}
+# Rule sets are company-wide and for managers; their previews are scoped (tests/crm/test_rules*).
+UNSCOPED |= {
+    "list_rule_sets",
+    "rule_vocabulary",
+    "validate_rules",
+    "preview_rules",
+    "create_rule_draft",
+    "get_rule_draft",
+    "update_rule_draft",
+    "delete_rule_draft",
+    "preview_rule_draft",
+    "publish_rule_draft",
+    "rule_history",
+    "rollback_rules",
 }
 
 
