@@ -105,7 +105,9 @@ def recompute_all(session: Session) -> int:
     while True:
         batch = list(
             session.scalars(
-                select(Customer).where(Customer.id > last_id).order_by(Customer.id)
+                select(Customer)
+                .where(Customer.id > last_id)
+                .order_by(Customer.id)
                 .limit(RECOMPUTE_BATCH_SIZE)
             )
         )

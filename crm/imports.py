@@ -50,13 +50,25 @@ _NO = {"否", "无", "no", "n", "false", "0", "×", ""}
 MAX_ROWS = 50_000
 # Fields whose cells are text however Excel typed them (a name of 1001, a date in 区域).
 TEXT_FIELDS = frozenset(
-    ("name", "phone", "company", "region", "category", "source", "first_contact_method",
-     "need_match", "quote_feedback")
+    (
+        "name",
+        "phone",
+        "company",
+        "region",
+        "category",
+        "source",
+        "first_contact_method",
+        "need_match",
+        "quote_feedback",
+    )
 )
 # Text starting with these runs as a formula in a spreadsheet; exports escape it with a "'".
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 OUTCOME_COUNTERS = {
-    "created": "created", "merged": "merged", "skipped": "skipped", "error": "errors",
+    "created": "created",
+    "merged": "merged",
+    "skipped": "skipped",
+    "error": "errors",
 }
 
 
@@ -151,13 +163,23 @@ def import_customers(
         try:
             with session.begin_nested():
                 outcome, details = _import_row(
-                    session, actor=actor, raw=raw, mapping=mapping, owners=owners,
-                    on_duplicate=on_duplicate, seen_phones=seen_phones, now=now,
+                    session,
+                    actor=actor,
+                    raw=raw,
+                    mapping=mapping,
+                    owners=owners,
+                    on_duplicate=on_duplicate,
+                    seen_phones=seen_phones,
+                    now=now,
                 )
             result.add(row_number, outcome, **details)
         except DomainError as error:
-            result.add(row_number, "error", field=_column_label(error.field, mapping, headers),
-                       message=error.message)
+            result.add(
+                row_number,
+                "error",
+                field=_column_label(error.field, mapping, headers),
+                message=error.message,
+            )
         if on_progress:
             on_progress(done, total)
     return result
@@ -211,29 +233,52 @@ def _import_row(
     if existing_id is not None:
         if on_duplicate == "skip":
             if not _is_visible(session, actor, existing_id):  # never point at another's customer
-                return "skipped", {"field": "phone",
-                                   "message": f"电话 {phone} 已登记在其他销售名下，已跳过"}
-            return "skipped", {"customer_id": existing_id, "field": "phone",
-                               "message": f"电话 {phone} 已存在，已跳过"}
+                return "skipped", {
+                    "field": "phone",
+                    "message": f"电话 {phone} 已登记在其他销售名下，已跳过",
+                }
+            return "skipped", {
+                "customer_id": existing_id,
+                "field": "phone",
+                "message": f"电话 {phone} 已存在，已跳过",
+            }
         try:
             customer = update_customer(
-                session, actor=actor, customer_id=existing_id, values=values, now=now,
-                custom_values=custom or None, reason="导入合并",
+                session,
+                actor=actor,
+                customer_id=existing_id,
+                values=values,
+                now=now,
+                custom_values=custom or None,
+                reason="导入合并",
             )
         except NotFound:
-            raise Conflict(f"电话 {phone} 已登记在其他销售名下，无法合并",
-                           code="duplicate_phone", field="phone") from None
+            raise Conflict(
+                f"电话 {phone} 已登记在其他销售名下，无法合并",
+                code="duplicate_phone",
+                field="phone",
+            ) from None
         return "merged", {"customer_id": customer.id, "message": f"电话 {phone} 已存在，已合并"}
     owner_id = None
     if owner_key is not None:
         owner_id = owners.get(owner_key)
         if owner_id is None:
-            raise Invalid(f"找不到负责人「{owner_key}」：请填写你可分配的成员姓名或企业微信账号"
-                          "（重名时填账号）", field="owner")
+            raise Invalid(
+                f"找不到负责人「{owner_key}」：请填写你可分配的成员姓名或企业微信账号"
+                "（重名时填账号）",
+                field="owner",
+            )
     customer = create_customer(
-        session, actor=actor, values=values, now=now,
-        owner_id=owner_id if actor.can_manage else None, stage=stage or "潜在",
-        grade=grade if actor.can_manage else None, tags=tags, custom_values=custom, cause="导入",
+        session,
+        actor=actor,
+        values=values,
+        now=now,
+        owner_id=owner_id if actor.can_manage else None,
+        stage=stage or "潜在",
+        grade=grade if actor.can_manage else None,
+        tags=tags,
+        custom_values=custom,
+        cause="导入",
     )
     if phone:
         seen_phones[phone] = customer.id
@@ -242,9 +287,11 @@ def _import_row(
 
 def _owner_lookup(session: Session, actor: Actor) -> dict[str, int]:
     """Names and WeCom ids of the people this actor may hand customers to."""
-    users = list(session.scalars(
-        select(User).where(user_scope(actor), or_(User.is_active, User.id == actor.user_id))
-    ))
+    users = list(
+        session.scalars(
+            select(User).where(user_scope(actor), or_(User.is_active, User.id == actor.user_id))
+        )
+    )
     names = Counter(user.name for user in users)
     lookup = {user.name: user.id for user in users if names[user.name] == 1}  # 重名 is ambiguous
     lookup.update({user.wecom_userid: user.id for user in users})
@@ -325,5 +372,12 @@ def write_report(result: ImportResult, path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(["行号", "结果", "客户ID", "列", "说明"])
         for line in result.report:
-            writer.writerow([line["row"], line["outcome"], line.get("customer_id") or "",
-                             line.get("field") or "", line.get("message") or ""])
+            writer.writerow(
+                [
+                    line["row"],
+                    line["outcome"],
+                    line.get("customer_id") or "",
+                    line.get("field") or "",
+                    line.get("message") or "",
+                ]
+            )

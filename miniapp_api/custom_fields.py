@@ -12,14 +12,28 @@ from miniapp_api.schemas import CustomFieldIn, CustomFieldList, CustomFieldOut, 
 from workers import queues
 
 
-@operation(api, "GET", "/custom-fields", summary="自定义字段列表", tag="custom-fields",
-           response=CustomFieldList)
+@operation(
+    api,
+    "GET",
+    "/custom-fields",
+    summary="自定义字段列表",
+    tag="custom-fields",
+    response=CustomFieldList,
+)
 def list_fields() -> Any:
     return {"items": custom_fields.active_fields(session())}
 
 
-@operation(api, "POST", "/custom-fields", summary="新增自定义字段（主管）", tag="custom-fields",
-           body=CustomFieldIn, response=CustomFieldOut, status=201)
+@operation(
+    api,
+    "POST",
+    "/custom-fields",
+    summary="新增自定义字段（主管）",
+    tag="custom-fields",
+    body=CustomFieldIn,
+    response=CustomFieldOut,
+    status=201,
+)
 def create_field(body: CustomFieldIn) -> Any:
     field = custom_fields.define_field(session(), actor=actor(), now=now(), **body.model_dump())
     if field.is_required:
@@ -28,12 +42,20 @@ def create_field(body: CustomFieldIn) -> Any:
     return field
 
 
-@operation(api, "PATCH", "/custom-fields/{field_id}", summary="修改或停用自定义字段（主管）",
-           tag="custom-fields", body=CustomFieldPatch, response=CustomFieldOut)
+@operation(
+    api,
+    "PATCH",
+    "/custom-fields/{field_id}",
+    summary="修改或停用自定义字段（主管）",
+    tag="custom-fields",
+    body=CustomFieldPatch,
+    response=CustomFieldOut,
+)
 def change_field(field_id: int, body: CustomFieldPatch) -> Any:
     changes = body.model_dump(exclude_unset=True)
-    field = custom_fields.change_field(session(), actor=actor(), field_id=field_id,
-                                       changes=changes, now=now())
+    field = custom_fields.change_field(
+        session(), actor=actor(), field_id=field_id, changes=changes, now=now()
+    )
     if {"is_required", "is_active"} & changes.keys():
         session().commit()
         queues.enqueue_completeness(runtime().redis)

@@ -21,8 +21,17 @@ MAX_IMPORT_BYTES = 20 * 1024 * 1024
 MAX_FILENAME_LENGTH = 255
 
 
-@operation(api, "POST", "/imports", summary="上传 Excel/CSV 导入客户（后台处理）", tag="imports",
-           body=ImportIn, files="file", response=ImportJobOut, status=202)
+@operation(
+    api,
+    "POST",
+    "/imports",
+    summary="上传 Excel/CSV 导入客户（后台处理）",
+    tag="imports",
+    body=ImportIn,
+    files="file",
+    response=ImportJobOut,
+    status=202,
+)
 def upload_import(body: ImportIn) -> Any:
     files = uploaded_files("file")
     if len(files) != 1:
@@ -35,16 +44,29 @@ def upload_import(body: ImportIn) -> Any:
         raise Invalid("文件为空或超过 20 MB", code="bad_import_file", field="file")
     key, _ = runtime().store.save(data, suffix=suffix)
     name = PurePath(filename).name[-MAX_FILENAME_LENGTH:]  # the end keeps the suffix
-    job = ImportJob(created_by=actor().user_id, filename=name, storage_key=key,
-                    on_duplicate=body.on_duplicate, status="queued", report=[], created_at=now())
+    job = ImportJob(
+        created_by=actor().user_id,
+        filename=name,
+        storage_key=key,
+        on_duplicate=body.on_duplicate,
+        status="queued",
+        report=[],
+        created_at=now(),
+    )
     session().add(job)
     session().commit()  # the worker must find the job
     queues.enqueue_import(runtime().redis, job.id)
     return job
 
 
-@operation(api, "GET", "/imports/{import_id}", summary="导入进度与逐行报告", tag="imports",
-           response=ImportJobOut)
+@operation(
+    api,
+    "GET",
+    "/imports/{import_id}",
+    summary="导入进度与逐行报告",
+    tag="imports",
+    response=ImportJobOut,
+)
 def get_import(import_id: int) -> Any:
     query = select(ImportJob).where(ImportJob.id == import_id)
     if actor().role is not Role.BOSS:
