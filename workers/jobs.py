@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from crm import completeness, imports
 from crm.actors import Actor
 from crm.errors import DomainError
+from crm.rules import timers
 from models import Attachment, ImportJob, User
 from workers import context, queues
 
@@ -109,3 +110,18 @@ def purge_orphan_uploads() -> int:
     if removed:
         log.info("removed %d orphaned uploads", removed)
     return removed
+
+
+def run_timers() -> int:
+    """Sweep every timer rule; commits batch by batch so no sweep holds the write lock long."""
+    rt = context.runtime()
+    fired = 0
+    while True:
+        with rt.db.session(lock_for_write=True) as session:
+            result = timers.sweep(session, now=rt.clock())
+            session.commit()
+        fired += result.total
+        if result.total < timers.SWEEP_LIMIT:
+            if fired:
+                log.info("timers fired %d times", fired)
+            return fired
