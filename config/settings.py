@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_WECOM_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_TOKEN_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
@@ -77,6 +78,8 @@ class Settings:
     token_ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     whisper_model: str = ""
+    # Where members open wecrm in a browser; WeCom textcard messages link here.
+    public_url: str = DEFAULT_PUBLIC_URL
 
     @property
     def uploads_dir(self) -> Path:
@@ -135,6 +138,9 @@ class Settings:
         if not api_base.endswith("/"):
             api_base += "/"
 
+        public_url = env.get("WECRM_PUBLIC_URL") or DEFAULT_PUBLIC_URL
+        public_url = _parse_url("WECRM_PUBLIC_URL", public_url, ("http", "https")).rstrip("/")
+
         ttl_raw = env.get("WECRM_TOKEN_TTL_SECONDS", "")
         max_bytes_raw = env.get("WECRM_MAX_ATTACHMENT_BYTES", "")
         return cls(
@@ -160,6 +166,7 @@ class Settings:
                 else DEFAULT_MAX_ATTACHMENT_BYTES
             ),
             whisper_model=env.get("WECRM_WHISPER_MODEL", ""),
+            public_url=public_url,
         )
 
 

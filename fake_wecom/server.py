@@ -40,6 +40,14 @@ TEXTCARD_BTNTXT_MAX_CHARS = 4
 MAX_USERS_PER_MESSAGE = 1000
 MAX_PARTIES_PER_MESSAGE = 100
 MAX_TAGS_PER_MESSAGE = 100
+# WeCom accepts at most 30 app messages a minute to one member from one app; beyond that it
+# drops them ("超过部分会被丢弃不下发", https://developer.work.weixin.qq.com/document/path/90312).
+# WeCom documents no member-specific errcode; its global errcode page lists 45009 (接口调用超过
+# 限制, https://developer.work.weixin.qq.com/document/path/90313) for broken frequency limits.
+# The fake refuses with 45009 rather than dropping silently, so a test sees the limit broken.
+MEMBER_MESSAGES_PER_MINUTE = 30
+MEMBER_LIMIT_WINDOW_SECONDS = 60
+MEMBER_LIMIT_ERRCODE = 45009
 MSGTYPES = frozenset(
     {
         "text",
@@ -197,6 +205,9 @@ class FakeWeCom:
             self._failures: dict[str, list[int]] = {}  # endpoint -> errcodes still to answer
             self._unreachable = False
             self.messages: list[dict] = []  # accepted message/send bodies, oldest first
+            self._member_sends: dict[str, list[float]] = {}  # lower-cased userid -> send times
+            # The per-member limit's clock; tests that move wecrm's clock may move this one too.
+            self.clock: Callable[[], float] = time.time
             self.calls: list[str] = []  # every API endpoint called, in order
             self.token_requests = 0
 
@@ -360,6 +371,7 @@ class FakeWeCom:
         valid_parties = [p for p in toparty if p not in invalidparty]
         if not (valid_users or valid_parties or totag):
             raise _Fault(81013, "user & party & tag all invalid")
+        self._count_member_sends([u for u in valid_users if u != "@all"])
 
         msgid = secrets.token_urlsafe(16)
         self.messages.append(
@@ -381,6 +393,18 @@ class FakeWeCom:
             "unlicenseduser": "",
             "msgid": msgid,
         }
+
+    def _count_member_sends(self, userids: list[str]) -> None:
+        """Refuse the message if any member already had their minute's worth, else count it."""
+        now = self.clock()
+        window_start = now - MEMBER_LIMIT_WINDOW_SECONDS
+        recent = {}
+        for userid in {u.lower() for u in userids}:
+            recent[userid] = [t for t in self._member_sends.get(userid, []) if t > window_start]
+            if len(recent[userid]) >= MEMBER_MESSAGES_PER_MINUTE:
+                raise _Fault(MEMBER_LIMIT_ERRCODE, f"api freq out of limit for member {userid}")
+        for userid, times in recent.items():
+            self._member_sends[userid] = [*times, now]
 
     # -- directory helpers -----------------------------------------------------------------------
 

@@ -3,16 +3,21 @@ lazily from Settings so the web app, the workers and the commands wire them the 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cached_property
 
 import redis
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from config import Settings
 from crm.storage import DiskFileStore
 from models import Database
 from wecom.client import WeComClient
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -28,7 +33,24 @@ class Runtime:
 
     @cached_property
     def db(self) -> Database:
-        return Database(self.settings.database_url)
+        db = Database(self.settings.database_url)
+        # Installed here, where every edge (request, job, bot, command) gets its sessions, so a
+        # commit that queued notifications starts the sender without the edge knowing.
+        for factory in (db.sessions, db.writer_sessions):
+            event.listen(factory, "after_commit", self._after_commit)
+        return db
+
+    def _after_commit(self, session: Session) -> None:
+        from crm.notifications import SEND_AFTER_COMMIT
+        from workers import queues  # workers import this module
+
+        if not session.info.pop(SEND_AFTER_COMMIT, False):
+            return
+        try:
+            queues.enqueue_outbox(self.redis)
+        except redis.RedisError:
+            # The rows are committed; the periodic catch-up run sends them if this enqueue is lost.
+            log.warning("could not enqueue the outbox sender", exc_info=True)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -8,10 +8,14 @@ from rq import Queue
 DEFAULT = "default"
 IMPORTS = "imports"
 MAINTENANCE = "maintenance"
-ALL_QUEUES = (DEFAULT, IMPORTS, MAINTENANCE)
+NOTIFICATIONS = "notifications"
+ALL_QUEUES = (DEFAULT, IMPORTS, MAINTENANCE, NOTIFICATIONS)
 # While one completeness recompute waits in the queue, more requests for it add nothing.
 COMPLETENESS_LOCK_KEY = "wecrm:lock:recompute_completeness"
 COMPLETENESS_LOCK_SECONDS = 600
+# Likewise one outbox run waits at a time; the run deletes the key as it starts.
+OUTBOX_LOCK_KEY = "wecrm:lock:send_outbox"
+OUTBOX_LOCK_SECONDS = 600
 
 
 def queue(connection: redis.Redis, name: str) -> Queue:
@@ -30,3 +34,11 @@ def enqueue_completeness(connection: redis.Redis) -> None:
 
     if connection.set(COMPLETENESS_LOCK_KEY, "1", nx=True, ex=COMPLETENESS_LOCK_SECONDS):
         queue(connection, MAINTENANCE).enqueue(jobs.recompute_completeness, job_timeout=1800)
+
+
+def enqueue_outbox(connection: redis.Redis) -> None:
+    """Start one outbox run, however many commits queued messages meanwhile."""
+    from workers import outbox
+
+    if connection.set(OUTBOX_LOCK_KEY, "1", nx=True, ex=OUTBOX_LOCK_SECONDS):
+        queue(connection, NOTIFICATIONS).enqueue(outbox.send_outbox, job_timeout=600)

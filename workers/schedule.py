@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis
 from rq.cron import CronScheduler
 
-from workers import jobs, queues
+from workers import jobs, outbox, queues
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,11 @@ class Periodic:
     every_seconds: int
 
 
-PERIODIC_JOBS = (Periodic(jobs.purge_orphan_uploads, queues.MAINTENANCE, every_seconds=6 * 3600),)
+PERIODIC_JOBS = (
+    Periodic(jobs.purge_orphan_uploads, queues.MAINTENANCE, every_seconds=6 * 3600),
+    # Catches messages whose after-commit enqueue was lost, and retries that came due.
+    Periodic(outbox.send_outbox, queues.NOTIFICATIONS, every_seconds=60),
+)
 
 
 def build_scheduler(connection: redis.Redis) -> CronScheduler:

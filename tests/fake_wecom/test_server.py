@@ -287,6 +287,24 @@ def test_message_send_rejects_a_body_that_is_not_json(fake, http):
     assert call(http, fake, "message/send", token=token, body=b"not json")["errcode"] == 47001
 
 
+def test_31st_message_to_a_member_within_a_minute_answers_45009_and_is_not_recorded(fake, http):
+    now = [1_000_000.0]
+    fake.clock = lambda: now[0]
+    token = get_token(http, fake)
+    for _ in range(30):
+        assert (
+            call(http, fake, "message/send", token=token, body=text_message(fake))["errcode"] == 0
+        )
+
+    over = call(http, fake, "message/send", token=token, body=text_message(fake, touser="ZhangSan"))
+    other = call(http, fake, "message/send", token=token, body=text_message(fake, touser="lisi"))
+    now[0] += 60
+    later = call(http, fake, "message/send", token=token, body=text_message(fake))
+
+    assert (over["errcode"], other["errcode"], later["errcode"]) == (45009, 0, 0)
+    assert len(fake.messages) == 32
+
+
 def test_without_a_directory_every_recipient_is_accepted(fake, http):
     fake.load_directory([], [])
     token = get_token(http, fake)

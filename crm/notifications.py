@@ -1,0 +1,284 @@
+"""Notifications to members through WeCom app messages, kept in an outbox until WeCom takes them.
+
+`notify` writes one outbox row per recipient in the caller's transaction, so a message exists
+exactly when the decision that caused it was committed. A worker (workers/outbox.py) sends the
+rows later with the state changes below; this module never talks to WeCom, Redis or RQ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from crm.actors import Actor, user_scope
+from crm.errors import Conflict, Forbidden, Invalid, NotFound
+from models import OutboxMessage, User
+
+# The edge that made the session reads this flag after its commit and enqueues the sender
+# (see wecrm/runtime.py), so callers of notify() never think about queues.
+SEND_AFTER_COMMIT = "wecrm.outbox.send_after_commit"
+MSGTYPES = ("text", "markdown", "textcard")
+MAX_ATTEMPTS = 5
+BACKOFF_FIRST_SECONDS = 30
+BACKOFF_MAX_SECONDS = 600
+MAX_PAGE_SIZE = 100
+LAST_ERROR_MAX_CHARS = 255
+# WeCom's documented limits (https://developer.work.weixin.qq.com/document/path/90236); longer
+# content is refused with 45002, so it is cut here rather than failing at send time.
+TEXTCARD_TITLE_MAX_CHARS = 128
+TEXTCARD_DESCRIPTION_MAX_CHARS = 512
+TEXT_CONTENT_MAX_BYTES = 2048
+TEXTCARD_BUTTON = "详情"
+LEASE_EXPIRED_ERROR = "worker stopped while sending; resent after its lease expired"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # waiting for next_attempt_at
+    SENDING = "sending"  # claimed by a worker until next_attempt_at (its lease)
+    SENT = "sent"
+    FAILED = "failed"  # gave up after MAX_ATTEMPTS; a manager may retry it
+
+
+@dataclass
+class MessagePage:
+    items: list[OutboxMessage]
+    total: int
+    page: int
+    page_size: int
+
+
+def notify(
+    session: Session,
+    *,
+    recipients: Sequence[User],
+    title: str,
+    text: str,
+    now: datetime,
+    customer_id: int | None = None,
+    dedupe_key: str | None = None,
+    msgtype: str = "textcard",
+) -> list[OutboxMessage]:
+    """Queue one message per active recipient; a dedupe key already queued adds nothing."""
+    if msgtype not in MSGTYPES:
+        raise Invalid(f"不支持的消息类型「{msgtype}」", field="msgtype")
+    content = _content(msgtype, title, text)
+    # Keyed by id, which also drops a recipient named twice.
+    wanted = {user.id: user for user in recipients if user.is_active and user.wecom_userid}
+    keys = {uid: f"{dedupe_key}:{uid}" for uid in wanted} if dedupe_key else {}
+    if keys:
+        taken = set(
+            session.scalars(
+                select(OutboxMessage.dedupe_key).where(OutboxMessage.dedupe_key.in_(keys.values()))
+            )
+        )
+        wanted = {uid: u for uid, u in wanted.items() if keys[uid] not in taken}
+    added = []
+    for uid, user in wanted.items():
+        message = OutboxMessage(
+            recipient_id=uid,
+            touser=user.wecom_userid,
+            msgtype=msgtype,
+            content=dict(content),
+            customer_id=customer_id,
+            dedupe_key=keys.get(uid),
+            status=OutboxStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            created_at=now,
+        )
+        if message.dedupe_key is None:
+            session.add(message)
+            session.flush()
+        else:
+            # A concurrent transaction may have queued the same key since the look-up above; the
+            # savepoint lets the unique index refuse it without undoing the caller's work.
+            try:
+                with session.begin_nested():
+                    session.add(message)
+            except IntegrityError:
+                continue
+        added.append(message)
+    if added:
+        session.info[SEND_AFTER_COMMIT] = True
+    return added
+
+
+def _content(msgtype: str, title: str, text: str) -> dict[str, Any]:
+    """The stored message body; a textcard's url is added at send time (see `payload`)."""
+    if msgtype == "textcard":
+        return {
+            "title": title[:TEXTCARD_TITLE_MAX_CHARS],
+            "description": text[:TEXTCARD_DESCRIPTION_MAX_CHARS],
+        }
+    heading = (f"**{title}**" if msgtype == "markdown" else title) if title else ""
+    body = f"{heading}\n{text}" if heading else text
+    return {"content": _cut_bytes(body, TEXT_CONTENT_MAX_BYTES)}
+
+
+def _cut_bytes(value: str, limit: int) -> str:
+    """`value` shortened to at most `limit` UTF-8 bytes without splitting a character."""
+    return value.encode()[:limit].decode(errors="ignore")
+
+
+def payload(message: OutboxMessage, *, public_url: str) -> dict[str, Any]:
+    """What goes to WeCom for `message`: textcards link to the customer (or to wecrm's home)."""
+    content = dict(message.content)
+    if message.msgtype == "textcard":
+        base = public_url.rstrip("/")
+        content["url"] = (
+            f"{base}/customers/{message.customer_id}" if message.customer_id else f"{base}/"
+        )
+        content["btntxt"] = TEXTCARD_BUTTON
+    return content
+
+
+def backoff_seconds(attempts: int) -> int:
+    """Wait before the next try after `attempts` failed ones: 30 s doubling, at most 10 min."""
+    return min(BACKOFF_FIRST_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
+
+
+def short_error(error: str) -> str:
+    """An error text fit to store and show: one line, bounded."""
+    return " ".join(error.split())[:LAST_ERROR_MAX_CHARS]
+
+
+# --- sending: the state changes the worker makes, each in its own short transaction ----------
+
+
+def claim_due(
+    session: Session, *, now: datetime, limit: int, lease_until: datetime
+) -> list[OutboxMessage]:
+    """Lease up to `limit` due messages, oldest first, so that no other worker takes them."""
+    # A "sending" row whose lease has run out belongs to a worker that stopped mid-send; WeCom
+    # may or may not have taken it, and we send it again (at least once) rather than lose it.
+    rows = session.scalars(
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
+            OutboxMessage.next_attempt_at <= now,
+        )
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+        # PostgreSQL: rows another worker is claiming are skipped, not waited for. SQLite ignores
+        # this; there the caller's write-locked session serialises claims.
+        .with_for_update(skip_locked=True)
+    ).all()
+    claimed = []
+    for message in rows:
+        if message.status == OutboxStatus.SENDING:
+            message.attempts += 1
+            message.last_error = LEASE_EXPIRED_ERROR
+            if message.attempts >= MAX_ATTEMPTS:  # a message that keeps killing workers stops
+                message.status = OutboxStatus.FAILED
+                continue
+        message.status = OutboxStatus.SENDING
+        message.next_attempt_at = lease_until
+        claimed.append(message)
+    session.flush()
+    return claimed
+
+
+def mark_sent(session: Session, *, message_id: int, now: datetime) -> None:
+    """WeCom took the message."""
+    message = _get(session, message_id)
+    message.status = OutboxStatus.SENT
+    message.sent_at = now
+    session.flush()
+
+
+def defer(session: Session, *, message_id: int, until: datetime) -> None:
+    """Put a claimed message back, untried, until `until` (rate limit, or WeCom is down)."""
+    message = _get(session, message_id)
+    if message.status == OutboxStatus.SENDING:
+        message.status = OutboxStatus.PENDING
+        message.next_attempt_at = until
+        session.flush()
+
+
+def record_unavailable(session: Session, *, message_id: int, now: datetime, error: str) -> datetime:
+    """WeCom could not be reached: try again after a back-off, however often; returns when."""
+    message = _get(session, message_id)
+    message.attempts += 1
+    message.last_error = short_error(error)
+    message.status = OutboxStatus.PENDING
+    message.next_attempt_at = now + timedelta(seconds=backoff_seconds(message.attempts))
+    session.flush()
+    return message.next_attempt_at
+
+
+def record_error(
+    session: Session, *, message_id: int, now: datetime, error: str, permanent: bool = False
+) -> None:
+    """WeCom refused the message: retry with back-off, and fail after MAX_ATTEMPTS tries."""
+    message = _get(session, message_id)
+    message.attempts += 1
+    message.last_error = short_error(error)
+    if permanent or message.attempts >= MAX_ATTEMPTS:
+        message.status = OutboxStatus.FAILED
+    else:
+        message.status = OutboxStatus.PENDING
+        message.next_attempt_at = now + timedelta(seconds=backoff_seconds(message.attempts))
+    session.flush()
+
+
+def _get(session: Session, message_id: int) -> OutboxMessage:
+    message = session.get(OutboxMessage, message_id)
+    if message is None:  # outbox rows are never deleted, so this is a programming error
+        raise LookupError(f"outbox message {message_id} does not exist")
+    return message
+
+
+# --- visibility ---------------------------------------------------------------------------------
+
+
+def list_messages(
+    session: Session,
+    *,
+    actor: Actor,
+    status: str | None = None,
+    page: int = 1,
+    page_size: int = 20,
+) -> MessagePage:
+    """Messages to people in scope, newest first (rep: own; manager: the team; boss: all)."""
+    conditions = [user_scope(actor)]
+    if status is not None:
+        conditions.append(OutboxMessage.status == status)
+    scoped = select(OutboxMessage).join(User, User.id == OutboxMessage.recipient_id)
+    total = session.scalar(select(func.count()).select_from(scoped.where(*conditions).subquery()))
+    page_size = min(max(page_size, 1), MAX_PAGE_SIZE)
+    page = max(page, 1)
+    rows = session.scalars(
+        scoped.where(*conditions)
+        .order_by(OutboxMessage.id.desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return MessagePage(items=list(rows), total=total or 0, page=page, page_size=page_size)
+
+
+def retry(session: Session, *, actor: Actor, message_id: int, now: datetime) -> OutboxMessage:
+    """Send a failed message again with a fresh set of attempts (managers and the boss)."""
+    if not actor.can_manage:
+        raise Forbidden("只有主管和老板可以重发通知")
+    message = session.scalar(
+        select(OutboxMessage)
+        .join(User, User.id == OutboxMessage.recipient_id)
+        .where(OutboxMessage.id == message_id, user_scope(actor))
+    )
+    if message is None:
+        raise NotFound("通知")
+    if message.status != OutboxStatus.FAILED:
+        raise Conflict("只有发送失败的通知可以重发", code="not_failed")
+    message.status = OutboxStatus.PENDING
+    message.attempts = 0  # last_error stays: it tells why the message had failed
+    message.next_attempt_at = now
+    session.flush()
+    session.info[SEND_AFTER_COMMIT] = True
+    return message

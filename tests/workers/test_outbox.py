@@ -1,0 +1,313 @@
+"""The outbox sender through a real RQ worker, the real WeComClient and the fake WeCom server."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from rq import Queue, SimpleWorker
+from sqlalchemy import select
+
+from crm import notifications
+from crm.notifications import OutboxStatus
+from models import OutboxMessage
+from tests.factories import make_company, make_customer
+from wecom import WeComClient
+from workers import outbox, queues
+
+
+def _queued_jobs(runtime) -> list[str]:
+    return [j.func_name for j in Queue(queues.NOTIFICATIONS, connection=runtime.redis).get_jobs()]
+
+
+def _work(runtime) -> None:
+    SimpleWorker([queues.NOTIFICATIONS], connection=runtime.redis).work(burst=True)
+
+
+def _rows(session) -> list[OutboxMessage]:
+    session.rollback()  # end the read transaction: a SQLite snapshot would hide the worker's writes
+    return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+
+
+def _notify(session, clock, recipients, text="客户已 3 天未跟进", **kwargs):
+    queued = notifications.notify(
+        session, recipients=recipients, title="跟进提醒", text=text, now=clock(), **kwargs
+    )
+    session.commit()
+    return queued
+
+
+def _client(runtime, fake_wecom) -> WeComClient:
+    """Another process's client: its own HTTP pool, the same Redis."""
+    return WeComClient(
+        corp_id=fake_wecom.corp_id,
+        secret=fake_wecom.secret,
+        agent_id=fake_wecom.agent_id,
+        api_base=fake_wecom.base_url,
+        redis=runtime.redis,
+        timeout=2.0,
+    )
+
+
+def test_commit_enqueues_the_sender_once_and_the_worker_delivers_a_card_to_the_customer(
+    runtime, session, clock, fake_wecom
+):
+    rep = make_company(session).reps[0][0]
+    customer = make_customer(session, rep, clock())
+
+    _notify(session, clock, [rep], customer_id=customer.id)
+    _notify(session, clock, [rep], text="第二条")
+    assert _queued_jobs(runtime) == ["workers.outbox.send_outbox"]  # two commits, one run
+    _work(runtime)
+
+    assert [m["touser"] for m in fake_wecom.messages] == [[rep.wecom_userid]] * 2
+    card = fake_wecom.messages[0]["textcard"]
+    assert card["title"] == "跟进提醒" and card["description"] == "客户已 3 天未跟进"
+    assert card["url"] == f"{runtime.settings.public_url}/customers/{customer.id}"
+    assert fake_wecom.messages[1]["textcard"]["url"] == f"{runtime.settings.public_url}/"
+    assert [(r.status, r.sent_at) for r in _rows(session)] == [(OutboxStatus.SENT, clock())] * 2
+
+    _notify(session, clock, [rep], text="运行之后")  # the run released the key: a new run
+    assert _queued_jobs(runtime) == ["workers.outbox.send_outbox"]
+
+
+def test_rolled_back_notification_enqueues_nothing(runtime, session, clock):
+    rep = make_company(session).reps[0][0]
+    notifications.notify(session, recipients=[rep], title="t", text="x", now=clock())
+    session.rollback()
+    assert _queued_jobs(runtime) == []
+    assert _rows(session) == []
+
+
+def test_two_processes_share_one_token_and_refetch_it_once_when_wecom_expires_it(
+    runtime, session, clock, fake_wecom
+):
+    rep = make_company(session).reps[0][0]
+    first, second = _client(runtime, fake_wecom), _client(runtime, fake_wecom)
+    try:
+        _notify(session, clock, [rep], text="一")
+        outbox.send_due(runtime.db, runtime.redis, first, clock, public_url="http://x")
+        _notify(session, clock, [rep], text="二")
+        outbox.send_due(runtime.db, runtime.redis, second, clock, public_url="http://x")
+        assert fake_wecom.token_requests == 1
+
+        fake_wecom.expire_tokens()
+        _notify(session, clock, [rep], text="三")
+        outbox.send_due(runtime.db, runtime.redis, first, clock, public_url="http://x")
+    finally:
+        first.close()
+        second.close()
+
+    assert fake_wecom.token_requests == 2
+    assert fake_wecom.calls[-3:] == ["message/send", "gettoken", "message/send"]
+    assert [m["textcard"]["description"] for m in fake_wecom.messages] == ["一", "二", "三"]
+    assert {r.status for r in _rows(session)} == {OutboxStatus.SENT}
+
+
+def test_token_errors_get_one_bounded_refetch_then_count_as_a_failed_attempt(
+    runtime, session, clock, fake_wecom
+):
+    rep = make_company(session).reps[0][0]
+    _notify(session, clock, [rep])
+    fake_wecom.fail_next("message/send", 40014, times=2)
+
+    _work(runtime)
+
+    assert fake_wecom.calls.count("message/send") == 2 and fake_wecom.messages == []
+    (row,) = _rows(session)
+    assert (row.status, row.attempts) == (OutboxStatus.PENDING, 1)
+    assert "40014" in row.last_error
+    assert row.next_attempt_at == clock() + timedelta(seconds=30)
+
+    clock.advance(seconds=30)
+    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    assert len(fake_wecom.messages) == 1 and _rows(session)[0].status == OutboxStatus.SENT
+
+
+def test_unreachable_wecom_backs_off_loses_nothing_and_sends_after_it_returns(
+    runtime, session, clock, fake_wecom
+):
+    company = make_company(session)
+    reps = [r for team in company.reps for r in team]
+    _notify(session, clock, reps)
+    started = clock()
+    fake_wecom.set_unreachable(True)
+
+    _work(runtime)
+
+    rows = _rows(session)
+    assert [r.attempts for r in rows] == [1, 0, 0, 0]  # the run stopped at the first failure
+    assert {r.status for r in rows} == {OutboxStatus.PENDING}
+    assert {r.next_attempt_at for r in rows} == {started + timedelta(seconds=30)}
+    assert "503" in rows[0].last_error
+
+    clock.advance(seconds=29)
+    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    assert [r.attempts for r in _rows(session)] == [1, 0, 0, 0]  # not due yet: not retried
+    clock.advance(seconds=1)
+    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    assert [r.attempts for r in _rows(session)] == [2, 0, 0, 0]
+    assert _rows(session)[0].next_attempt_at == clock() + timedelta(seconds=60)
+
+    fake_wecom.set_unreachable(False)
+    fake_wecom.fail_next("message/send", -1)  # WeCom's "system busy" is unreachable too
+    clock.advance(seconds=60)
+    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    assert [r.attempts for r in _rows(session)] == [3, 0, 0, 0]
+
+    clock.advance(seconds=120)
+    _notify(session, clock, [reps[0]], text="恢复后")  # the commit enqueues a run
+    _work(runtime)
+    print(
+        [(r.status, r.attempts, r.next_attempt_at, r.last_error) for r in _rows(session)], clock()
+    )
+    assert {r.status for r in _rows(session)} == {OutboxStatus.SENT}
+    assert sorted(m["touser"][0] for m in fake_wecom.messages) == sorted(
+        [r.wecom_userid for r in reps] + [reps[0].wecom_userid]
+    )
+
+
+def test_unreachable_error_is_stored_without_credentials(runtime, session, clock, fake_wecom):
+    rep = make_company(session).reps[0][0]
+    _notify(session, clock, [rep])
+    nowhere = WeComClient(
+        corp_id=fake_wecom.corp_id,
+        secret=fake_wecom.secret,
+        agent_id=fake_wecom.agent_id,
+        api_base="http://127.0.0.1:9/cgi-bin/",  # discard port: connection refused
+        redis=runtime.redis,
+        timeout=2.0,
+    )
+    token_key = f"wecrm:wecom:{fake_wecom.corp_id}_{fake_wecom.secret[:10]}_access_token"
+    runtime.redis.set(token_key, json.dumps("TOKENVALUE"))  # cached: the send URL carries it
+    try:
+        report = outbox.send_due(runtime.db, runtime.redis, nowhere, clock, public_url="http://x")
+    finally:
+        nowhere.close()
+
+    assert report == {"unavailable": 1}
+    (row,) = _rows(session)
+    assert row.status == OutboxStatus.PENDING and row.attempts == 1
+    assert "access_token=***" in row.last_error
+    assert "TOKENVALUE" not in row.last_error
+
+
+def test_31st_message_to_one_member_in_a_minute_is_deferred_not_sent(
+    runtime, session, clock, fake_wecom
+):
+    company = make_company(session)
+    busy, other = company.reps[0]
+    fake_wecom.clock = lambda: clock().timestamp()  # WeCom's minute is our test's minute
+    for n in range(outbox.MEMBER_LIMIT_PER_MINUTE + 1):
+        _notify(session, clock, [busy], text=f"第{n + 1}条")
+    _notify(session, clock, [other], text="别人的")
+
+    _work(runtime)
+
+    assert len(fake_wecom.messages) == outbox.MEMBER_LIMIT_PER_MINUTE + 1
+    assert [m["touser"] for m in fake_wecom.messages].count([busy.wecom_userid]) == 30
+    deferred = [r for r in _rows(session) if r.status != OutboxStatus.SENT]
+    assert [(r.touser, r.content["description"]) for r in deferred] == [
+        (busy.wecom_userid, "第31条")
+    ]
+    assert deferred[0].status == OutboxStatus.PENDING and deferred[0].attempts == 0
+    assert deferred[0].next_attempt_at == clock() + timedelta(seconds=60)
+
+    clock.advance(seconds=60)
+    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    assert fake_wecom.messages[-1]["textcard"]["description"] == "第31条"
+    assert {r.status for r in _rows(session)} == {OutboxStatus.SENT}
+
+
+def test_wecom_frequency_error_defers_the_message_without_counting_an_attempt(
+    runtime, session, clock, fake_wecom
+):
+    rep = make_company(session).reps[0][0]
+    _notify(session, clock, [rep])
+    fake_wecom.fail_next("message/send", 45009)
+
+    report = outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+
+    assert report == {"deferred": 1}
+    (row,) = _rows(session)
+    assert (row.status, row.attempts) == (OutboxStatus.PENDING, 0)
+    assert row.next_attempt_at == clock() + timedelta(seconds=60)
+
+
+def test_dedupe_key_sends_one_message(runtime, session, clock, fake_wecom):
+    rep = make_company(session).reps[0][0]
+    for _ in range(3):
+        _notify(session, clock, [rep], dedupe_key="rule:1:customer:9:overdue")
+    _work(runtime)
+    assert len(fake_wecom.messages) == 1 and len(_rows(session)) == 1
+
+
+def test_lease_of_a_worker_that_died_mid_send_expires_and_the_message_is_sent(
+    runtime, session, clock, fake_wecom
+):
+    rep = make_company(session).reps[0][0]
+    _notify(session, clock, [rep])
+    with runtime.db.session(lock_for_write=True) as dead_worker:
+        lease = clock() + timedelta(seconds=outbox.LEASE_SECONDS)
+        notifications.claim_due(dead_worker, now=clock(), limit=10, lease_until=lease)
+        dead_worker.commit()
+
+    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    assert fake_wecom.messages == []  # leased to someone else
+
+    clock.advance(seconds=outbox.LEASE_SECONDS)
+    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    assert len(fake_wecom.messages) == 1
+    (row,) = _rows(session)
+    assert row.status == OutboxStatus.SENT and row.attempts == 1
+
+
+def test_two_concurrent_runs_send_every_message_exactly_once(runtime, session, clock, fake_wecom):
+    company = make_company(session)
+    per_member = 20
+    for n in range(per_member):
+        _notify(session, clock, company.everyone, text=f"第{n}轮")
+    expected = per_member * len(company.everyone)
+    barrier = threading.Barrier(2)
+    reports, errors = [], []
+
+    def run() -> None:
+        client = _client(runtime, fake_wecom)
+        try:
+            barrier.wait()
+            reports.append(
+                outbox.send_due(runtime.db, runtime.redis, client, clock, public_url="http://x")
+            )
+        except Exception as error:  # surfaced below; a thread cannot fail the test itself
+            errors.append(error)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    sent = [(m["touser"][0], m["textcard"]["description"]) for m in fake_wecom.messages]
+    assert len(sent) == expected and len(set(sent)) == expected
+    assert sum(r.get("sent", 0) for r in reports) == expected
+    assert {r.status for r in _rows(session)} == {OutboxStatus.SENT}
+
+
+@pytest.mark.parametrize("errcode", [40003, 45002])
+def test_refused_message_fails_after_max_attempts_and_is_never_deleted(
+    errcode, runtime, session, clock, fake_wecom
+):
+    rep = make_company(session).reps[0][0]
+    _notify(session, clock, [rep])
+    fake_wecom.fail_next("message/send", errcode, times=notifications.MAX_ATTEMPTS)
+    for _ in range(notifications.MAX_ATTEMPTS):
+        outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+        clock.advance(seconds=notifications.BACKOFF_MAX_SECONDS)
+    (row,) = _rows(session)
+    assert row.status == OutboxStatus.FAILED and row.attempts == notifications.MAX_ATTEMPTS
+    assert str(errcode) in row.last_error and fake_wecom.messages == []

@@ -1,0 +1,228 @@
+"""The outbox sender: due messages go to WeCom's message/send, each member at most 30 a minute.
+
+Delivery is at least once. A run claims a batch by leasing it (status "sending", next_attempt_at =
+lease end) in one short transaction, sends outside any transaction, and records each outcome in
+its own short transaction. Holding the claim's row locks (or SQLite's one write lock) across HTTP
+calls would stall every other writer while WeCom is slow, so the lease is what keeps two workers
+apart instead. WeCom is not transactional: if a worker dies after WeCom took a message but
+before "sent" is written, the lease runs out and the message is sent again. We prefer a rare
+duplicate reminder to a silently lost one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import redis
+
+from crm import notifications
+from models import Database, OutboxMessage
+from wecom.client import UNAVAILABLE_ERRCODE, WeComClient, WeComError, WeComUnavailable
+from workers import context, queues
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 50
+MAX_BATCHES_PER_RUN = 20  # then the run hands over to a fresh job, so one run stays bounded
+# Far longer than a batch takes (each send times out after seconds); expiry means a dead worker.
+LEASE_SECONDS = 300
+# WeCom drops app messages beyond 30 a minute to one member from one app
+# (https://developer.work.weixin.qq.com/document/path/90312), so we never send the 31st.
+MEMBER_LIMIT_PER_MINUTE = 30
+RATE_WINDOW_SECONDS = 60
+RATE_KEY = "wecrm:outbox:rate:{userid}"
+# WeCom's own frequency errors: its count and ours disagree (say Redis lost our window), so wait.
+RATE_LIMITED_ERRCODES = frozenset({45009, 45033})
+_SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s'\"]+")
+
+# One sorted set per member, scored by send time: drop what left the window, then take a slot
+# if one is free, atomically, so that every worker shares one count. Answers "" when a slot was
+# taken, else when the oldest slot frees up (a string: Lua numbers would be cut to integers).
+_TAKE_SLOT = """
+local key, now, window, limit = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+if redis.call('ZCARD', key) < limit then
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('EXPIRE', key, window * 2)
+  return ''
+end
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+return tostring(tonumber(oldest[2]) + window)
+"""
+
+
+class MemberRateLimit:
+    """WeCom's per-member limit, counted in Redis so that all workers share it."""
+
+    def __init__(self, connection: redis.Redis, limit: int = MEMBER_LIMIT_PER_MINUTE) -> None:
+        self._take = connection.register_script(_TAKE_SLOT)
+        self.limit = limit
+
+    def take(self, userid: str, slot: str, now: datetime) -> datetime | None:
+        """Take a send slot for `userid`; if none is free, return when one will be."""
+        key = RATE_KEY.format(userid=userid.lower())  # WeCom userids ignore case
+        args = [now.timestamp(), RATE_WINDOW_SECONDS, self.limit, slot]
+        answer = self._take(keys=[key], args=args)
+        if not answer:
+            return None
+        return datetime.fromtimestamp(float(answer), UTC)
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """What the sender needs of a claimed row once its claiming session is closed."""
+
+    id: int
+    touser: str
+    msgtype: str
+    payload: dict[str, Any]
+
+
+def send_outbox() -> dict[str, int]:
+    """Send every due outbox message (the job the edges' commits and the schedule enqueue)."""
+    rt = context.runtime()
+    rt.redis.delete(queues.OUTBOX_LOCK_KEY)  # messages queued from now on need another run
+    return send_due(rt.db, rt.redis, rt.wecom, rt.clock, public_url=rt.settings.public_url)
+
+
+def send_due(
+    db: Database,
+    connection: redis.Redis,
+    wecom: WeComClient,
+    clock: Callable[[], datetime],
+    *,
+    public_url: str,
+) -> dict[str, int]:
+    """Claim and send due messages batch by batch; stop early while WeCom is unreachable."""
+    limiter = MemberRateLimit(connection)
+    report: Counter[str] = Counter()
+    for _ in range(MAX_BATCHES_PER_RUN):
+        batch = _claim(db, clock, public_url)
+        if not batch:
+            break
+        for index, message in enumerate(batch):
+            outcome = _send_one(db, limiter, wecom, clock, message)
+            report[outcome] += 1
+            if outcome == "unavailable":
+                # Do not hammer a WeCom that is down: the rest of the batch waits as long as the
+                # message that found it down, without an attempt counted against them.
+                rest = batch[index + 1 :]
+                if rest:
+                    _release(db, rest, _next_attempt_at(db, message.id))
+                    report["released"] += len(rest)
+                return dict(report)
+    else:
+        queues.enqueue_outbox(connection)  # more than one run's worth: continue in a new job
+    return dict(report)
+
+
+def _claim(db: Database, clock: Callable[[], datetime], public_url: str) -> list[_Claimed]:
+    # lock_for_write: on SQLite the claim's read and write happen under one write lock, so two
+    # workers cannot read the same due rows; PostgreSQL uses FOR UPDATE SKIP LOCKED instead.
+    with db.session(lock_for_write=True) as session:
+        now = clock()
+        rows = notifications.claim_due(
+            session,
+            now=now,
+            limit=BATCH_SIZE,
+            lease_until=now + timedelta(seconds=LEASE_SECONDS),
+        )
+        claimed = [_snapshot(row, public_url) for row in rows]
+        session.commit()
+    return claimed
+
+
+def _snapshot(row: OutboxMessage, public_url: str) -> _Claimed:
+    return _Claimed(
+        id=row.id,
+        touser=row.touser,
+        msgtype=row.msgtype,
+        payload=notifications.payload(row, public_url=public_url),
+    )
+
+
+def _send_one(
+    db: Database,
+    limiter: MemberRateLimit,
+    wecom: WeComClient,
+    clock: Callable[[], datetime],
+    message: _Claimed,
+) -> str:
+    """Send one claimed message and record what happened; returns the outcome's name."""
+    free_at = limiter.take(message.touser, f"{message.id}:{clock().timestamp()}", clock())
+    if free_at is not None:
+        _record(db, notifications.defer, message_id=message.id, until=free_at)
+        return "deferred"
+    try:
+        result = wecom.send_message([message.touser], message.msgtype, message.payload)
+    except WeComError as error:
+        now = clock()
+        if isinstance(error, WeComUnavailable) or error.errcode == UNAVAILABLE_ERRCODE:
+            log.warning("WeCom unreachable; outbox paused: %s", _redact(str(error)))
+            _record(
+                db,
+                notifications.record_unavailable,
+                message_id=message.id,
+                now=now,
+                error=_redact(str(error)),
+            )
+            return "unavailable"
+        if error.errcode in RATE_LIMITED_ERRCODES:
+            until = now + timedelta(seconds=RATE_WINDOW_SECONDS)
+            _record(db, notifications.defer, message_id=message.id, until=until)
+            return "deferred"
+        log.info("WeCom refused outbox message %d: %s", message.id, error)
+        _record(
+            db,
+            notifications.record_error,
+            message_id=message.id,
+            now=now,
+            error=_redact(str(error)),
+        )
+        return "error"
+    invalid = {u.lower() for u in str(result.get("invaliduser", "")).split("|") if u}
+    if message.touser.lower() in invalid:
+        # WeCom answered ok but will never deliver: the member left or was never in the corp.
+        _record(
+            db,
+            notifications.record_error,
+            message_id=message.id,
+            now=clock(),
+            error=f"WeCom does not know member {message.touser}",
+            permanent=True,
+        )
+        return "error"
+    _record(db, notifications.mark_sent, message_id=message.id, now=clock())
+    return "sent"
+
+
+def _record(db: Database, change: Callable[..., object], **kwargs: Any) -> None:
+    """Apply one outcome in its own short transaction."""
+    with db.session(lock_for_write=True) as session:
+        change(session, **kwargs)
+        session.commit()
+
+
+def _next_attempt_at(db: Database, message_id: int) -> datetime:
+    with db.session() as session:
+        message = session.get(OutboxMessage, message_id)
+        assert message is not None
+        return message.next_attempt_at
+
+
+def _release(db: Database, messages: list[_Claimed], until: datetime) -> None:
+    with db.session(lock_for_write=True) as session:
+        for message in messages:
+            notifications.defer(session, message_id=message.id, until=until)
+        session.commit()
+
+
+def _redact(error: str) -> str:
+    """Error text without credentials: requests' messages quote the URL with its access_token."""
+    return _SECRET_PARAMS.sub(r"\1=***", error)
