@@ -23,6 +23,8 @@ PERIODIC_JOBS = (
     Periodic(jobs.purge_orphan_uploads, queues.MAINTENANCE, every_seconds=6 * 3600),
     # Catches messages whose after-commit enqueue was lost, and retries that came due.
     Periodic(outbox.send_outbox, queues.NOTIFICATIONS, every_seconds=60),
+    # Timer rules count days; a sweep every five minutes acts within minutes of a deadline.
+    Periodic(jobs.run_timers, queues.MAINTENANCE, every_seconds=300),
 )
 
 
