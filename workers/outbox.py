@@ -67,7 +67,7 @@ class MemberRateLimit:
     def take(self, userid: str, slot: str, now: datetime) -> datetime | None:
         """Take a send slot for `userid`; if none is free, return when one will be."""
         key = RATE_KEY.format(userid=userid.lower())  # WeCom userids ignore case
-        args = [now.timestamp(), RATE_WINDOW_SECONDS, self.limit, slot]
+        args: list[float | str] = [now.timestamp(), RATE_WINDOW_SECONDS, self.limit, slot]
         answer = self._take(keys=[key], args=args)
         if not answer:
             return None

@@ -21,6 +21,14 @@ def test_the_signing_key_is_generated_once_and_kept(tmp_path):
     assert first == second and len(first) > 40
 
 
+def test_public_url_defaults_to_the_local_server_and_loses_its_trailing_slash(tmp_path):
+    assert Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)}).public_url == (
+        "http://127.0.0.1:8000"
+    )
+    configured = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_PUBLIC_URL": "https://crm.example.com/"}
+    assert Settings.from_env(configured).public_url == "https://crm.example.com"
+
+
 def test_postgres_url_gets_the_shipped_driver(tmp_path):
     settings = Settings.from_env(
         {"WECRM_DATA_DIR": str(tmp_path), "WECRM_DATABASE_URL": "postgresql://u:pw@db:5432/crm"}
@@ -39,6 +47,7 @@ def test_postgres_url_gets_the_shipped_driver(tmp_path):
         ("WECRM_DEV_LOGIN", "maybe", "WECRM_DEV_LOGIN"),
         ("WECRM_TOKEN_TTL_SECONDS", "5", "WECRM_TOKEN_TTL_SECONDS"),
         ("WECOM_API_BASE", "ftp://x", "WECOM_API_BASE"),
+        ("WECRM_PUBLIC_URL", "crm.example.com", "WECRM_PUBLIC_URL"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):
