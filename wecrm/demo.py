@@ -31,6 +31,8 @@ from sqlalchemy.orm import Session
 from config import Settings, SettingsError
 from crm import completeness, custom_fields, users
 from crm.actors import Actor
+from crm.rules import rulesets
+from crm.rules.defaults import DEFAULT_DOCUMENTS
 from crm.vocab import (
     Category,
     ContactMethod,
@@ -41,7 +43,18 @@ from crm.vocab import (
     Stage,
 )
 from fake_wecom import FakeWeCom
-from models import AuditEntry, Base, Customer, CustomerTag, FollowUp, StageChange, Task, Team, User
+from models import (
+    AuditEntry,
+    Base,
+    Customer,
+    CustomerTag,
+    FollowUp,
+    PoolEvent,
+    StageChange,
+    Task,
+    Team,
+    User,
+)
 from models.users import Role
 from wecrm.runtime import Runtime
 
@@ -127,6 +140,7 @@ CUSTOM_FIELDS = (
     ),
 )
 CUSTOM_FIELDS_ADDED_DAYS_AGO = 150
+GRADING_PUBLISHED_DAYS_AGO = 30
 
 
 @dataclass
@@ -924,7 +938,7 @@ def _customer_values(
         )
     # Early leads are often half-filled; that is what the completeness score shows.
     missing = 0.35 if depth == 0 else 0.1 if depth == 1 else 0.03
-    return {
+    values = {
         "name": name,
         "company": company,
         "region": region if rng.random() > 0.02 else None,
@@ -937,18 +951,20 @@ def _customer_values(
         "inquiry_count": inquiry_count,
         "has_budget": has_budget,
         "attended_expo": attended_expo,
-        "grade": _grade(inquiry_count, has_budget, attended_expo, need_match).value,
         "stage": stage.value,
     }
+    # Graded from what is stored (a blank need match is not a low one), as the rules do.
+    values["grade"] = _grade(inquiry_count, has_budget, attended_expo, values["need_match"]).value
+    return values
 
 
-def _grade(inquiry_count: int, has_budget: bool, attended_expo: bool, need: NeedMatch) -> Grade:
-    """The seed's grading rules, so a re-grade by the rules engine moves few customers."""
+def _grade(inquiry_count: int, has_budget: bool, attended_expo: bool, need: str | None) -> Grade:
+    """`DEMO_GRADING` in Python: the seed's customers start graded as its published rules say."""
     if inquiry_count >= 3 and has_budget:
         return Grade.A
     if attended_expo:
         return Grade.B
-    return Grade.C if need is not NeedMatch.LOW else Grade.D
+    return Grade.D if need == NeedMatch.LOW.value else Grade.C
 
 
 def _company(
@@ -1130,6 +1146,9 @@ def seed_company(
             team_id=team_ids[plan.team_index],
             custom_values=custom_fields.clean_values(definitions, plan.custom_values),
             last_follow_up_at=last_touch,
+            next_follow_up_on=plan.follow_ups[-1].next_follow_up_on,
+            released_at=plan.released_at,
+            release_reason=plan.release_reason if plan.released_at else None,
             stage_entered_at=last_moved,
             created_at=plan.created_at,
             updated_at=max(last_touch, last_moved, plan.released_at or last_touch),
@@ -1139,7 +1158,7 @@ def seed_company(
     session.add_all(customers)
     session.flush()  # one multi-row INSERT ... RETURNING per batch gives the ids
 
-    follow_ups, moves, tags, tasks, audits = [], [], [], [], []
+    follow_ups, moves, tags, tasks, audits, releases = [], [], [], [], [], []
     for plan, customer in zip(plans, customers, strict=True):
         worker = people[plan.former_owner_userid]
         for f in plan.follow_ups:
@@ -1181,6 +1200,16 @@ def seed_company(
             )
         tags += [{"customer_id": customer.id, "tag": tag} for tag in plan.tags]
         if plan.released_at is not None:
+            releases.append(
+                {
+                    "customer_id": customer.id,
+                    "kind": "release",
+                    "user_id": worker.id,
+                    "actor_id": None,
+                    "reason": plan.release_reason or POOL_RELEASE_REASON,
+                    "at": plan.released_at,
+                }
+            )
             audits.append(
                 _audit(
                     plan.released_at,
@@ -1214,12 +1243,14 @@ def seed_company(
         (CustomerTag, tags),
         (Task, tasks),
         (AuditEntry, audits),
+        (PoolEvent, releases),
     ):
         if rows:
             # A Core executemany on the table: the ORM's bulk path splits these rows into
             # thousands of single INSERTs on SQLite.
             session.execute(insert(Base.metadata.tables[model.__tablename__]), rows)
     session.flush()
+    _publish_grading(session, boss, now)
     return DemoCompany(
         name=COMPANY_NAME,
         boss=boss,
@@ -1232,6 +1263,42 @@ def seed_company(
         task_count=len(tasks),
         departments=departments,
         wecom_users=members,
+    )
+
+
+# The seed's grading as the boss published it: the default pack's A rule, then the season's
+# "参加过线下展会 → B", then 需求匹配度低 → D, else C (what `_grade` gave every customer).
+DEMO_GRADING: dict[str, Any] = {
+    "rules": [
+        *DEFAULT_DOCUMENTS["grading"]["rules"],
+        {
+            "name": "参加过线下展会",
+            "when": {"fact": "attended_expo", "op": "==", "value": True},
+            "grade": "B",
+        },
+        {
+            "name": "需求匹配度低",
+            "when": {"fact": "need_match", "op": "==", "value": NeedMatch.LOW.value},
+            "grade": "D",
+        },
+    ],
+    "default": "C",
+}
+
+
+def _publish_grading(session: Session, boss: User, now: datetime) -> None:
+    actor = Actor.of(boss)
+    published_at = now - timedelta(days=GRADING_PUBLISHED_DAYS_AGO)
+    draft = rulesets.create_draft(
+        session,
+        actor=actor,
+        kind="grading",
+        document=DEMO_GRADING,
+        note="淡季：展会客户升B类",
+        now=published_at,
+    )
+    rulesets.publish(
+        session, actor=actor, draft_id=draft.id, reason="淡季主推展会客户", now=published_at
     )
 
 
@@ -1325,6 +1392,8 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
                 fake.register_code(f"{DEMO_CODE_PREFIX}{member['userid']}", member["userid"])
 
         env["WECRM_REDIS_URL"] = runtime.redis_url  # starts the embedded redis-server if needed
+        # Links in WeCom messages (textcards) lead to this server unless told otherwise.
+        env.setdefault("WECRM_PUBLIC_URL", f"http://{_display_host(host)}:{port}")
         runtime.close()  # the children open their own connections
         python = [sys.executable, "-m", "wecrm.cli"]
         children.append(_spawn("worker", [*python, "worker"], env))

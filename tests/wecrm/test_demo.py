@@ -18,9 +18,20 @@ import requests
 from sqlalchemy import func, select
 
 from crm import completeness, users
+from crm.rules import rulesets
 from crm.phones import normalise_phone
 from crm.vocab import ALLOWED_STAGE_MOVES, ContactMethod, Grade, Source, Stage
-from models import CustomerTag, CustomField, FollowUp, StageChange, Task, Team, User
+from models import (
+    AuditEntry,
+    CustomerTag,
+    CustomField,
+    FollowUp,
+    PoolEvent,
+    StageChange,
+    Task,
+    Team,
+    User,
+)
 from models.customers import Customer
 from models.users import Role
 from tests.factories import sign_in
@@ -140,6 +151,18 @@ def test_seed_writes_1200_customers_over_every_stage_source_grade_and_category(s
     assert 0.3 * len(customers) < len(with_area) < len(customers)
     assert session.scalar(select(func.count()).select_from(CustomerTag)) > 0
     assert session.scalar(select(func.count()).select_from(Task).where(Task.status == "open")) > 0
+
+
+def test_the_seeded_grades_are_what_the_published_grading_rules_give(session, clock):
+    _seed(session, clock, 300)
+    assert rulesets.active(session, "grading").version == 1
+    published = session.scalars(select(AuditEntry).where(AuditEntry.entity == "rule_set")).one()
+    assert published.reason == "淡季主推展会客户"
+    # The publish re-graded every customer and found nothing to change.
+    assert session.scalars(select(AuditEntry).where(AuditEntry.action == "grade")).all() == []
+    released = session.scalars(select(Customer).where(Customer.owner_id.is_(None))).all()
+    assert released and all(c.released_at and c.release_reason for c in released)
+    assert session.scalar(select(func.count()).select_from(PoolEvent)) == len(released)
 
 
 def test_seeded_follow_ups_span_months_with_every_method_and_the_seed_keywords(session, clock):
