@@ -187,9 +187,15 @@ class WeComClient:
             if exc.errcode is None:
                 # wechatpy's raise_for_status() failed: an HTTP error status, not a WeCom errcode.
                 raise _http_error(endpoint, getattr(exc.response, "status_code", 0)) from exc
-            raise WeComError(int(exc.errcode), str(exc.errmsg)) from exc
+            error_class = (
+                WeComUnavailable if int(exc.errcode) == UNAVAILABLE_ERRCODE else WeComError
+            )
+            raise error_class(int(exc.errcode), str(exc.errmsg)) from exc
         except requests.RequestException as exc:
-            raise WeComUnavailable(UNAVAILABLE_ERRCODE, f"{endpoint}: {exc}") from exc
+            # The exception's text holds the URL, access token included: name the failure only.
+            raise WeComUnavailable(
+                UNAVAILABLE_ERRCODE, f"{endpoint}: {type(exc).__name__}"
+            ) from exc
         # wechatpy hands back the raw Response when the body is not JSON: a proxy or gateway
         # answered, not WeCom.
         if not isinstance(result, dict):
