@@ -26,7 +26,7 @@ class Database:
             )
             event.listen(self.engine, "connect", _sqlite_pragmas)
             event.listen(self.engine, "begin", _sqlite_begin)
-            writers = self.engine.execution_options(sqlite_lock_for_write=True)
+            writers: Engine = self.engine.execution_options(sqlite_lock_for_write=True)
         else:
             self.engine = create_engine(url, pool_size=pool_size, pool_pre_ping=True)
             writers = self.engine
