@@ -37,9 +37,15 @@ class Grading:
     version: int = 0
 
     @classmethod
-    def of(cls, session: Session, document: Mapping[str, Any], version: int = 0) -> Grading:
+    def of(
+        cls,
+        session: Session,
+        document: Mapping[str, Any],
+        version: int = 0,
+        facts: Mapping[str, Fact] | None = None,
+    ) -> Grading:
         rules, default = documents.grading_rules(document)
-        return cls(rules, default, registry(session, include_retired=True), version)
+        return cls(rules, default, facts or registry(session, include_retired=True), version)
 
     def decide(self, subject: Subject) -> tuple[str | None, str | None]:
         """The grade for one subject and the rule that gave it (None: the default)."""
@@ -47,6 +53,11 @@ class Grading:
             if conditions.evaluate(rule.when, self.facts, subject):
                 return rule.grade, rule.name
         return self.default, None
+
+    def grade(self, subject: Subject) -> tuple[str | None, str]:
+        """The grade for one subject, with the reason the audit trail gives."""
+        grade, rule = self.decide(subject)
+        return grade, _reason(self.version, rule)
 
     def sql(self, now: datetime) -> ColumnElement[Any] | None:
         """The grade as one SQL CASE over customers, or None if a condition is Python-only."""
@@ -90,13 +101,19 @@ def grade_for(session: Session, *, customer: Customer, now: datetime) -> tuple[s
     """The grade the active rules give one customer, and why."""
     active = rulesets.active(session, "grading")
     grading = Grading.of(session, active.document, active.version)
-    grade, rule = grading.decide(subject_of(session, customer, now))
-    return grade, _reason(grading.version, rule)
+    return grading.grade(subject_of(session, customer, now))
 
 
 def grade_one(session: Session, *, customer: Customer, now: datetime) -> bool:
     """Re-grade one customer after an event with the active rules; True if its grade changed."""
     grade, reason = grade_for(session, customer=customer, now=now)
+    return apply(session, customer=customer, grade=grade, reason=reason, now=now)
+
+
+def apply(
+    session: Session, *, customer: Customer, grade: str | None, reason: str, now: datetime
+) -> bool:
+    """Give one customer a grade the rules decided, audited; True if it changed."""
     if grade == customer.grade:
         return False
     before = customer.grade

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -58,14 +59,21 @@ class Preview:
 
 def active(session: Session, kind: str) -> ActiveRuleSet:
     """The rule set of `kind` in force: the active version, or the default pack."""
-    row = session.execute(
-        select(RuleSetVersion.version, RuleSetVersion.document).where(
-            RuleSetVersion.kind == kind, RuleSetVersion.status == "active"
+    return active_sets(session, (kind,))[kind]
+
+
+def active_sets(session: Session, kinds: Iterable[str]) -> dict[str, ActiveRuleSet]:
+    """Several kinds' rule sets in force, read in one statement."""
+    wanted = tuple(kinds)
+    found = {
+        row.kind: ActiveRuleSet(row.kind, row.version, row.document)
+        for row in session.execute(
+            select(RuleSetVersion.kind, RuleSetVersion.version, RuleSetVersion.document).where(
+                RuleSetVersion.kind.in_(wanted), RuleSetVersion.status == "active"
+            )
         )
-    ).first()
-    if row is None:
-        return ActiveRuleSet(kind, 0, DEFAULT_DOCUMENTS[kind])
-    return ActiveRuleSet(kind, row.version, row.document)
+    }
+    return {k: found.get(k) or ActiveRuleSet(k, 0, DEFAULT_DOCUMENTS[k]) for k in wanted}
 
 
 def problems(session: Session, kind: str, document: Any) -> list[Problem]:

@@ -50,13 +50,18 @@ def on_event(
 
     `regrade=False` when a manager has just set the grade by hand: it stands until the next event.
     """
-    if regrade:
-        grading.grade_one(session, customer=customer, now=now)
-    active = rulesets.active(session, "triggers")
-    rules = documents.trigger_rules(active.document)
-    if not rules:
-        return []
+    sets = rulesets.active_sets(session, ("grading", "triggers"))
     facts = registry(session, include_retired=True)
+    grades = grading.Grading.of(session, sets["grading"].document, sets["grading"].version, facts)
+    subject = grading.subject_of(session, customer, now)
+
+    def regrade_now() -> None:
+        grade, reason = grades.grade(subject)
+        grading.apply(session, customer=customer, grade=grade, reason=reason, now=now)
+
+    if regrade:
+        regrade_now()
+    rules = documents.trigger_rules(sets["triggers"].document)
     fired: list[str] = []
     pending: list[tuple[str, Mapping[str, Any], int]] = [(event, data, 1)]
     while pending:
@@ -64,17 +69,19 @@ def on_event(
         for rule in rules:
             if rule.on != name or rule.name in fired:
                 continue
-            subject = grading.subject_of(session, customer, now, payload)
+            subject.event = payload
             if rule.when is not None and not conditions.evaluate(rule.when, facts, subject):
                 continue
             fired.append(rule.name)
             run = actions.Run(session, customer, now, rule.name, origin=f"rule:{rule.name}")
             actions.perform(run, rule.do)
             session.flush()
+            subject = grading.subject_of(session, customer, now)  # the actions changed it
             if round_ < MAX_ROUNDS:
                 pending += [(caused, more, round_ + 1) for caused, more in run.events]
             elif run.events:
                 log.warning("trigger chain stopped after %d rounds at %s", MAX_ROUNDS, rule.name)
     if fired and regrade:
-        grading.grade_one(session, customer=customer, now=now)
+        subject.event = {}
+        regrade_now()
     return fired
