@@ -8,6 +8,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, UTCDateTime
+from models.customers import Customer
 from models.users import User
 
 
@@ -33,3 +34,4 @@ class Task(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     assignee: Mapped[User] = relationship(foreign_keys=[assignee_id], lazy="raise")
+    customer: Mapped[Customer | None] = relationship(lazy="raise")
