@@ -13,5 +13,7 @@ from miniapp_api import (  # noqa: E402,F401
     notifications,
     openapi,
     people,
+    pool,
     rules,
+    tasks,
 )

@@ -255,10 +255,15 @@ class StageChangeOut(Out):
 class TaskOut(Out):
     id: int
     title: str
+    detail: str | None
     assignee: UserBrief
+    cc_id: int | None
+    customer_id: int | None
     due_at: datetime | None
     status: str
     origin: str
+    created_at: datetime
+    done_at: datetime | None
 
 
 class TimelineItem(Out):
@@ -512,3 +517,112 @@ class NotificationPageOut(Out):
     total: int
     page: int
     page_size: int
+
+
+# --- tasks and 我的今日任务 ------------------------------------------------------------------
+
+
+class TaskIn(Strict):
+    title: Annotated[str, Field(min_length=1, max_length=255)]
+    assignee_id: Id | None = None
+    customer_id: Id | None = None
+    detail: LongText | None = None
+    due_at: AwareDatetime | None = None
+
+
+class TaskQuery(Strict):
+    status: Literal["open", "done"] | None = "open"
+    assignee_id: Id | None = None
+    page: Annotated[int, Field(ge=1, le=10000)] = 1
+    page_size: Annotated[int, Field(ge=1, le=100)] = 20
+
+
+class SnoozeIn(Strict):
+    until: AwareDatetime | None = None
+    hours: Annotated[int, Field(ge=1, le=24 * 90)] | None = None
+
+
+class TaskReassignIn(Strict):
+    assignee_id: Id
+    reason: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class CustomerBrief(Out):
+    id: int
+    name: str
+    stage: str
+    grade: str | None
+
+
+class TaskPageOut(Out):
+    items: list[TaskOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class TodayItemOut(Out):
+    kind: Literal["task", "follow_up"]
+    title: str
+    due_at: datetime | None
+    overdue_days: int
+    customer: CustomerBrief | None
+    task_id: int | None
+
+
+class TodayOut(Out):
+    items: list[TodayItemOut]
+
+
+# --- the public pool -------------------------------------------------------------------------
+
+
+class PoolQuery(Strict):
+    q: Annotated[str, Field(max_length=64)] | None = None
+    page: Annotated[int, Field(ge=1, le=10000)] = 1
+    page_size: Annotated[int, Field(ge=1, le=100)] = 20
+
+
+class PoolItemOut(Out):
+    id: int
+    name: str
+    company: str | None
+    region: str | None
+    category: str | None
+    stage: str
+    grade: str | None
+    team_id: int | None
+    phone: str | None
+    released_at: datetime | None
+    release_reason: str | None
+    days_in_pool: int | None
+
+
+class PoolPageOut(Out):
+    items: list[PoolItemOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class PoolAssignIn(Strict):
+    owner_id: Id
+    reason: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class ReleaseIn(Strict):
+    reason: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class AutoAssignIn(Strict):
+    team_id: Id | None = None
+    strategy: Literal["round_robin", "least_loaded"] | None = None
+
+
+class AssignmentOut(Out):
+    customer_id: int
+    owner_id: int
+
+
+class AutoAssignOut(Out):
+    assigned: list[AssignmentOut]

@@ -83,7 +83,7 @@ DEFAULT_DOCUMENTS: dict[str, dict[str, Any]] = {
                                 "for": "owner",
                                 "cc": "manager",
                                 "title": "跟进报价客户：{customer}",
-                                "due_in_hours": 24,
+                                "due_in_hours": 0,  # already late: on today's list at once
                             },
                         ],
                     }
