@@ -27,6 +27,7 @@ from models.users import Role
 
 OPEN_STAGES = (Stage.LEAD.value, Stage.INTEREST.value, Stage.QUOTE.value)
 MAX_PAGE_SIZE = 100
+RECENTLY_TAKEN = timedelta(hours=1)
 _STRATEGY_LABELS = {
     AutoAssign.ROUND_ROBIN: "轮流分配",
     AutoAssign.LEAST_LOADED: "分给持有最少的销售",
@@ -43,12 +44,15 @@ class PoolPage:
 
 def pool_scope(actor: Actor) -> ColumnElement[bool]:
     """Unowned customers the actor may see: their team's and those of no team (boss: all)."""
-    unowned = Customer.owner_id.is_(None)
+    return Customer.owner_id.is_(None) & _pool_teams(actor)
+
+
+def _pool_teams(actor: Actor) -> ColumnElement[bool]:
     if actor.role is Role.BOSS:
-        return unowned
+        return true()
     if actor.team_id is None:
-        return unowned & Customer.team_id.is_(None)
-    return unowned & or_(Customer.team_id == actor.team_id, Customer.team_id.is_(None))
+        return Customer.team_id.is_(None)
+    return or_(Customer.team_id == actor.team_id, Customer.team_id.is_(None))
 
 
 def release(
@@ -143,7 +147,7 @@ def claim(session: Session, *, actor: Actor, customer_id: int, now: datetime) ->
     # One rep's claims queue up here, so two at once cannot both slip under a cap.
     me = session.scalar(select(User).where(User.id == actor.user_id).with_for_update())
     assert me is not None
-    customer = _pool_customer(session, actor, customer_id)
+    customer = _pool_customer(session, actor, customer_id, now)
     policy = pool_policy(session)
     _check_caps(session, actor.user_id, customer.id, policy, now)
     _take(session, customer, me, now)
@@ -161,7 +165,7 @@ def assign(
     """A manager gives a pool customer to a rep of their team (the boss: to anyone)."""
     if not actor.can_manage:
         raise Forbidden("只有主管或老板可以分配公海客户")
-    customer = _pool_customer(session, actor, customer_id)
+    customer = _pool_customer(session, actor, customer_id, now)
     owner = session.scalar(select(User).where(User.id == owner_id, user_scope(actor)))
     if owner is None or owner.role != Role.REP:
         raise NotFound("销售")
@@ -214,19 +218,19 @@ def auto_assign(
     if not reps:
         return None
     ids = [r.id for r in reps]
+    # Event ids order assignments even when several share one timestamp (one batch).
     last = dict(
         session.execute(
-            select(PoolEvent.user_id, func.max(PoolEvent.at))
+            select(PoolEvent.user_id, func.max(PoolEvent.id))
             .where(PoolEvent.kind == "auto_assign", PoolEvent.user_id.in_(ids))
             .group_by(PoolEvent.user_id)
         ).all()
     )
-    never = datetime.min.replace(tzinfo=now.tzinfo)
     if strategy is AutoAssign.LEAST_LOADED:
         load = _holdings(session, ids)
-        chosen = min(reps, key=lambda r: (load.get(r.id, 0), last.get(r.id) or never, r.id))
+        chosen = min(reps, key=lambda r: (load.get(r.id, 0), last.get(r.id, 0), r.id))
     else:
-        chosen = min(reps, key=lambda r: (last.get(r.id) or never, r.id))
+        chosen = min(reps, key=lambda r: (last.get(r.id, 0), r.id))
     previous = customer.owner_id
     customer.owner_id = chosen.id
     customer.released_at = None
@@ -277,11 +281,25 @@ def auto_assign_unowned(
     return assigned
 
 
-def _pool_customer(session: Session, actor: Actor, customer_id: int) -> Customer:
+def _pool_customer(session: Session, actor: Actor, customer_id: int, now: datetime) -> Customer:
     customer = session.scalar(select(Customer).where(Customer.id == customer_id, pool_scope(actor)))
-    if customer is None:
-        raise NotFound("公海客户")
-    return customer
+    if customer is not None:
+        return customer
+    # The loser of a race hears why, without learning about customers never in their pool.
+    taken = session.scalar(
+        select(PoolEvent.id)
+        .join(Customer, Customer.id == PoolEvent.customer_id)
+        .where(
+            PoolEvent.customer_id == customer_id,
+            PoolEvent.kind.in_(("claim", "assign", "auto_assign")),
+            PoolEvent.at >= now - RECENTLY_TAKEN,
+            _pool_teams(actor),
+        )
+        .limit(1)
+    )
+    if taken is not None:
+        raise Conflict("该客户已被其他同事领取", code="already_claimed")
+    raise NotFound("公海客户")
 
 
 def _check_caps(

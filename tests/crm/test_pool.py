@@ -1,0 +1,226 @@
+"""The public pool: caps, cool-down, races, fair auto-assignment."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import func, select
+
+from crm import customers, pool
+from crm.actors import Actor
+from crm.errors import Conflict, Forbidden, NotFound
+from crm.rules import rulesets
+from crm.rules.policy import AutoAssign
+from models import AuditEntry, Customer, PoolEvent, User
+from tests.factories import make_company, make_customer
+
+
+@pytest.fixture
+def company(session):
+    return make_company(session)
+
+
+def _pooled(session, owner, clock, count=1, **values):
+    """Customers released from `owner` (so they keep its team)."""
+    released = []
+    for _ in range(count):
+        customer = make_customer(session, owner, clock(), **values)
+        pool.release(session, customer=customer, reason="测试释放", now=clock())
+        released.append(customer)
+    session.commit()
+    return released
+
+
+def _policy(session, boss, clock, **values):
+    draft = rulesets.create_draft(
+        session, actor=Actor.of(boss), kind="pool", document=values, note=None, now=clock()
+    )
+    rulesets.publish(session, actor=Actor.of(boss), draft_id=draft.id, reason="测试", now=clock())
+    session.commit()
+
+
+def test_a_release_keeps_the_reason_and_the_team(company, session, clock):
+    rep = company.reps[0][0]
+    [customer] = _pooled(session, rep, clock)
+    assert (customer.owner_id, customer.team_id) == (None, rep.team_id)
+    assert customer.release_reason == "测试释放" and customer.released_at == clock()
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "release")).one()
+    assert (entry.before, entry.after) == ({"owner_id": rep.id}, {"owner_id": None})
+    assert pool.release(session, customer=customer, reason="再次", now=clock()) is False
+
+
+def test_reps_see_their_teams_pool_and_masked_phones(company, session, clock):
+    [ours] = _pooled(session, company.reps[0][0], clock, phone="13800138000")
+    [theirs] = _pooled(session, company.reps[1][0], clock)
+    rep_view = pool.list_pool(session, actor=Actor.of(company.reps[0][1]), now=clock())
+    assert [(c["id"], c["phone"]) for c in rep_view.items] == [(ours.id, "138****8000")]
+    manager_view = pool.list_pool(session, actor=Actor.of(company.managers[1]), now=clock())
+    assert [c["id"] for c in manager_view.items] == [theirs.id]
+    boss_view = pool.list_pool(session, actor=Actor.of(company.boss), now=clock())
+    assert {c["id"] for c in boss_view.items} == {ours.id, theirs.id}
+    assert boss_view.items[0]["phone"] == "13800138000"
+    with pytest.raises(NotFound):  # another team's pool is not there for this rep
+        pool.claim(session, actor=Actor.of(company.reps[0][1]), customer_id=theirs.id, now=clock())
+
+
+def test_claims_per_day_are_capped_and_the_cap_resets_the_next_day(company, session, clock):
+    _policy(session, company.boss, clock, claims_per_day=2)
+    leaver, rep = company.reps[0]
+    pooled = _pooled(session, leaver, clock, count=3)
+    me = Actor.of(rep)
+    for customer in pooled[:2]:
+        pool.claim(session, actor=me, customer_id=customer.id, now=clock())
+    with pytest.raises(Conflict) as refused:
+        pool.claim(session, actor=me, customer_id=pooled[2].id, now=clock())
+    assert refused.value.code == "claim_limit"
+    clock.advance(days=1)
+    assert pool.claim(session, actor=me, customer_id=pooled[2].id, now=clock()).owner_id == rep.id
+
+
+def test_holdings_are_capped_on_open_customers_only(company, session, clock):
+    _policy(session, company.boss, clock, max_holdings=2)
+    leaver, rep = company.reps[0]
+    make_customer(session, rep, clock())
+    make_customer(session, rep, clock(), stage="成交")  # won deals do not count
+    [first, second] = _pooled(session, leaver, clock, count=2)
+    pool.claim(session, actor=Actor.of(rep), customer_id=first.id, now=clock())
+    with pytest.raises(Conflict) as refused:
+        pool.claim(session, actor=Actor.of(rep), customer_id=second.id, now=clock())
+    assert refused.value.code == "holding_limit"
+
+
+def test_the_previous_owner_waits_out_the_cool_down(company, session, clock):
+    rep, colleague = company.reps[0]
+    [customer] = _pooled(session, rep, clock)
+    with pytest.raises(Conflict) as refused:
+        pool.claim(session, actor=Actor.of(rep), customer_id=customer.id, now=clock())
+    assert refused.value.code == "cooldown" and "7 天" in refused.value.message
+    clock.advance(days=7)
+    assert pool.claim(session, actor=Actor.of(rep), customer_id=customer.id, now=clock())
+    assert colleague  # a colleague could have claimed it at once (next test covers races)
+
+
+def test_only_reps_claim_and_managers_assign_within_their_team(company, session, clock):
+    rep = company.reps[0][0]
+    [customer] = _pooled(session, rep, clock)
+    with pytest.raises(Forbidden):
+        pool.claim(
+            session, actor=Actor.of(company.managers[0]), customer_id=customer.id, now=clock()
+        )
+    with pytest.raises(NotFound):  # a rep of another team is not the manager's to give to
+        pool.assign(
+            session,
+            actor=Actor.of(company.managers[0]),
+            customer_id=customer.id,
+            owner_id=company.reps[1][0].id,
+            now=clock(),
+            reason="x",
+        )
+    assigned = pool.assign(
+        session,
+        actor=Actor.of(company.managers[0]),
+        customer_id=customer.id,
+        owner_id=company.reps[0][1].id,
+        now=clock(),
+        reason="熟悉该区域",
+    )
+    assert assigned.owner_id == company.reps[0][1].id and assigned.release_reason is None
+    kinds = session.scalars(select(PoolEvent.kind).order_by(PoolEvent.id)).all()
+    assert kinds == ["release", "assign"]
+
+
+def test_two_reps_claiming_at_once_exactly_one_wins(company, runtime, session, clock):
+    leaver = company.reps[0][0]
+    rivals = [company.reps[0][1], _another_rep(session, company)]
+    [customer] = _pooled(session, leaver, clock)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def claim_as(rep):
+        try:
+            with runtime.db.session(lock_for_write=True) as own:
+                barrier.wait()
+                claimed = pool.claim(own, actor=Actor.of(rep), customer_id=customer.id, now=clock())
+                own.commit()
+                outcomes.append(claimed.owner_id)
+        except Conflict as error:
+            outcomes.append(error.code)
+
+    threads = [threading.Thread(target=claim_as, args=(rep,)) for rep in rivals]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    winners = [o for o in outcomes if isinstance(o, int)]
+    assert len(winners) == 1 and outcomes.count("already_claimed") == 1
+    session.expire_all()
+    assert session.get(Customer, customer.id).owner_id == winners[0]
+    claims = session.scalar(select(func.count()).where(PoolEvent.kind == "claim"))
+    assert claims == 1
+
+
+def _another_rep(session, company):
+    rep = User(
+        wecom_userid="rep02",
+        name="销售02",
+        role="rep",
+        team_id=company.teams[0].id,
+        manager_id=company.managers[0].id,
+        is_active=True,
+    )
+    session.add(rep)
+    session.commit()
+    return rep
+
+
+def test_round_robin_takes_turns_and_skips_inactive_reps(company, session, clock):
+    first, second = company.reps[0]
+    third = _another_rep(session, company)
+    second.is_active = False
+    session.commit()
+    pooled = _pooled(session, first, clock, count=4)
+    manager = Actor.of(company.managers[0])
+    pairs = pool.auto_assign_unowned(
+        session, actor=manager, now=clock(), strategy=AutoAssign.ROUND_ROBIN
+    )
+    assert [c for c, _ in pairs] == [c.id for c in pooled]
+    assert [r for _, r in pairs] == [first.id, third.id, first.id, third.id]
+
+
+def test_least_loaded_evens_out_holdings(company, session, clock):
+    busy, idle = company.reps[0]
+    for _ in range(3):
+        make_customer(session, busy, clock())
+    pooled = _pooled(session, busy, clock, count=4)  # busy holds 3 open customers now
+    pairs = pool.auto_assign_unowned(
+        session, actor=Actor.of(company.managers[0]), now=clock(), strategy=AutoAssign.LEAST_LOADED
+    )
+    owners = [r for _, r in pairs]
+    assert owners == [idle.id, idle.id, idle.id, busy.id]  # 0,1,2 < 3; then 3 vs 3: idle was last
+    assert len(pooled) == len(pairs)
+
+
+def test_a_manager_cannot_auto_assign_another_teams_customers(company, session, clock):
+    with pytest.raises(NotFound):
+        pool.auto_assign_unowned(
+            session, actor=Actor.of(company.managers[0]), now=clock(), team_id=company.teams[1].id
+        )
+
+
+def test_reassigning_a_customer_to_the_pool_by_hand_needs_a_manager(company, session, clock):
+    rep = company.reps[0][0]
+    customer = make_customer(session, rep, clock())
+    with pytest.raises(Forbidden):
+        pool.release_by_hand(
+            session, actor=Actor.of(rep), customer_id=customer.id, reason="不想跟了", now=clock()
+        )
+    released = pool.release_by_hand(
+        session,
+        actor=Actor.of(company.managers[0]),
+        customer_id=customer.id,
+        reason="重新分配",
+        now=clock(),
+    )
+    assert released.owner_id is None
+    assert customers  # the customer book module stays the one place for owned customers
