@@ -355,13 +355,12 @@ def _take(session: Session, customer: Customer, owner: User, now: datetime) -> N
 def _holdings(session: Session, rep_ids: list[int]) -> dict[int, int]:
     if not rep_ids:
         return {}
-    return dict(
-        session.execute(
-            select(Customer.owner_id, func.count())
-            .where(Customer.owner_id.in_(rep_ids), Customer.stage.in_(OPEN_STAGES))
-            .group_by(Customer.owner_id)
-        ).all()
+    rows = session.execute(
+        select(Customer.owner_id, func.count())
+        .where(Customer.owner_id.in_(rep_ids), Customer.stage.in_(OPEN_STAGES))
+        .group_by(Customer.owner_id)
     )
+    return {owner_id: count for owner_id, count in rows if owner_id is not None}
 
 
 def _masked(phone: str | None) -> str | None:

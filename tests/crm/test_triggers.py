@@ -51,7 +51,9 @@ def test_a_quote_sent_with_a_pdf_moves_to_quote_and_tasks_and_messages_the_manag
     rep, manager = company.reps[0][0], company.managers[0]
     customer = make_customer(session, rep, clock(), stage="意向", name="长沙卫浴城")
 
-    _log(session, runtime, clock, rep, customer, "今天已发送正式报价单，等回复", [("报价.PDF", PDF)])
+    _log(
+        session, runtime, clock, rep, customer, "今天已发送正式报价单，等回复", [("报价.PDF", PDF)]
+    )
 
     session.expire_all()
     assert session.get(Customer, customer.id).stage == "报价"
@@ -112,7 +114,11 @@ def test_an_edit_triggers_on_the_fields_it_changed_and_regrades(company, session
     customer = make_customer(session, rep, clock(), inquiry_count=3)
     assert customer.grade == "C"
     customers.update_customer(
-        session, actor=Actor.of(rep), customer_id=customer.id, values={"region": "长沙"}, now=clock()
+        session,
+        actor=Actor.of(rep),
+        customer_id=customer.id,
+        values={"region": "长沙"},
+        now=clock(),
     )
     assert session.scalars(select(CustomerTag)).all() == []
     customers.update_customer(
@@ -159,7 +165,12 @@ def test_rules_that_trigger_each_other_stop(company, session, clock):
     )
     customer = make_customer(session, rep, clock(), stage="意向")
     customers.move_stage(
-        session, actor=Actor.of(rep), customer_id=customer.id, to_stage="报价", now=clock(), cause=""
+        session,
+        actor=Actor.of(rep),
+        customer_id=customer.id,
+        to_stage="报价",
+        now=clock(),
+        cause="",
     )
     session.commit()
     moves = session.scalars(
@@ -180,6 +191,10 @@ def test_a_manager_set_grade_stands_until_the_next_event(company, session, clock
     session.commit()
     assert session.get(Customer, customer.id).grade == "B"
     customers.update_customer(
-        session, actor=Actor.of(rep), customer_id=customer.id, values={"region": "株洲"}, now=clock()
+        session,
+        actor=Actor.of(rep),
+        customer_id=customer.id,
+        values={"region": "株洲"},
+        now=clock(),
     )
     assert session.get(Customer, customer.id).grade == "C"

@@ -18,8 +18,8 @@ import requests
 from sqlalchemy import func, select
 
 from crm import completeness, users
-from crm.rules import rulesets
 from crm.phones import normalise_phone
+from crm.rules import rulesets
 from crm.vocab import ALLOWED_STAGE_MOVES, ContactMethod, Grade, Source, Stage
 from models import (
     AuditEntry,

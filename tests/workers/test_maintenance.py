@@ -28,15 +28,19 @@ def test_scheduler_enqueues_every_periodic_job_on_its_queue(runtime):
     assert scheduler.enqueue_jobs() == []  # not due again until its interval has passed
 
 
-def test_orphaned_uploads_are_purged_by_the_worker_but_attached_files_stay(
-    runtime, session, clock
-):
+def test_orphaned_uploads_are_purged_by_the_worker_but_attached_files_stay(runtime, session, clock):
     company = make_company(session)
     rep = company.reps[0][0]
     customer = make_customer(session, rep, clock())
     follow_up = followups.log_follow_up(
-        session, actor=Actor.of(rep), customer_id=customer.id, method="电话", summary="报价",
-        now=clock(), store=runtime.store, max_attachment_bytes=10**6,
+        session,
+        actor=Actor.of(rep),
+        customer_id=customer.id,
+        method="电话",
+        summary="报价",
+        now=clock(),
+        store=runtime.store,
+        max_attachment_bytes=10**6,
         uploads=[followups.Upload("报价.pdf", b"%PDF-1.4")],
     )
     session.commit()
