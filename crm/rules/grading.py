@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, insert, literal, select, true, update
+from sqlalchemy import ColumnElement, case, cast, func, insert, literal, select, true, update
 from sqlalchemy.orm import Session
 
 from crm import audit
@@ -66,8 +66,8 @@ class Grading:
             compiled = conditions.compile_sql(rule.when, self.facts, now)
             if compiled is None:
                 return None
-            whens.append((compiled, literal(rule.grade)))
-        default = literal(self.default) if self.default is not None else literal(None)
+            whens.append((compiled, _grade_literal(rule.grade)))
+        default = _grade_literal(self.default)
         return case(*whens, else_=default) if whens else default
 
     @property
@@ -289,6 +289,11 @@ def _name_owners(session: Session, result: Regrade) -> None:
     names = dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).all())
     for item in result.sample:
         item["owner"] = names.get(item["owner_id"])
+
+
+def _grade_literal(grade: str | None) -> ColumnElement[Any]:
+    # Typed in the SQL itself: PostgreSQL cannot infer the type of a bare NULL parameter.
+    return cast(literal(grade), Customer.grade.type)
 
 
 def _reason(version: int, rule: str | None) -> str:

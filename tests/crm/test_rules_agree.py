@@ -8,7 +8,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select, true
 
 from crm import custom_fields
 from crm.actors import Actor
@@ -190,3 +190,13 @@ def test_a_python_only_condition_grades_the_same_in_batches(population, session,
     for name, inquiries, grade in rows:
         expected = "A" if name.startswith(("湘", "长沙")) and inquiries >= 2 else "C"
         assert grade == expected, name
+
+
+def test_an_empty_grading_set_clears_every_grade(population, session, clock):
+    """No rules and no default: NULL grades, which PostgreSQL must be told the type of."""
+    rules = grading.Grading.of(session, {})
+    graded = session.scalar(select(func.count()).where(Customer.grade.is_not(None)))
+    preview = grading.preview(session, grading=rules, now=clock(), scope=true())
+    assert preview.changed == graded > 0
+    grading.regrade_all(session, grading=rules, now=clock(), actor=None, reason="测试")
+    assert session.scalars(select(Customer.grade).distinct()).all() == [None]
