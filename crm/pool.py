@@ -266,14 +266,18 @@ def auto_assign_unowned(
     team = team_id if team_id is not None else actor.team_id
     if team is None or (actor.role is Role.MANAGER and team != actor.team_id):
         raise NotFound("团队")
+    # The team's own pool, and customers of no team yet (an import, a WeCom contact).
     customers = session.scalars(
         select(Customer)
-        .where(Customer.owner_id.is_(None), Customer.team_id == team)
+        .where(
+            Customer.owner_id.is_(None), or_(Customer.team_id == team, Customer.team_id.is_(None))
+        )
         .order_by(Customer.released_at.is_(None), Customer.released_at, Customer.id)
         .with_for_update()
     )
     assigned = []
     for customer in customers:
+        customer.team_id = team
         rep = auto_assign(session, customer=customer, now=now, actor=actor, strategy=strategy)
         if rep is None:
             break

@@ -223,4 +223,16 @@ def test_reassigning_a_customer_to_the_pool_by_hand_needs_a_manager(company, ses
         now=clock(),
     )
     assert released.owner_id is None
-    assert customers  # the customer book module stays the one place for owned customers
+
+
+def test_customers_of_no_team_are_handed_out_with_the_team(company, session, clock):
+    imported = customers.create_customer(
+        session, actor=Actor.of(company.boss), values={"name": "导入的客户"}, now=clock()
+    )
+    session.commit()
+    assert (imported.owner_id, imported.team_id) == (None, None)
+    pairs = pool.auto_assign_unowned(
+        session, actor=Actor.of(company.boss), now=clock(), team_id=company.teams[1].id
+    )
+    assert pairs == [(imported.id, company.reps[1][0].id)]
+    assert session.get(Customer, imported.id).team_id == company.teams[1].id
