@@ -26,3 +26,4 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.customer_book --db both
+	$(BIN)/python -m bench.rules_engine --db both

@@ -573,7 +573,11 @@ def machine_facts(engine: Engine) -> dict[str, str]:
     with engine.connect() as conn:
         database = (f"SQLite {sqlite3.sqlite_version}" if engine.dialect.name == "sqlite" else
                     f"PostgreSQL {conn.scalar(text('SHOW server_version'))}")
-    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()
+    wrk_version = (
+        subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()
+        if shutil.which("wrk")
+        else []
+    )
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": f"{os.cpu_count()} × {cpu}",
@@ -727,15 +731,20 @@ app's throughput.
 
 def write_doc(run: Run) -> None:
     """Rewrite this backend's block in docs/benchmarks.md; everything else stays as it is."""
+    write_doc_block(f"customer_book:{run.backend}", markdown(run))
+
+
+def write_doc_block(name: str, body: str) -> None:
+    """Rewrite the block between `<!-- name:start -->` and `<!-- name:end -->` (appended if
+    missing) in docs/benchmarks.md; everything else stays as it is."""
     document = DOC_PATH.read_text() if DOC_PATH.exists() else DOC_TEMPLATE
-    start = f"<!-- customer_book:{run.backend}:start -->"
-    end = f"<!-- customer_book:{run.backend}:end -->"
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
     if start not in document:
         document = document.rstrip("\n") + f"\n\n{start}\n{end}\n"
     head, rest = document.split(start, 1)
     _, tail = rest.split(end, 1)
     DOC_PATH.parent.mkdir(parents=True, exist_ok=True)
-    DOC_PATH.write_text(f"{head}{start}\n{markdown(run)}{end}{tail}")
+    DOC_PATH.write_text(f"{head}{start}\n{body}{end}{tail}")
 
 
 def main() -> None:
