@@ -22,7 +22,7 @@ from crm.actors import Actor, user_scope
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.rules.policy import AutoAssign, PoolPolicy, pool_policy
 from crm.vocab import Stage
-from models import Customer, PoolEvent, User
+from models import Customer, PoolEvent, Team, User
 from models.users import Role
 
 OPEN_STAGES = (Stage.LEAD.value, Stage.INTEREST.value, Stage.QUOTE.value)
@@ -106,9 +106,11 @@ def list_pool(
 ) -> PoolPage:
     """The pool as the actor may see it, longest waiting first; reps see masked phones."""
     conditions: list[Any] = [pool_scope(actor)]
-    if q:
-        like = f"%{q.strip()}%"
-        conditions.append(or_(Customer.name.like(like), Customer.company.like(like)))
+    if q and q.strip():
+        like = f"%{_escape_like(q.strip())}%"
+        conditions.append(
+            or_(Customer.name.ilike(like, escape="\\"), Customer.company.ilike(like, escape="\\"))
+        )
     total = session.scalar(select(func.count()).select_from(Customer).where(*conditions)) or 0
     page_size = min(max(page_size, 1), MAX_PAGE_SIZE)
     rows = session.scalars(
@@ -208,9 +210,7 @@ def auto_assign(
     reps = list(
         session.scalars(
             select(User).where(
-                User.team_id == customer.team_id,
-                User.role == Role.REP,
-                User.is_active,
+                *_eligible(customer.team_id),
                 User.id.not_in(list(exclude_user_ids)) if exclude_user_ids else true(),
             )
         )
@@ -232,10 +232,12 @@ def auto_assign(
     else:
         chosen = min(reps, key=lambda r: (last.get(r.id, 0), r.id))
     previous = customer.owner_id
-    customer.owner_id = chosen.id
-    customer.released_at = None
-    customer.release_reason = None
-    customer.updated_at = now
+    try:
+        _take(session, customer, chosen, now, expected_owner_id=previous)
+    except Conflict:
+        # Someone claimed or moved it since it was loaded; theirs stands.
+        session.refresh(customer)
+        return None
     reason = f"自动分配（{_STRATEGY_LABELS[strategy]}）"
     session.add(
         PoolEvent(
@@ -266,23 +268,70 @@ def auto_assign_unowned(
     team = team_id if team_id is not None else actor.team_id
     if team is None or (actor.role is Role.MANAGER and team != actor.team_id):
         raise NotFound("团队")
+    if session.get(Team, team) is None:
+        raise NotFound("团队")
+    if not session.scalar(select(func.count()).where(*_eligible(team))):
+        raise Conflict("该团队没有在职的销售可以分配", code="no_active_rep")
+    policy = pool_policy(session)
     # The team's own pool, and customers of no team yet (an import, a WeCom contact).
-    customers = session.scalars(
-        select(Customer)
-        .where(
-            Customer.owner_id.is_(None), or_(Customer.team_id == team, Customer.team_id.is_(None))
+    customers = list(
+        session.scalars(
+            select(Customer)
+            .where(
+                Customer.owner_id.is_(None),
+                or_(Customer.team_id == team, Customer.team_id.is_(None)),
+            )
+            .order_by(Customer.released_at.is_(None), Customer.released_at, Customer.id)
+            .with_for_update()
         )
-        .order_by(Customer.released_at.is_(None), Customer.released_at, Customer.id)
-        .with_for_update()
     )
+    cooling = _cooling_owners(session, [c.id for c in customers], policy, now)
     assigned = []
     for customer in customers:
+        original_team = customer.team_id
         customer.team_id = team
-        rep = auto_assign(session, customer=customer, now=now, actor=actor, strategy=strategy)
-        if rep is None:
-            break
+        rep = auto_assign(
+            session,
+            customer=customer,
+            now=now,
+            actor=actor,
+            strategy=strategy,
+            exclude_user_ids=cooling.get(customer.id, ()),
+        )
+        if rep is None:  # only its previous owner was left: it waits in the pool
+            customer.team_id = original_team
+            continue
         assigned.append((customer.id, rep.id))
+    session.flush()
     return assigned
+
+
+def _eligible(team_id: int) -> list[ColumnElement[bool]]:
+    """Who auto-assignment may pick: active reps of the team (never a manager or the boss)."""
+    return [User.team_id == team_id, User.role == Role.REP, User.is_active.is_(True)]
+
+
+def _cooling_owners(
+    session: Session, customer_ids: list[int], policy: PoolPolicy, now: datetime
+) -> dict[int, set[int]]:
+    """Per customer, the rep it was last released from if still within the cool-down.
+
+    A release is meant to move the customer on; auto-assignment must not hand it straight back.
+    """
+    if not customer_ids or not policy.cooldown_days:
+        return {}
+    latest = (
+        select(func.max(PoolEvent.id))
+        .where(PoolEvent.customer_id.in_(customer_ids), PoolEvent.kind == "release")
+        .group_by(PoolEvent.customer_id)
+    )
+    rows = session.execute(
+        select(PoolEvent.customer_id, PoolEvent.user_id).where(
+            PoolEvent.id.in_(latest),
+            PoolEvent.at > now - timedelta(days=policy.cooldown_days),
+        )
+    )
+    return {customer_id: {user_id} for customer_id, user_id in rows if user_id is not None}
 
 
 def _pool_customer(session: Session, actor: Actor, customer_id: int, now: datetime) -> Customer:
@@ -337,11 +386,22 @@ def _check_caps(
             )
 
 
-def _take(session: Session, customer: Customer, owner: User, now: datetime) -> None:
-    """The one statement that decides who wins a race for a pool customer."""
+def _take(
+    session: Session,
+    customer: Customer,
+    owner: User,
+    now: datetime,
+    expected_owner_id: int | None = None,
+) -> None:
+    """The one statement that decides who wins a race for a customer."""
+    expected = (
+        Customer.owner_id.is_(None)
+        if expected_owner_id is None
+        else Customer.owner_id == expected_owner_id
+    )
     taken = session.execute(
         update(Customer)
-        .where(Customer.id == customer.id, Customer.owner_id.is_(None))
+        .where(Customer.id == customer.id, expected)
         .values(
             owner_id=owner.id,
             team_id=owner.team_id,
@@ -365,6 +425,10 @@ def _holdings(session: Session, rep_ids: list[int]) -> dict[int, int]:
         .group_by(Customer.owner_id)
     )
     return {owner_id: count for owner_id, count in rows if owner_id is not None}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _masked(phone: str | None) -> str | None:

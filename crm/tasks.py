@@ -167,11 +167,26 @@ def complete(session: Session, *, actor: Actor, task_id: int, now: datetime) -> 
     return _loaded(session, task)
 
 
-def snooze(session: Session, *, actor: Actor, task_id: int, until: datetime, now: datetime) -> Task:
-    """Put an open task off until `until` (at most MAX_SNOOZE_DAYS ahead)."""
+def snooze(
+    session: Session,
+    *,
+    actor: Actor,
+    task_id: int,
+    now: datetime,
+    until: datetime | None = None,
+    hours: float | None = None,
+) -> Task:
+    """Put an open task off, to `until` or by `hours` (at most MAX_SNOOZE_DAYS ahead)."""
+    if (until is None) == (hours is None):
+        raise Invalid("请填写 until（推迟到的时间）或 hours（推迟几小时）其中一个", field="until")
     task = _open_task_for_change(session, actor, task_id)
-    if until <= now:
-        raise Invalid("推迟到的时间应晚于现在", field="until")
+    if until is None:
+        # "Later by N hours" counts from the due time when that is still ahead, so a snooze
+        # never pulls a task closer.
+        base = max(now, task.due_at) if task.due_at else now
+        until = base + timedelta(hours=hours or 0)
+    if until <= now or (task.due_at is not None and until <= task.due_at):
+        raise Invalid("推迟后的时间应晚于现在和原截止时间", field="until")
     if until > now + timedelta(days=MAX_SNOOZE_DAYS):
         raise Invalid(f"最多推迟 {MAX_SNOOZE_DAYS} 天", field="until")
     before = task.due_at
@@ -206,8 +221,10 @@ def reassign(
 
 
 def today(session: Session, *, actor: Actor, now: datetime) -> list[TodayItem]:
-    """我的今日任务: the actor's open tasks due by tonight and their due planned follow-ups,
-    most overdue first, A customers before others when equally late."""
+    """我的今日任务: open tasks due by tonight, due planned follow-ups; most overdue first."""
+    # Undated tasks come last among today's: they are the actor's open work with no deadline,
+    # and 今日 is the one list a rep reads each morning.
+    # Equally late items put A customers first, then go by customer id (stable for the bot).
     local_today = calendar.local_date(now)
     _start, end_of_today = calendar.day_bounds(now)
     tasks = session.scalars(

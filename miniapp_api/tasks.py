@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from crm import tasks
-from crm.errors import Invalid
 from miniapp_api import api
 from miniapp_api.context import actor, now, session
 from miniapp_api.routing import operation
@@ -101,10 +99,9 @@ def complete_task(task_id: int) -> Any:
     response=TaskOut,
 )
 def snooze_task(task_id: int, body: SnoozeIn) -> Any:
-    if (body.until is None) == (body.hours is None):
-        raise Invalid("请填写 until（推迟到的时间）或 hours（推迟几小时）其中一个", field="until")
-    until = body.until or now() + timedelta(hours=body.hours or 0)
-    return tasks.snooze(session(), actor=actor(), task_id=task_id, until=until, now=now())
+    return tasks.snooze(
+        session(), actor=actor(), task_id=task_id, until=body.until, hours=body.hours, now=now()
+    )
 
 
 @operation(

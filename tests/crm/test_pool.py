@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from crm import customers, pool
 from crm.actors import Actor
@@ -177,9 +177,9 @@ def _another_rep(session, company):
 def test_round_robin_takes_turns_and_skips_inactive_reps(company, session, clock):
     first, second = company.reps[0]
     third = _another_rep(session, company)
-    second.is_active = False
+    pooled = _pooled(session, second, clock, count=4)
+    second.is_active = False  # left the company: their released customers go round the others
     session.commit()
-    pooled = _pooled(session, first, clock, count=4)
     manager = Actor.of(company.managers[0])
     pairs = pool.auto_assign_unowned(
         session, actor=manager, now=clock(), strategy=AutoAssign.ROUND_ROBIN
@@ -193,6 +193,7 @@ def test_least_loaded_evens_out_holdings(company, session, clock):
     for _ in range(3):
         make_customer(session, busy, clock())
     pooled = _pooled(session, busy, clock, count=4)  # busy holds 3 open customers now
+    clock.advance(days=8)  # past the cool-down, busy may get their old customers again
     pairs = pool.auto_assign_unowned(
         session, actor=Actor.of(company.managers[0]), now=clock(), strategy=AutoAssign.LEAST_LOADED
     )
@@ -236,3 +237,106 @@ def test_customers_of_no_team_are_handed_out_with_the_team(company, session, clo
     )
     assert pairs == [(imported.id, company.reps[1][0].id)]
     assert session.get(Customer, imported.id).team_id == company.teams[1].id
+
+
+def test_one_reps_simultaneous_claims_stay_within_the_daily_cap(company, runtime, session, clock):
+    _policy(session, company.boss, clock, claims_per_day=1)
+    leaver, rep = company.reps[0]
+    pooled = _pooled(session, leaver, clock, count=2)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def claim(customer_id):
+        try:
+            with runtime.db.session(lock_for_write=True) as own:
+                barrier.wait()
+                pool.claim(own, actor=Actor.of(rep), customer_id=customer_id, now=clock())
+                own.commit()
+                outcomes.append("claimed")
+        except Conflict as error:
+            outcomes.append(error.code)
+
+    threads = [threading.Thread(target=claim, args=(c.id,)) for c in pooled]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["claim_limit", "claimed"]
+    owned = session.scalar(select(func.count()).where(Customer.owner_id == rep.id))
+    assert owned == 1
+
+
+def test_a_claim_is_a_pool_event_and_an_audit_entry(company, session, clock):
+    leaver, rep = company.reps[0]
+    [customer] = _pooled(session, leaver, clock)
+    pool.claim(session, actor=Actor.of(rep), customer_id=customer.id, now=clock())
+    event = session.scalars(select(PoolEvent).where(PoolEvent.kind == "claim")).one()
+    assert (event.customer_id, event.user_id, event.actor_id) == (customer.id, rep.id, rep.id)
+    entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "claim")).one()
+    assert (entry.before, entry.after) == ({"owner_id": None}, {"owner_id": rep.id})
+    assert (customer.released_at, customer.release_reason) == (None, None)
+
+
+def test_the_pool_shows_days_waited_and_searches_wildcards_literally(company, session, clock):
+    leaver = company.reps[0][0]
+    [plain] = _pooled(session, leaver, clock, name="华美陶瓷")
+    [odd] = _pooled(session, leaver, clock, name="100%卫浴")
+    clock.advance(days=3, hours=2)
+    boss = Actor.of(company.boss)
+    page = pool.list_pool(session, actor=boss, now=clock())
+    assert [item["days_in_pool"] for item in page.items] == [3, 3]
+    assert [i["id"] for i in pool.list_pool(session, actor=boss, now=clock(), q="%").items] == [
+        odd.id
+    ]
+    assert pool.list_pool(session, actor=boss, now=clock(), q="陶瓷").items[0]["id"] == plain.id
+
+
+def test_auto_assignment_does_not_hand_a_release_straight_back(company, session, clock):
+    neglecter, colleague = company.reps[0]
+    _policy(session, company.boss, clock, cooldown_days=7)
+    [first] = _pooled(session, neglecter, clock)
+    manager = Actor.of(company.managers[0])
+    colleague.is_active = False
+    session.commit()
+    assert pool.auto_assign_unowned(session, actor=manager, now=clock()) == []
+    assert session.get(Customer, first.id).owner_id is None  # it waits rather than go back
+    clock.advance(days=8)
+    pairs = pool.auto_assign_unowned(session, actor=manager, now=clock())
+    assert pairs == [(first.id, neglecter.id)]
+
+
+def test_auto_assignment_needs_an_active_rep_and_touches_nothing_without_one(
+    company, session, clock
+):
+    imported = customers.create_customer(
+        session, actor=Actor.of(company.boss), values={"name": "无主客户"}, now=clock()
+    )
+    for rep in company.reps[1]:
+        rep.is_active = False  # only the manager is left, and managers are never picked
+    session.commit()
+    with pytest.raises(Conflict) as refused:
+        pool.auto_assign_unowned(
+            session, actor=Actor.of(company.boss), now=clock(), team_id=company.teams[1].id
+        )
+    assert refused.value.code == "no_active_rep"
+    with pytest.raises(NotFound):
+        pool.auto_assign_unowned(session, actor=Actor.of(company.boss), now=clock(), team_id=999)
+    session.rollback()
+    fresh = session.get(Customer, imported.id)
+    assert (fresh.owner_id, fresh.team_id) == (None, None)
+    assert session.scalar(select(func.count()).select_from(PoolEvent)) == 0
+
+
+def test_auto_assign_leaves_a_customer_claimed_since_it_was_loaded(company, session, clock):
+    leaver, rep = company.reps[0]
+    [customer] = _pooled(session, leaver, clock)
+    # Another session's claim lands after this one loaded the customer (still unowned here).
+    session.execute(
+        update(Customer).where(Customer.id == customer.id).values(owner_id=rep.id),
+        execution_options={"synchronize_session": False},
+    )
+    assert customer.owner_id is None
+    assert pool.auto_assign(session, customer=customer, now=clock()) is None
+    assert customer.owner_id == rep.id
+    kinds = session.scalars(select(PoolEvent.kind)).all()
+    assert "auto_assign" not in kinds
