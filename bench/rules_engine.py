@@ -35,7 +35,6 @@ from sqlalchemy import Engine, delete, event, func, select, update
 from bench import seed
 from bench.cpu import wait_for_quiet
 from bench.customer_book import DOC_PATH, DOC_TEMPLATE, machine_facts
-from crm import audit
 from crm.actors import Actor
 from crm.rules import grading, rulesets, timers
 from crm.rules.defaults import DEFAULT_DOCUMENTS
@@ -169,19 +168,7 @@ def naive_regrade(db: Database, sample: int) -> float:
             customer = session.get(Customer, customer_id)
             assert customer is not None
             grade, reason = rules.grade(grading.subject_of(session, customer, now))
-            if grade != customer.grade:
-                before, customer.grade = customer.grade, grade
-                audit.record(
-                    session,
-                    actor=None,
-                    entity="customer",
-                    entity_id=customer.id,
-                    action="grade",
-                    before={"grade": before},
-                    after={"grade": grade},
-                    now=now,
-                    reason=reason,
-                )
+            grading.apply(session, customer=customer, grade=grade, reason=reason, now=now)
             session.flush()
         seconds = time.perf_counter() - started
         session.rollback()  # the commit is left out: that only flatters the baseline
