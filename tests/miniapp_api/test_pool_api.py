@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from crm import pool
+from crm.actors import Actor
+from crm.rules import rulesets
 from tests.factories import make_company, make_customer, sign_in
 
 
@@ -79,3 +81,54 @@ def test_a_manager_assigns_and_auto_assigns_and_releases(
         "/api/v1/pool/auto-assign", headers=headers, json={"team_id": company.teams[1].id}
     )
     assert other_team.status_code == 404
+
+
+def test_caps_and_roles_are_refused_with_stable_codes_and_chinese_messages(
+    pooled, client, session, fake_wecom, clock
+):
+    company, released = pooled
+    rep = company.reps[0][1]
+    spare = make_customer(session, company.reps[0][0], clock())
+    pool.release(session, customer=spare, reason="客户要求换人", now=clock())
+    session.commit()
+    rulesets.publish(
+        session,
+        actor=Actor.of(company.boss),
+        draft_id=rulesets.create_draft(
+            session,
+            actor=Actor.of(company.boss),
+            kind="pool",
+            document={"claims_per_day": 1},
+            note=None,
+            now=clock(),
+        ).id,
+        reason="测试",
+        now=clock(),
+    )
+    session.commit()
+    headers = sign_in(client, fake_wecom, rep)
+    assert client.post(f"/api/v1/pool/{released[0].id}/claim", headers=headers).status_code == 200
+    capped = client.post(f"/api/v1/pool/{spare.id}/claim", headers=headers)
+    assert (capped.status_code, capped.json["error"]["code"]) == (409, "claim_limit")
+    assert "今天已领取 1 个客户" in capped.json["error"]["message"]
+
+    for path, body in (
+        (f"/api/v1/pool/{spare.id}/assign", {"owner_id": rep.id, "reason": "自己分"}),
+        (f"/api/v1/customers/{released[0].id}/release", {"reason": "不想跟了"}),
+        ("/api/v1/pool/auto-assign", {}),
+    ):
+        refused = client.post(path, headers=headers, json=body)
+        assert (refused.status_code, refused.json["error"]["code"]) == (403, "forbidden"), path
+
+    manager = sign_in(client, fake_wecom, company.managers[1])
+    for other in company.reps[1]:
+        other.is_active = False
+    session.commit()
+    nobody = client.post("/api/v1/pool/auto-assign", headers=manager, json={})
+    assert (nobody.status_code, nobody.json["error"]["code"]) == (409, "no_active_rep")
+    inactive = client.post(
+        f"/api/v1/pool/{released[1].id}/assign",
+        headers=manager,
+        json={"owner_id": company.reps[1][1].id, "reason": "x"},
+    )
+    assert (inactive.status_code, inactive.json["error"]["field"]) == (422, "owner_id")
