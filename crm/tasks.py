@@ -202,6 +202,8 @@ def reassign(
     if not actor.can_manage:
         raise Forbidden("只有主管或老板可以转派待办")
     task = get_task(session, actor=actor, task_id=task_id, for_update=True)
+    if not _may_change(session, actor, task):  # copied on another team's task: not theirs to move
+        raise Forbidden("只能转派本团队成员的待办")
     if task.status != OPEN:
         raise Conflict("待办已完成，不能转派", code="task_closed")
     assignee = _assignee(session, actor, assignee_id)
@@ -294,12 +296,22 @@ def _days_late(due_at: datetime | None, local_today: date) -> int:
 
 def _open_task_for_change(session: Session, actor: Actor, task_id: int) -> Task:
     task = get_task(session, actor=actor, task_id=task_id, for_update=True)
-    if task.assignee_id != actor.user_id and not actor.can_manage:
-        # A rep copied on a task sees it but does not close or move it for its assignee.
-        raise Forbidden("只能处理分配给自己的待办")
+    if not _may_change(session, actor, task):
+        # Someone copied on a task sees it but does not close or move it for its assignee.
+        raise Forbidden("只能处理分配给自己或本团队成员的待办")
     if task.status != OPEN:
         raise Conflict("待办已完成", code="task_closed")
     return task
+
+
+def _may_change(session: Session, actor: Actor, task: Task) -> bool:
+    """The assignee, the manager of the assignee's team, or the boss."""
+    if task.assignee_id == actor.user_id or actor.role is Role.BOSS:
+        return True
+    if actor.role is not Role.MANAGER:
+        return False
+    in_team = select(User.id).where(User.id == task.assignee_id, user_scope(actor))
+    return session.scalar(in_team) is not None
 
 
 def _assignee(session: Session, actor: Actor, user_id: int) -> User:

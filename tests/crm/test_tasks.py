@@ -267,3 +267,25 @@ def test_rules_create_tasks_with_their_origin_and_no_author(company, session, cl
         None,
         clock(),
     )
+
+
+def test_a_manager_copied_on_another_teams_task_may_not_move_it(company, session, clock):
+    other_rep = company.reps[1][0]
+    copied = _task(session, other_rep, clock(), title="二组的事", cc_id=company.managers[0].id)
+    manager = Actor.of(company.managers[0])
+    assert tasks.get_task(session, actor=manager, task_id=copied.id).id == copied.id
+    with pytest.raises(Forbidden):
+        tasks.complete(session, actor=manager, task_id=copied.id, now=clock())
+    with pytest.raises(Forbidden):
+        tasks.reassign(
+            session,
+            actor=manager,
+            task_id=copied.id,
+            assignee_id=company.reps[0][0].id,
+            now=clock(),
+            reason="x",
+        )
+    done = tasks.complete(
+        session, actor=Actor.of(company.managers[1]), task_id=copied.id, now=clock()
+    )
+    assert done.status == "done"
