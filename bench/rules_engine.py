@@ -102,6 +102,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> Figures:
     url = seed.SQLITE_URL if backend == "sqlite" else args.pg_url
     seeded = seed.ensure_seeded(url)
     db = Database(url)
+    db.upgrade()  # a cached seed may predate the newest migration
     with db.session() as session:
         boss = session.scalars(select(User).where(User.role == Role.BOSS)).one()
         manager = session.scalars(select(User).where(User.role == Role.MANAGER)).first()

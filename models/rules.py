@@ -46,13 +46,12 @@ class TimerFiring(Base):
     """
 
     __tablename__ = "timer_firings"
-    __table_args__ = (UniqueConstraint("rule", "step", "customer_id", "anchor_at"),)
+    # Customer first: a sweep's NOT EXISTS probes it per candidate customer.
+    __table_args__ = (UniqueConstraint("customer_id", "rule", "step", "anchor_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     rule: Mapped[str] = mapped_column(String(64))
     step: Mapped[int] = mapped_column(Integer)
-    customer_id: Mapped[int] = mapped_column(
-        ForeignKey("customers.id", ondelete="CASCADE"), index=True
-    )
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     anchor_at: Mapped[datetime] = mapped_column(UTCDateTime)
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime)
