@@ -251,3 +251,17 @@ def test_sync_users_needs_wecom_configured(wecrm):
 
     assert result.exit_code == 1
     assert "WECOM_CORP_ID" in result.output
+
+
+# --- worker --------------------------------------------------------------------------------
+
+
+def test_a_worker_with_the_scheduler_runs_the_timers(wecrm, runtime, session, clock):
+    """A customer untouched for 30 days (the real clock is far past the test's) is released."""
+    rep = make_company(session).reps[0][0]
+    customer = make_customer(session, rep, clock())
+    result = wecrm("worker", "--burst", "--with-scheduler")
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    released = session.get(Customer, customer.id)
+    assert released.owner_id is None and released.release_reason == "30天未跟进，自动释放"

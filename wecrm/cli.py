@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -57,15 +58,32 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 
 @main.command()
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-def worker(burst: bool) -> None:
+@click.option(
+    "--with-scheduler",
+    is_flag=True,
+    help="Also run the periodic jobs (timers, outbox catch-up, clean-up); one per deployment.",
+)
+def worker(burst: bool, with_scheduler: bool) -> None:
     """Run an RQ worker on every wecrm queue."""
     from rq import Worker
 
     from workers import context, queues
+    from workers.schedule import build_scheduler
 
     runtime = _runtime()
     context.use(runtime)
-    Worker(list(queues.ALL_QUEUES), connection=runtime.redis).work(burst=burst)
+    scheduler = None
+    if with_scheduler and burst:
+        build_scheduler(runtime.redis).enqueue_jobs()  # one round of them, worked off below
+    elif with_scheduler:
+        # RQ's cron scheduler blocks its process, so it runs beside the worker, not in it.
+        scheduler = subprocess.Popen([sys.executable, "-m", "wecrm.cli", "scheduler"])
+    try:
+        Worker(list(queues.ALL_QUEUES), connection=runtime.redis).work(burst=burst)
+    finally:
+        if scheduler is not None:
+            scheduler.terminate()
+            scheduler.wait(timeout=30)
 
 
 @main.command()
