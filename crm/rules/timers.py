@@ -56,12 +56,15 @@ def anchor_of(customer: Customer, clock: str) -> datetime:
 
 def _due_sql(rule: TimerRule, step: TimerStep, now: datetime) -> ColumnElement[bool]:
     anchor = anchor_sql(rule.clock)
+    due = anchor <= now - timedelta(days=step.after_days)
+    if not step.after_days_by_grade:
+        return due
     by_grade = [
         and_(Customer.grade == grade, anchor <= now - timedelta(days=days))
         for grade, days in step.after_days_by_grade.items()
     ]
     others = or_(Customer.grade.is_(None), Customer.grade.not_in(list(step.after_days_by_grade)))
-    return or_(*by_grade, and_(others, anchor <= now - timedelta(days=step.after_days)))
+    return or_(*by_grade, and_(others, due))
 
 
 def _candidates(
