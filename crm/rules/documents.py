@@ -108,6 +108,14 @@ def timer_rules(document: Mapping[str, Any]) -> list[TimerRule]:
     ]
 
 
+def facts_used(document: Mapping[str, Any]) -> set[str]:
+    """Every fact a (checked) document's conditions name."""
+    used: set[str] = set()
+    for rule in document.get("rules", []):
+        used |= conditions.facts_used(rule.get("when"))
+    return used
+
+
 # --- checking ---------------------------------------------------------------------------------
 
 

@@ -87,12 +87,19 @@ class Regrade:
 
 
 def subject_of(
-    session: Session, customer: Customer, now: datetime, event: Mapping[str, Any] | None = None
+    session: Session,
+    customer: Customer,
+    now: datetime,
+    event: Mapping[str, Any] | None = None,
+    *,
+    with_tags: bool = True,
 ) -> Subject:
-    """One customer (with its tags) as the rules see it."""
+    """One customer as the rules see it; its tags are read only when a rule asks about them."""
     values = {column.key: getattr(customer, column.key) for column in Customer.__mapper__.columns}
     tags = frozenset(
         session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer.id))
+        if with_tags
+        else ()
     )
     return Subject(values=values, tags=tags, now=now, event=event or {})
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from crm.rules import actions, conditions, documents, grading, rulesets
-from crm.rules.facts import registry
+from crm.rules.facts import BUILT_IN, registry
 from models import Customer
 
 log = logging.getLogger(__name__)
@@ -51,9 +51,16 @@ def on_event(
     `regrade=False` when a manager has just set the grade by hand: it stands until the next event.
     """
     sets = rulesets.active_sets(session, ("grading", "triggers"))
-    facts = registry(session, include_retired=True)
+    rules = documents.trigger_rules(sets["triggers"].document)
+    # Writes are the hot path: custom fields and tags are read only if some rule asks.
+    used = documents.facts_used(sets["grading"].document) | documents.facts_used(
+        sets["triggers"].document
+    )
+    asks_custom = any(name.startswith("custom.") for name in used)
+    facts = registry(session, include_retired=True) if asks_custom else dict(BUILT_IN)
     grades = grading.Grading.of(session, sets["grading"].document, sets["grading"].version, facts)
-    subject = grading.subject_of(session, customer, now)
+    with_tags = "tags" in used
+    subject = grading.subject_of(session, customer, now, with_tags=with_tags)
 
     def regrade_now() -> None:
         grade, reason = grades.grade(subject)
@@ -61,7 +68,6 @@ def on_event(
 
     if regrade:
         regrade_now()
-    rules = documents.trigger_rules(sets["triggers"].document)
     fired: list[str] = []
     pending: list[tuple[str, Mapping[str, Any], int]] = [(event, data, 1)]
     while pending:
@@ -76,7 +82,7 @@ def on_event(
             run = actions.Run(session, customer, now, rule.name, origin=f"rule:{rule.name}")
             actions.perform(run, rule.do)
             session.flush()
-            subject = grading.subject_of(session, customer, now)  # the actions changed it
+            subject = grading.subject_of(session, customer, now, with_tags=with_tags)
             if round_ < MAX_ROUNDS:
                 pending += [(caused, more, round_ + 1) for caused, more in run.events]
             elif run.events:

@@ -198,3 +198,63 @@ def test_a_manager_set_grade_stands_until_the_next_event(company, session, clock
         now=clock(),
     )
     assert session.get(Customer, customer.id).grade == "C"
+
+
+def test_rules_about_tags_and_custom_fields_see_them_on_an_event(company, session, clock):
+    from crm import custom_fields
+
+    boss = Actor.of(company.boss)
+    custom_fields.define_field(
+        session,
+        actor=boss,
+        key="area",
+        label="厂房面积",
+        kind="number",
+        options=[],
+        is_required=False,
+        is_tag_dimension=False,
+        now=clock(),
+    )
+    _publish(
+        session,
+        company.boss,
+        "grading",
+        {
+            "rules": [
+                {
+                    "name": "老客户",
+                    "when": {"fact": "tags", "op": "has", "value": "老客户"},
+                    "grade": "B",
+                },
+                {
+                    "name": "大厂房",
+                    "when": {"fact": "custom.area", "op": ">=", "value": 5000},
+                    "grade": "A",
+                },
+            ],
+            "default": "D",
+        },
+        clock,
+    )
+    rep = company.reps[0][0]
+    customer = make_customer(session, rep, clock())
+    assert customer.grade == "D"
+    customers.update_customer(
+        session,
+        actor=Actor.of(rep),
+        customer_id=customer.id,
+        values={},
+        tags=["老客户"],
+        now=clock(),
+    )
+    assert session.get(Customer, customer.id).grade == "B"
+    customers.update_customer(
+        session,
+        actor=Actor.of(rep),
+        customer_id=customer.id,
+        values={},
+        tags=[],
+        custom_values={"area": 6000},
+        now=clock(),
+    )
+    assert session.get(Customer, customer.id).grade == "A"
