@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test lint bench bench-rules
+.PHONY: install demo test lint bench
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,4 @@ lint: install
 
 bench: install
 	$(BIN)/python -m bench.customer_book --db both
-	$(BIN)/python -m bench.rules_engine --db both
-
-bench-rules: install
 	$(BIN)/python -m bench.rules --db both

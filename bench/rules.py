@@ -658,7 +658,7 @@ def _shorten(statement: str, limit: int = 400) -> str:
     return statement if len(statement) <= limit else statement[: limit - 1] + "…"
 
 
-ABOUT = """## Rules engine (`bench.rules`)
+ABOUT = """## Rules engine
 
 `python -m bench.rules --db both` (see `bench/README.md`) measures the rules engine on the
 customer book's seed (100,000 customers, reused from `bench/seed.py`), each figure beside its
