@@ -56,7 +56,6 @@ from bench.customer_book import (
     replay,
     write_doc_block,
 )
-from crm import audit
 from crm.actors import Actor
 from crm.rules import grading, rulesets, timers
 from crm.rules.defaults import DEFAULT_DOCUMENTS
@@ -306,21 +305,10 @@ def naive_regrade(
         for customer_id in customer_ids:
             customer = session.get(Customer, customer_id)
             assert customer is not None
-            grade, rule = rules.decide(grading.subject_of(session, customer, now))
-            if grade != customer.grade:
-                before, customer.grade = customer.grade, grade
-                audit.record(
-                    session,
-                    actor=None,
-                    entity="customer",
-                    entity_id=customer.id,
-                    action="grade",
-                    before={"grade": before},
-                    after={"grade": grade},
-                    now=now,
-                    reason=f"分级规则「{rule or '默认等级'}」",
-                )
-                changed += 1
+            grade, reason = rules.grade(grading.subject_of(session, customer, now))
+            changed += grading.apply(
+                session, customer=customer, grade=grade, reason=reason, now=now
+            )
             session.flush()
         if commit:
             session.commit()

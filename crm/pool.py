@@ -66,18 +66,7 @@ def release(
     customer.released_at = now
     customer.release_reason = reason[:255]
     customer.updated_at = now
-    session.add(
-        PoolEvent(
-            customer_id=customer.id,
-            kind="release",
-            user_id=previous,
-            actor_id=actor.user_id if actor else None,
-            reason=reason[:255],
-            at=now,
-        )
-    )
-    _audit_owner(session, actor, customer, "release", previous, now, reason)
-    session.flush()
+    _record(session, customer, "release", previous, actor, previous, reason, now)
     return True
 
 
@@ -153,11 +142,7 @@ def claim(session: Session, *, actor: Actor, customer_id: int, now: datetime) ->
     policy = pool_policy(session)
     _check_caps(session, actor.user_id, customer.id, policy, now)
     _take(session, customer, me, now)
-    session.add(
-        PoolEvent(customer_id=customer.id, kind="claim", user_id=me.id, actor_id=me.id, at=now)
-    )
-    _audit_owner(session, actor, customer, "claim", None, now, "从公海领取")
-    session.flush()
+    _record(session, customer, "claim", me.id, actor, None, "从公海领取", now)
     return customer
 
 
@@ -174,18 +159,7 @@ def assign(
     if not owner.is_active:
         raise Invalid("不能分配给已停用的成员", field="owner_id")
     _take(session, customer, owner, now)
-    session.add(
-        PoolEvent(
-            customer_id=customer.id,
-            kind="assign",
-            user_id=owner.id,
-            actor_id=actor.user_id,
-            reason=reason,
-            at=now,
-        )
-    )
-    _audit_owner(session, actor, customer, "assign", None, now, reason)
-    session.flush()
+    _record(session, customer, "assign", owner.id, actor, None, reason, now)
     return customer
 
 
@@ -239,18 +213,7 @@ def auto_assign(
         session.refresh(customer)
         return None
     reason = f"自动分配（{_STRATEGY_LABELS[strategy]}）"
-    session.add(
-        PoolEvent(
-            customer_id=customer.id,
-            kind="auto_assign",
-            user_id=chosen.id,
-            actor_id=actor.user_id if actor else None,
-            reason=reason,
-            at=now,
-        )
-    )
-    _audit_owner(session, actor, customer, "auto_assign", previous, now, reason)
-    session.flush()
+    _record(session, customer, "auto_assign", chosen.id, actor, previous, reason, now)
     return chosen
 
 
@@ -437,23 +400,37 @@ def _masked(phone: str | None) -> str | None:
     return f"{phone[:3]}****{phone[-4:]}"
 
 
-def _audit_owner(
+def _record(
     session: Session,
-    actor: Actor | None,
     customer: Customer,
-    action: str,
-    before: int | None,
-    now: datetime,
+    kind: str,
+    user_id: int | None,
+    actor: Actor | None,
+    previous_owner: int | None,
     reason: str,
+    now: datetime,
 ) -> None:
+    """A move into or out of the pool: its PoolEvent (what caps and cool-downs read) and the
+    customer's audit entry. `user_id` is the owner released from, or the new owner."""
+    session.add(
+        PoolEvent(
+            customer_id=customer.id,
+            kind=kind,
+            user_id=user_id,
+            actor_id=actor.user_id if actor else None,
+            reason=reason[:255],
+            at=now,
+        )
+    )
     audit.record(
         session,
         actor=actor,
         entity="customer",
         entity_id=customer.id,
-        action=action,
-        before={"owner_id": before},
+        action=kind,
+        before={"owner_id": previous_owner},
         after={"owner_id": customer.owner_id},
         now=now,
         reason=reason,
     )
+    session.flush()
