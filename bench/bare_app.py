@@ -26,8 +26,9 @@ TIMELINE_LIMIT = 100
 def _columns(table: Any, *, alias: str | None = None, prefix: str | None = None) -> str:
     """`table.col, ...`; with a prefix, `alias.col AS prefix__col, ...` for a joined table."""
     name = alias or table.name
-    return ", ".join(f"{name}.{c.name}" + (f" AS {prefix}__{c.name}" if prefix else "")
-                     for c in table.columns)
+    return ", ".join(
+        f"{name}.{c.name}" + (f" AS {prefix}__{c.name}" if prefix else "") for c in table.columns
+    )
 
 
 def _person(prefix: str) -> str:
@@ -74,8 +75,11 @@ UPDATE_CUSTOMER = text(
 INSERT_AUDIT = text(
     "INSERT INTO audit_entries (at, actor_id, entity, entity_id, action, before, after, reason) "
     "VALUES (:now, :actor, 'customer', :cid, 'follow_up', :before, :after, NULL)"
-).bindparams(bindparam("now", type_=UTCDateTime()), bindparam("before", type_=JSONType),
-             bindparam("after", type_=JSONType))
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("before", type_=JSONType),
+    bindparam("after", type_=JSONType),
+)
 AUTHOR = text(f"SELECT {_columns(User.__table__)} FROM users WHERE users.id = :uid")
 NEW_ATTACHMENTS = text(
     f"SELECT {_columns(Attachment.__table__)} FROM attachments "
@@ -114,8 +118,10 @@ def create_bare_app(database_url: str) -> Flask:
         where = ["customers.owner_id = :owner"]
         params: dict[str, Any] = {"owner": int(args["owner_id"])}
         if args.get("q"):
-            where.append(f"({lower('customers.name')} {like} {lower(':q')} ESCAPE '\\' OR "
-                         f"{lower('customers.company')} {like} {lower(':q')} ESCAPE '\\')")
+            where.append(
+                f"({lower('customers.name')} {like} {lower(':q')} ESCAPE '\\' OR "
+                f"{lower('customers.company')} {like} {lower(':q')} ESCAPE '\\')"
+            )
             params["q"] = f"%{args['q']}%"
         for name in ("stage", "grade"):
             values = args.getlist(name)
@@ -125,12 +131,19 @@ def create_bare_app(database_url: str) -> Flask:
                 params.update({f"{name}{i}": v for i, v in enumerate(values)})
         clause = " AND ".join(where)
         with engine.begin() as conn:
-            total = conn.execute(text(f"SELECT count(*) FROM customers WHERE {clause}"),
-                                 params).scalar()
-            items = _records(conn.execute(text(
-                f"{CUSTOMER_WITH_OWNER} WHERE {clause} "
-                "ORDER BY customers.updated_at DESC, customers.id DESC LIMIT :limit OFFSET 0"
-            ), {**params, "limit": PAGE_SIZE}), "owner")
+            total = conn.execute(
+                text(f"SELECT count(*) FROM customers WHERE {clause}"), params
+            ).scalar()
+            items = _records(
+                conn.execute(
+                    text(
+                        f"{CUSTOMER_WITH_OWNER} WHERE {clause} "
+                        "ORDER BY customers.updated_at DESC, customers.id DESC LIMIT :limit OFFSET 0"
+                    ),
+                    {**params, "limit": PAGE_SIZE},
+                ),
+                "owner",
+            )
             tags = _tags(conn, [item["id"] for item in items])
         for item in items:
             item["tags"] = tags.get(item["id"], [])
@@ -138,12 +151,21 @@ def create_bare_app(database_url: str) -> Flask:
 
     @app.get("/bare/customers/<int:customer_id>")
     def customer(customer_id: int) -> tuple[dict[str, Any], int]:
-        params = {"cid": customer_id, "owner": int(request.args["owner_id"]),
-                  "limit": TIMELINE_LIMIT}
+        params = {
+            "cid": customer_id,
+            "owner": int(request.args["owner_id"]),
+            "limit": TIMELINE_LIMIT,
+        }
         with engine.begin() as conn:
-            found = _records(conn.execute(text(
-                f"{CUSTOMER_WITH_OWNER} WHERE customers.owner_id = :owner AND customers.id = :cid"
-            ), params), "owner")
+            found = _records(
+                conn.execute(
+                    text(
+                        f"{CUSTOMER_WITH_OWNER} WHERE customers.owner_id = :owner AND customers.id = :cid"
+                    ),
+                    params,
+                ),
+                "owner",
+            )
             if not found:
                 return {"error": "not found"}, 404
             tags = _tags(conn, [customer_id])
@@ -167,8 +189,10 @@ def create_bare_app(database_url: str) -> Flask:
         return {
             "customer": customer,
             "required_custom_keys": list(required),
-            "timeline": [{"kind": kind, "at": at, kind: record}
-                         for kind, at, record in events[:TIMELINE_LIMIT]],
+            "timeline": [
+                {"kind": kind, "at": at, kind: record}
+                for kind, at, record in events[:TIMELINE_LIMIT]
+            ],
         }, 200
 
     @app.post("/bare/customers/<int:customer_id>/follow-ups")
@@ -180,29 +204,51 @@ def create_bare_app(database_url: str) -> Flask:
         # the write lock is taken at BEGIN, so a read-then-write never fails to upgrade. An
         # execution option the engine does not know is ignored, so this is harmless elsewhere.
         with engine.execution_options(sqlite_lock_for_write=True).begin() as conn:
-            found = conn.execute(text(
-                f"SELECT {_columns(CUSTOMER)} FROM customers "
-                f"WHERE customers.owner_id = :owner AND customers.id = :cid{lock}"
-            ), {"owner": owner, "cid": customer_id}).first()
+            found = conn.execute(
+                text(
+                    f"SELECT {_columns(CUSTOMER)} FROM customers "
+                    f"WHERE customers.owner_id = :owner AND customers.id = :cid{lock}"
+                ),
+                {"owner": owner, "cid": customer_id},
+            ).first()
             if found is None:
                 return {"error": "not found"}, 404
             conn.execute(UPDATE_CUSTOMER, {"now": now, "cid": customer_id})
-            params = {"cid": customer_id, "author": owner, "now": now,
-                      "method": body["method"], "summary": body["summary"]}
+            params = {
+                "cid": customer_id,
+                "author": owner,
+                "now": now,
+                "method": body["method"],
+                "summary": body["summary"],
+            }
             result = conn.execute(insert_follow_up, params)
             follow_up_id = result.scalar_one() if is_postgres else result.lastrowid
-            conn.execute(INSERT_AUDIT, {
-                "now": now, "actor": owner, "cid": customer_id, "before": {},
-                "after": {"follow_up_id": follow_up_id, "method": body["method"]},
-            })
+            conn.execute(
+                INSERT_AUDIT,
+                {
+                    "now": now,
+                    "actor": owner,
+                    "cid": customer_id,
+                    "before": {},
+                    "after": {"follow_up_id": follow_up_id, "method": body["method"]},
+                },
+            )
             # wecrm re-reads the new row, its author and its attachments; so does the floor.
-            conn.execute(text("SELECT follow_ups.id FROM follow_ups WHERE follow_ups.id = :fid"),
-                         {"fid": follow_up_id})
+            conn.execute(
+                text("SELECT follow_ups.id FROM follow_ups WHERE follow_ups.id = :fid"),
+                {"fid": follow_up_id},
+            )
             author = conn.execute(AUTHOR, {"uid": owner}).mappings().first()
             files = conn.execute(NEW_ATTACHMENTS, {"fid": follow_up_id}).mappings().all()
-        return {"id": follow_up_id, "customer_id": customer_id, "author": dict(author or {}),
-                "happened_at": now, "method": body["method"], "summary": body["summary"],
-                "attachments": [dict(f) for f in files]}, 201
+        return {
+            "id": follow_up_id,
+            "customer_id": customer_id,
+            "author": dict(author or {}),
+            "happened_at": now,
+            "method": body["method"],
+            "summary": body["summary"],
+            "attachments": [dict(f) for f in files],
+        }, 201
 
     return app
 

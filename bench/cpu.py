@@ -60,10 +60,12 @@ def postgres_pids(engine: Engine, application_name: str) -> list[int]:
     if engine.dialect.name != "postgresql":
         return []
     with engine.connect() as conn:
-        return list(conn.scalars(
-            text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
-            {"name": application_name},
-        ))
+        return list(
+            conn.scalars(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": application_name},
+            )
+        )
 
 
 def with_application_name(url: str, name: str) -> str:
@@ -72,11 +74,13 @@ def with_application_name(url: str, name: str) -> str:
     if parsed.get_backend_name() != "postgresql":
         return url
     return parsed.update_query_dict({"application_name": name}).render_as_string(
-        hide_password=False)
+        hide_password=False
+    )
 
 
-def wait_for_quiet(*, max_cores: float, timeout_seconds: float,
-                   window_seconds: float = 2.0) -> float:
+def wait_for_quiet(
+    *, max_cores: float, timeout_seconds: float, window_seconds: float = 2.0
+) -> float:
     """Wait (at most `timeout_seconds`) for a window in which the machine, the benchmark idle,
     keeps no more than `max_cores` busy; return how busy the last window was, in cores."""
     deadline = time.monotonic() + timeout_seconds
@@ -114,14 +118,22 @@ class CpuWindow:
         self.tracked_ticks = process_ticks(self.pids)
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         seconds = time.monotonic() - self.started
         tick = 1 / CLOCK_TICKS_PER_SECOND
         busy = (system_busy_ticks() - self.busy) * tick
         tracked = (process_ticks(self.pids) - self.tracked_ticks) * tick
-        ours = ((process_ticks([os.getpid()]) - self.mine) * tick + tracked
-                + _children_seconds() - self.children)
+        ours = (
+            (process_ticks([os.getpid()]) - self.mine) * tick
+            + tracked
+            + _children_seconds()
+            - self.children
+        )
         self.use = CpuUse(
             seconds=round(seconds, 2),
             busy_cores=round(busy / seconds, 2),

@@ -180,16 +180,26 @@ def run_backend(backend: str, args: argparse.Namespace) -> Run:
     wanted = args.ops.split(",")
     operations = [op for op in build_operations(app, engine) if op.key in wanted]
     run = Run(
-        backend=backend, facts=machine_facts(engine), seed_seconds=seeded.seconds,
-        seed_reused=seeded.reused, row_counts=seeded.row_counts,
-        settings={"iterations": args.iterations, "warmup": args.warmup,
-                  "workers": args.workers, "threads": args.threads,
-                  "connections": args.connections, "wrk_threads": args.wrk_threads,
-                  "duration_s": args.duration, "rounds": args.rounds,
-                  "nice": os.getpriority(os.PRIO_PROCESS, 0)},
+        backend=backend,
+        facts=machine_facts(engine),
+        seed_seconds=seeded.seconds,
+        seed_reused=seeded.reused,
+        row_counts=seeded.row_counts,
+        settings={
+            "iterations": args.iterations,
+            "warmup": args.warmup,
+            "workers": args.workers,
+            "threads": args.threads,
+            "connections": args.connections,
+            "wrk_threads": args.wrk_threads,
+            "duration_s": args.duration,
+            "rounds": args.rounds,
+            "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        },
     )
-    touched = sorted({int(c.url.split("/")[4]) for op in operations if op.is_write
-                      for c in op.wecrm})
+    touched = sorted(
+        {int(c.url.split("/")[4]) for op in operations if op.is_write for c in op.wecrm}
+    )
     print(f"\n== {backend}: in process ({args.iterations} requests per operation, interleaved)")
     with writes_undone(engine, touched):
         for op in operations:
@@ -197,32 +207,48 @@ def run_backend(backend: str, args: argparse.Namespace) -> Run:
             if args.skip_in_process:
                 nothing = Timing(0, 0, 0)  # a load-only run (for trying server settings)
                 run.operations.append(
-                    OperationResult(op.key, op.label, "?", [], nothing, nothing, nothing, 0.0))
+                    OperationResult(op.key, op.label, "?", [], nothing, nothing, nothing, 0.0)
+                )
                 continue
             quiet(args)
             result = measure_in_process(app, bare, engine, op, args)
             run.operations.append(result)
-            print(f"{op.label:34} {result.statements:>3} stmts  wecrm {fmt(result.wecrm)}  "
-                  f"raw SQL {fmt(result.raw_sql)}  bare {fmt(result.bare)}  "
-                  f"(others used {result.others_cores} cores)")
+            print(
+                f"{op.label:34} {result.statements:>3} stmts  wecrm {fmt(result.wecrm)}  "
+                f"raw SQL {fmt(result.raw_sql)}  bare {fmt(result.bare)}  "
+                f"(others used {result.others_cores} cores)"
+            )
     if not args.skip_load:
         measure_load(backend, url, env, engine, operations, run, touched, args)
     runtime.close()
     return run
 
 
-def measure_load(backend: str, url: str, env: dict[str, str], engine: Engine,
-                 operations: list[Operation], run: Run, touched: list[int],
-                 args: argparse.Namespace) -> None:
+def measure_load(
+    backend: str,
+    url: str,
+    env: dict[str, str],
+    engine: Engine,
+    operations: list[Operation],
+    run: Run,
+    touched: list[int],
+    args: argparse.Namespace,
+) -> None:
     """wrk against wecrm and the bare app, both up at once and taken in turn, op by op."""
-    print(f"\n== {backend}: under load (wrk -t{args.wrk_threads} -c{args.connections} "
-          f"-d{args.duration}s, best of {args.rounds}; gunicorn {args.workers} workers x "
-          f"{args.threads} threads)")
+    print(
+        f"\n== {backend}: under load (wrk -t{args.wrk_threads} -c{args.connections} "
+        f"-d{args.duration}s, best of {args.rounds}; gunicorn {args.workers} workers x "
+        f"{args.threads} threads)"
+    )
     logs = RESULTS_DIR / "logs"
     servers = {
-        kind: Served(kind, workers=args.workers, threads=args.threads,
-                     env={**env, "WECRM_DATABASE_URL": with_application_name(url, f"bench_{kind}")},
-                     log_path=logs / f"gunicorn-{kind}-{backend}.log")
+        kind: Served(
+            kind,
+            workers=args.workers,
+            threads=args.threads,
+            env={**env, "WECRM_DATABASE_URL": with_application_name(url, f"bench_{kind}")},
+            log_path=logs / f"gunicorn-{kind}-{backend}.log",
+        )
         for kind in ("wecrm", "bare")
     }
     with servers["wecrm"], servers["bare"]:
@@ -236,8 +262,9 @@ def measure_load(backend: str, url: str, env: dict[str, str], engine: Engine,
 
                     def tracked(server: Served = server, kind: str = kind) -> list[int]:
                         assert server.process is not None
-                        return (group_pids(server.process.pid)
-                                + postgres_pids(engine, f"bench_{kind}"))
+                        return group_pids(server.process.pid) + postgres_pids(
+                            engine, f"bench_{kind}"
+                        )
 
                     quiet(args)
                     with writes_undone(engine, touched):
@@ -246,8 +273,10 @@ def measure_load(backend: str, url: str, env: dict[str, str], engine: Engine,
                 LoadFigures(max(rounds[k], key=lambda r: r.requests_per_second), rounds[k])
                 for k in ("wecrm", "bare")
             )
-            print(f"{op.label:34} wecrm {fmt_load(result.wecrm_load)}   "
-                  f"bare {fmt_load(result.bare_load)}")
+            print(
+                f"{op.label:34} wecrm {fmt_load(result.wecrm_load)}   "
+                f"bare {fmt_load(result.bare_load)}"
+            )
 
 
 def quiet(args: argparse.Namespace) -> None:
@@ -259,18 +288,23 @@ def quiet(args: argparse.Namespace) -> None:
 def build_operations(app: Flask, engine: Engine) -> list[Operation]:
     """The calls each operation rotates over: 20 reps, their customers, real tokens."""
     with engine.connect() as conn:
-        reps = conn.execute(
-            select(User.id).where(User.role == Role.REP).order_by(User.id)
-        ).scalars().all()
+        reps = (
+            conn.execute(select(User.id).where(User.role == Role.REP).order_by(User.id))
+            .scalars()
+            .all()
+        )
         # Every other rep from the smallest book to the largest: a spread of list sizes.
         step = max(len(reps) // SAMPLE_REPS, 1)
         chosen = list(reps[::step][:SAMPLE_REPS])
         owned = {
             rep: conn.execute(
-                select(Customer.id).where(Customer.owner_id == rep)
+                select(Customer.id)
+                .where(Customer.owner_id == rep)
                 .order_by(func.abs(Customer.id * 7919 % 1000003 - 500000))  # a fixed shuffle
                 .limit(DETAIL_CUSTOMERS_PER_REP + CREATE_CUSTOMERS_PER_REP)
-            ).scalars().all()
+            )
+            .scalars()
+            .all()
             for rep in chosen
         }
     tokens: dict[int, str] = {}
@@ -288,30 +322,36 @@ def build_operations(app: Flask, engine: Engine) -> list[Operation]:
     create = [(rep, cid) for rep in chosen for cid in owned[rep][DETAIL_CUSTOMERS_PER_REP:]]
     return [
         Operation(
-            "list", "customer list, first page",
+            "list",
+            "customer list, first page",
             [Call("GET", "/api/v1/customers", tokens[r]) for r in chosen],
             [Call("GET", f"/bare/customers?owner_id={r}") for r in chosen],
             has_target_p95=True,
         ),
         Operation(
-            "filtered", "customer list, stage+grade+search",
+            "filtered",
+            "customer list, stage+grade+search",
             [Call("GET", f"/api/v1/customers?{query}", tokens[r]) for r in chosen],
             [Call("GET", f"/bare/customers?owner_id={r}&{query}") for r in chosen],
             has_target_p95=True,
         ),
         Operation(
-            "detail", "customer detail with timeline",
+            "detail",
+            "customer detail with timeline",
             [Call("GET", f"/api/v1/customers/{c}", tokens[r]) for r, c in detail],
             [Call("GET", f"/bare/customers/{c}?owner_id={r}") for r, c in detail],
             has_target_p95=True,
         ),
         Operation(
-            "create", "log a follow-up",
-            [Call("POST", f"/api/v1/customers/{c}/follow-ups", tokens[r], body)
-             for r, c in create],
-            [Call("POST", f"/bare/customers/{c}/follow-ups?owner_id={r}", None, body)
-             for r, c in create],
-            status=201, is_write=True,
+            "create",
+            "log a follow-up",
+            [Call("POST", f"/api/v1/customers/{c}/follow-ups", tokens[r], body) for r, c in create],
+            [
+                Call("POST", f"/bare/customers/{c}/follow-ups?owner_id={r}", None, body)
+                for r, c in create
+            ],
+            status=201,
+            is_write=True,
         ),
     ]
 
@@ -330,8 +370,15 @@ class StatementLog:
         self.current: list[tuple[str, Any]] | None = None
         event.listen(engine, "before_cursor_execute", self._record)
 
-    def _record(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any,
-                _executemany: bool) -> None:
+    def _record(
+        self,
+        _conn: Any,
+        _cursor: Any,
+        statement: str,
+        parameters: Any,
+        _context: Any,
+        _executemany: bool,
+    ) -> None:
         # Transaction control is not a query (and the replay opens its own transaction).
         if self.current is not None and not TRANSACTION_CONTROL.match(statement):
             self.current.append((statement, parameters))
@@ -348,8 +395,9 @@ class StatementLog:
         event.remove(self.engine, "before_cursor_execute", self._record)
 
 
-def measure_in_process(app: Flask, bare: Flask, engine: Engine, op: Operation,
-                       args: argparse.Namespace) -> OperationResult:
+def measure_in_process(
+    app: Flask, bare: Flask, engine: Engine, op: Operation, args: argparse.Namespace
+) -> OperationResult:
     """wecrm, the raw SQL of its requests and the bare app, interleaved request by request
     (in a rotating order) so that all three meet the same machine."""
     client, bare_client = app.test_client(), bare.test_client()
@@ -385,16 +433,19 @@ def measure_in_process(app: Flask, bare: Flask, engine: Engine, op: Operation,
                         times[name].append(time.perf_counter() - started)
     finally:
         log.close()
-    measured = counted[args.warmup:]
+    measured = counted[args.warmup :]
     counts = Counter(len(s) for s in measured)
     low, high = min(counts), max(counts)
     assert window.use is not None
     return OperationResult(
-        key=op.key, label=op.label,
+        key=op.key,
+        label=op.label,
         statements=str(low) if low == high else f"{low}–{high}",
         statement_texts=[_shorten(s) for s, _ in max(measured, key=len)],
-        wecrm=Timing.of(times["wecrm"]), raw_sql=Timing.of(times["raw"]),
-        bare=Timing.of(times["bare"]), others_cores=window.use.others_cores,
+        wecrm=Timing.of(times["wecrm"]),
+        raw_sql=Timing.of(times["raw"]),
+        bare=Timing.of(times["bare"]),
+        others_cores=window.use.others_cores,
     )
 
 
@@ -410,8 +461,10 @@ def replay(engine: Engine, statements: list[tuple[str, Any]]) -> None:
 def _send(client: Any, call: Call, status: int) -> Any:
     response = client.open(call.url, method=call.method, headers=call.headers, data=call.body)
     if response.status_code != status:
-        raise RuntimeError(f"{call.method} {call.url} answered {response.status_code}: "
-                           f"{response.get_data(as_text=True)[:500]}")
+        raise RuntimeError(
+            f"{call.method} {call.url} answered {response.status_code}: "
+            f"{response.get_data(as_text=True)[:500]}"
+        )
     return response.get_json()
 
 
@@ -423,15 +476,19 @@ def check_same_rows(app: Flask, bare: Flask, op: Operation) -> None:
     for call, bare_call in list(zip(op.wecrm, op.bare, strict=True))[:5]:
         ours, theirs = _send(client, call, op.status), _send(bare_client, bare_call, op.status)
         if _rows(op, ours) != _rows(op, theirs):
-            raise RuntimeError(f"bare app disagrees on {op.key}: {call.url}\n"
-                               f"wecrm {_rows(op, ours)}\nbare  {_rows(op, theirs)}")
+            raise RuntimeError(
+                f"bare app disagrees on {op.key}: {call.url}\n"
+                f"wecrm {_rows(op, ours)}\nbare  {_rows(op, theirs)}"
+            )
 
 
 def _rows(op: Operation, answer: dict[str, Any]) -> list[Any]:
     """What must match: the total and the page's ids, or the customer and its timeline."""
     if op.key == "detail":
-        return [answer["customer"]["id"],
-                [(e["kind"], e[e["kind"]]["id"]) for e in answer["timeline"]]]
+        return [
+            answer["customer"]["id"],
+            [(e["kind"], e[e["kind"]]["id"]) for e in answer["timeline"]],
+        ]
     return [answer["total"], [c["id"] for c in answer["items"]]]
 
 
@@ -453,10 +510,15 @@ def writes_undone(engine: Engine, customer_ids: list[int]) -> Iterator[None]:
     with engine.connect() as conn:
         last_follow_up = conn.scalar(select(func.max(follow_ups.c.id))) or 0
         last_audit = conn.scalar(select(func.max(audit.c.id))) or 0
-        saved = conn.execute(
-            select(table.c.id, table.c.updated_at, table.c.last_follow_up_at)
-            .where(table.c.id.in_(customer_ids))
-        ).all() if customer_ids else []
+        saved = (
+            conn.execute(
+                select(table.c.id, table.c.updated_at, table.c.last_follow_up_at).where(
+                    table.c.id.in_(customer_ids)
+                )
+            ).all()
+            if customer_ids
+            else []
+        )
     try:
         yield
     finally:
@@ -466,7 +528,8 @@ def writes_undone(engine: Engine, customer_ids: list[int]) -> Iterator[None]:
             conn.execute(delete(audit).where(audit.c.id > last_audit))
             if saved:
                 conn.execute(
-                    update(table).where(table.c.id == bindparam("cid"))
+                    update(table)
+                    .where(table.c.id == bindparam("cid"))
                     .values(updated_at=bindparam("u"), last_follow_up_at=bindparam("l")),
                     [{"cid": i, "u": u, "l": lf} for i, u, lf in saved],
                 )
@@ -489,18 +552,32 @@ def _settle(engine: Engine, *, quiet_seconds: float = 1.0, limit_seconds: float 
 # --- under load --------------------------------------------------------------------------------
 
 
-def wrk(base_url: str, calls: list[Call], name: str, tracked: Callable[[], list[int]],
-        args: argparse.Namespace) -> Load:
+def wrk(
+    base_url: str,
+    calls: list[Call],
+    name: str,
+    tracked: Callable[[], list[int]],
+    args: argparse.Namespace,
+) -> Load:
     """Warm up for 2 s, then run wrk for `duration` seconds over the calls, in turn."""
     script = RESULTS_DIR / "wrk" / f"{name}-{base_url.rsplit(':', 1)[1]}.lua"
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text(_wrk_script(calls))
-    options = [f"-t{args.wrk_threads}", f"-c{args.connections}", "--latency", "--timeout", "10s",
-               "-s", str(script), base_url]
+    options = [
+        f"-t{args.wrk_threads}",
+        f"-c{args.connections}",
+        "--latency",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        base_url,
+    ]
     subprocess.run(["wrk", "-d2s", *options], check=True, capture_output=True)
     with CpuWindow(tracked) as window:
-        output = subprocess.run(["wrk", f"-d{args.duration}s", *options], check=True,
-                                capture_output=True, text=True).stdout
+        output = subprocess.run(
+            ["wrk", f"-d{args.duration}s", *options], check=True, capture_output=True, text=True
+        ).stdout
     load = parse_wrk(output)
     assert window.use is not None
     load.cpu_ms_per_request = round(window.use.tracked_cpu_seconds * 1000 / load.requests, 2)
@@ -553,26 +630,35 @@ def parse_wrk(output: str) -> Load:
     rps = re.search(r"Requests/sec:\s+([\d.]+)", output)
     total = re.search(r"(\d+) requests in", output)
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
-                       output)
+    socket = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
     if rps is None or total is None:
         raise RuntimeError(f"unexpected wrk output:\n{output}")
     failed = int(non_2xx[1]) if non_2xx else 0
     failed += sum(int(n) for n in socket.groups()) if socket else 0
-    return Load(round(float(rps[1])), duration_ms("50%"), duration_ms("99%"), int(total[1]),
-                failed)
+    return Load(round(float(rps[1])), duration_ms("50%"), duration_ms("99%"), int(total[1]), failed)
 
 
 # --- the report --------------------------------------------------------------------------------
 
 
 def machine_facts(engine: Engine) -> dict[str, str]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text()
-                .splitlines() if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     memory_kib = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text())[1])  # type: ignore[index]
     with engine.connect() as conn:
-        database = (f"SQLite {sqlite3.sqlite_version}" if engine.dialect.name == "sqlite" else
-                    f"PostgreSQL {conn.scalar(text('SHOW server_version'))}")
+        database = (
+            f"SQLite {sqlite3.sqlite_version}"
+            if engine.dialect.name == "sqlite"
+            else f"PostgreSQL {conn.scalar(text('SHOW server_version'))}"
+        )
     wrk_version = (
         subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()
         if shutil.which("wrk")
@@ -584,8 +670,10 @@ def machine_facts(engine: Engine) -> dict[str, str]:
         "memory": f"{memory_kib / 1024 / 1024:.0f} GiB",
         "python": platform.python_version(),
         "database": database,
-        "libraries": ", ".join(f"{name} {version(name)}" for name in
-                               ("SQLAlchemy", "Flask", "pydantic", "gunicorn", "psycopg")),
+        "libraries": ", ".join(
+            f"{name} {version(name)}"
+            for name in ("SQLAlchemy", "Flask", "pydantic", "gunicorn", "psycopg")
+        ),
         "wrk": wrk_version[1] if len(wrk_version) > 1 else "?",
         "code": _code_version(),
     }
@@ -593,6 +681,7 @@ def machine_facts(engine: Engine) -> dict[str, str]:
 
 def _code_version() -> str:
     """The commit measured, and whether the working tree had changes on top of it."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True).stdout
 
@@ -609,8 +698,10 @@ def fmt_load(figures: LoadFigures | None) -> str:
         return "—"
     load = figures.best
     failed = f" ({load.failed} failed)" if load.failed else ""
-    return (f"{load.requests_per_second:5,} req/s, p50 {load.p50_ms} ms, p99 {load.p99_ms} ms, "
-            f"{figures.cpu_ms_per_request} CPU ms/req{failed}")
+    return (
+        f"{load.requests_per_second:5,} req/s, p50 {load.p50_ms} ms, p99 {load.p99_ms} ms, "
+        f"{figures.cpu_ms_per_request} CPU ms/req{failed}"
+    )
 
 
 def markdown(run: Run) -> str:
@@ -639,8 +730,11 @@ def markdown(run: Run) -> str:
         "|---|---:|---:|---:|---:|---:|:---:|",
     ]
     for r in run.operations:
-        target = ("met" if r.wecrm.p95_ms <= TARGET_P95_MS else "**missed**") \
-            if r.key != "create" else "—"
+        target = (
+            ("met" if r.wecrm.p95_ms <= TARGET_P95_MS else "**missed**")
+            if r.key != "create"
+            else "—"
+        )
         lines.append(
             f"| {r.label} | {r.statements} | {r.wecrm.p50_ms:.2f} / {r.wecrm.p95_ms:.2f} "
             f"| {r.raw_sql.p50_ms:.2f} / {r.raw_sql.p95_ms:.2f} "
@@ -648,8 +742,11 @@ def markdown(run: Run) -> str:
             f"| {r.wecrm.p95_ms / r.raw_sql.p95_ms:.1f}× | {target} |"
         )
     noise = max(r.others_cores for r in run.operations)
-    lines += ["", f"Other processes on the machine used up to {noise:.1f} of its "
-              f"{os.cpu_count()} cores meanwhile (the benchmark ran at nice {s['nice']})."]
+    lines += [
+        "",
+        f"Other processes on the machine used up to {noise:.1f} of its "
+        f"{os.cpu_count()} cores meanwhile (the benchmark ran at nice {s['nice']}).",
+    ]
     if any(r.wecrm_load for r in run.operations):
         lines += [
             "",
@@ -750,8 +847,11 @@ def write_doc_block(name: str, body: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
-    parser.add_argument("--pg-url", default=seed.POSTGRES_URL,
-                        help="the PostgreSQL bench database (created if missing; *bench* only)")
+    parser.add_argument(
+        "--pg-url",
+        default=seed.POSTGRES_URL,
+        help="the PostgreSQL bench database (created if missing; *bench* only)",
+    )
     parser.add_argument("--iterations", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn processes")
@@ -760,17 +860,30 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--duration", type=int, default=15, help="seconds of wrk per figure")
     parser.add_argument("--rounds", type=int, default=2, help="wrk runs per figure (best kept)")
-    parser.add_argument("--nice", type=int, default=-10,
-                        help="run at this niceness (with its servers and wrk), so the machine's "
-                             "other work disturbs the figures less; needs root below 0")
-    parser.add_argument("--quiet-wait", type=float, default=30,
-                        help="seconds to wait, before each figure, for the machine to calm down")
-    parser.add_argument("--quiet-cores", type=float, default=0.3,
-                        help="how many cores others may keep busy and still count as calm")
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=-10,
+        help="run at this niceness (with its servers and wrk), so the machine's "
+        "other work disturbs the figures less; needs root below 0",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30,
+        help="seconds to wait, before each figure, for the machine to calm down",
+    )
+    parser.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.3,
+        help="how many cores others may keep busy and still count as calm",
+    )
     parser.add_argument("--skip-load", action="store_true", help="in-process figures only")
     parser.add_argument("--skip-in-process", action="store_true", help="load figures only")
-    parser.add_argument("--ops", default="list,filtered,detail,create",
-                        help="comma-separated operations to measure")
+    parser.add_argument(
+        "--ops", default="list,filtered,detail,create", help="comma-separated operations to measure"
+    )
     parser.add_argument("--reseed", action="store_true", help="seed even if the marker matches")
     parser.add_argument("--no-doc", action="store_true", help="print, do not touch the docs")
     args = parser.parse_args()
@@ -783,7 +896,8 @@ def main() -> None:
     for backend in ("sqlite", "postgres") if args.db == "both" else (args.db,):
         run = run_backend(backend, args)
         (RESULTS_DIR / f"customer_book-{backend}.json").write_text(
-            json.dumps(asdict(run), ensure_ascii=False, indent=2))
+            json.dumps(asdict(run), ensure_ascii=False, indent=2)
+        )
         print()
         print(markdown(run))
         if not args.no_doc:

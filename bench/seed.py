@@ -57,36 +57,135 @@ GIVEN = (
     "建国志宏海波斌宇浩凯琳雪梅婷"
 )
 TITLES = ("总", "经理", "工", "主任", "老板", "姐", "哥")
-CITIES = ("长沙", "株洲", "湘潭", "衡阳", "岳阳", "常德", "武汉", "广州", "深圳", "南昌", "贵阳",
-          "重庆")
-BRANDS = ("恒达", "宏远", "鑫源", "华盛", "金鼎", "中联", "博雅", "天成", "瑞丰", "永信",
-          "嘉禾", "远航", "盛世", "新锐", "汇通", "润泽", "兴业", "鼎力", "东方", "明珠")
-INDUSTRIES = ("建材", "装饰", "机电", "物流", "科技", "贸易", "地产", "酒店", "医疗", "教育",
-              "餐饮", "制造")
+CITIES = (
+    "长沙",
+    "株洲",
+    "湘潭",
+    "衡阳",
+    "岳阳",
+    "常德",
+    "武汉",
+    "广州",
+    "深圳",
+    "南昌",
+    "贵阳",
+    "重庆",
+)
+BRANDS = (
+    "恒达",
+    "宏远",
+    "鑫源",
+    "华盛",
+    "金鼎",
+    "中联",
+    "博雅",
+    "天成",
+    "瑞丰",
+    "永信",
+    "嘉禾",
+    "远航",
+    "盛世",
+    "新锐",
+    "汇通",
+    "润泽",
+    "兴业",
+    "鼎力",
+    "东方",
+    "明珠",
+)
+INDUSTRIES = (
+    "建材",
+    "装饰",
+    "机电",
+    "物流",
+    "科技",
+    "贸易",
+    "地产",
+    "酒店",
+    "医疗",
+    "教育",
+    "餐饮",
+    "制造",
+)
 COMPANY_SUFFIXES = ("有限公司", "集团", "工程有限公司", "商贸行", "股份有限公司")
-TAGS = ("高意向", "价格敏感", "老客户", "展会客户", "转介绍", "决策人", "需要回访", "大客户",
-        "竞品在谈", "预算充足", "已报价", "样品已寄", "技术对接", "年底采购", "政府项目",
-        "连锁门店")
-TOPICS = ("了解项目进度", "确认采购需求", "介绍新品", "跟进报价", "催回款", "约见面时间",
-          "发送样品资料", "讨论合同条款", "解答技术方案问题", "确认交货时间")
-REACTIONS = ("客户态度积极", "客户表示需要内部商量", "客户觉得价格偏高",
-             "对方负责人出差，下周再联系", "客户要求提供同类案例", "客户正在比较竞品",
-             "客户预算已经批下来", "客户暂时没有需求")
-NEXT_PLANS = ("下周再电话跟进", "准备正式报价单", "安排技术人员上门", "寄送样品",
-              "邀请参观展厅", "等客户回复", "约老板一起拜访")
-FEEDBACK = ("觉得价格偏高，希望再降5%", "对报价基本认可，等领导签字", "要求分两期付款",
-            "对交期有顾虑", "竞品报价低10%")
+TAGS = (
+    "高意向",
+    "价格敏感",
+    "老客户",
+    "展会客户",
+    "转介绍",
+    "决策人",
+    "需要回访",
+    "大客户",
+    "竞品在谈",
+    "预算充足",
+    "已报价",
+    "样品已寄",
+    "技术对接",
+    "年底采购",
+    "政府项目",
+    "连锁门店",
+)
+TOPICS = (
+    "了解项目进度",
+    "确认采购需求",
+    "介绍新品",
+    "跟进报价",
+    "催回款",
+    "约见面时间",
+    "发送样品资料",
+    "讨论合同条款",
+    "解答技术方案问题",
+    "确认交货时间",
+)
+REACTIONS = (
+    "客户态度积极",
+    "客户表示需要内部商量",
+    "客户觉得价格偏高",
+    "对方负责人出差，下周再联系",
+    "客户要求提供同类案例",
+    "客户正在比较竞品",
+    "客户预算已经批下来",
+    "客户暂时没有需求",
+)
+NEXT_PLANS = (
+    "下周再电话跟进",
+    "准备正式报价单",
+    "安排技术人员上门",
+    "寄送样品",
+    "邀请参观展厅",
+    "等客户回复",
+    "约老板一起拜访",
+)
+FEEDBACK = (
+    "觉得价格偏高，希望再降5%",
+    "对报价基本认可，等领导签字",
+    "要求分两期付款",
+    "对交期有顾虑",
+    "竞品报价低10%",
+)
 TASK_TITLES = ("回访客户", "发送报价单", "安排上门拜访", "催收尾款", "确认合同细节", "寄送样品")
-ATTACHMENTS = (("报价单.pdf", "application/pdf", ".pdf"), ("现场照片.jpg", "image/jpeg", ".jpg"),
-               ("合同草稿.docx", "application/vnd.openxmlformats-officedocument."
-                "wordprocessingml.document", ".docx"),
-               ("通话录音.mp3", "audio/mpeg", ".mp3"))
+ATTACHMENTS = (
+    ("报价单.pdf", "application/pdf", ".pdf"),
+    ("现场照片.jpg", "image/jpeg", ".jpg"),
+    (
+        "合同草稿.docx",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ".docx",
+    ),
+    ("通话录音.mp3", "audio/mpeg", ".mp3"),
+)
 TEAM_NAMES = ("长沙一组", "株洲二组", "武汉三组", "广州四组", "深圳五组", "南昌六组", "重庆七组")
 
 STAGE_WEIGHTS = {Stage.LEAD: 40, Stage.INTEREST: 25, Stage.QUOTE: 15, Stage.WON: 10, Stage.LOST: 10}
 # How busy a customer's timeline is by stage: quotes and deals get followed up most.
-STAGE_ACTIVITY = {Stage.LEAD: 0.5, Stage.INTEREST: 1.0, Stage.QUOTE: 1.6, Stage.WON: 2.0,
-                  Stage.LOST: 0.8}
+STAGE_ACTIVITY = {
+    Stage.LEAD: 0.5,
+    Stage.INTEREST: 1.0,
+    Stage.QUOTE: 1.6,
+    Stage.WON: 2.0,
+    Stage.LOST: 0.8,
+}
 STAGE_PATHS = {
     Stage.LEAD: (Stage.LEAD,),
     Stage.INTEREST: (Stage.LEAD, Stage.INTEREST),
@@ -100,8 +199,12 @@ SOURCE_METHOD = {
     FollowUpSource.VOICE: ContactMethod.VOICE,
     FollowUpSource.EMAIL: ContactMethod.EMAIL,
 }
-FOLLOW_UP_SOURCES = (FollowUpSource.MANUAL, FollowUpSource.CHAT_ARCHIVE, FollowUpSource.VOICE,
-                     FollowUpSource.EMAIL)
+FOLLOW_UP_SOURCES = (
+    FollowUpSource.MANUAL,
+    FollowUpSource.CHAT_ARCHIVE,
+    FollowUpSource.VOICE,
+    FollowUpSource.EMAIL,
+)
 FOLLOW_UP_SOURCE_WEIGHTS = (75, 18, 5, 2)
 MANUAL_METHODS = (ContactMethod.PHONE, ContactMethod.WECHAT, ContactMethod.VISIT)
 MANUAL_METHOD_WEIGHTS = (50, 35, 15)
@@ -155,8 +258,9 @@ class Staff:
 # --- entry points ------------------------------------------------------------------------------
 
 
-def ensure_seeded(url: str, plan: SeedPlan | None = None, *, reseed: bool = False,
-                  log: Any = print) -> SeedResult:
+def ensure_seeded(
+    url: str, plan: SeedPlan | None = None, *, reseed: bool = False, log: Any = print
+) -> SeedResult:
     """Seed `url` with `plan` unless it already holds exactly that (the marker and the counts)."""
     plan = plan or SeedPlan()
     if url.startswith("postgresql"):
@@ -167,10 +271,18 @@ def ensure_seeded(url: str, plan: SeedPlan | None = None, *, reseed: bool = Fals
         if not reseed and marker is not None and marker["plan"] == plan.key:
             counts = row_counts(db.engine)
             if counts["customers"] == plan.customers and counts["follow_ups"] == plan.follow_ups:
-                log(f"seed: reusing {_describe(url)} ({counts['customers']:,} customers, "
-                    f"{counts['follow_ups']:,} follow-ups, seeded in {marker['seconds']:.0f} s)")
-                return SeedResult(url, plan, datetime.fromisoformat(marker["anchor"]),
-                                  marker["seconds"], reused=True, row_counts=counts)
+                log(
+                    f"seed: reusing {_describe(url)} ({counts['customers']:,} customers, "
+                    f"{counts['follow_ups']:,} follow-ups, seeded in {marker['seconds']:.0f} s)"
+                )
+                return SeedResult(
+                    url,
+                    plan,
+                    datetime.fromisoformat(marker["anchor"]),
+                    marker["seconds"],
+                    reused=True,
+                    row_counts=counts,
+                )
             log(f"seed: {_describe(url)} holds {counts}, not the plan; reseeding")
     finally:
         db.dispose()
@@ -193,8 +305,10 @@ def seed(url: str, plan: SeedPlan, *, log: Any = print) -> SeedResult:
         seconds = time.perf_counter() - started
         _write_marker(db.engine, plan, anchor, seconds)
         counts = row_counts(db.engine)
-        log(f"seed: {_describe(url)} seeded in {seconds:.1f} s: "
-            + ", ".join(f"{v:,} {k}" for k, v in counts.items()))
+        log(
+            f"seed: {_describe(url)} seeded in {seconds:.1f} s: "
+            + ", ".join(f"{v:,} {k}" for k, v in counts.items())
+        )
         return SeedResult(url, plan, anchor, seconds, reused=False, row_counts=counts)
     finally:
         db.dispose()
@@ -215,8 +329,15 @@ def ensure_postgres_database(url: str) -> None:
 
 
 def row_counts(engine: Engine) -> dict[str, int]:
-    names = ("users", "customers", "customer_tags", "follow_ups", "attachments", "stage_changes",
-             "tasks")
+    names = (
+        "users",
+        "customers",
+        "customer_tags",
+        "follow_ups",
+        "attachments",
+        "stage_changes",
+        "tasks",
+    )
     with engine.connect() as conn:
         return {n: conn.scalar(text(f"SELECT count(*) FROM {n}")) or 0 for n in names}
 
@@ -224,8 +345,9 @@ def row_counts(engine: Engine) -> dict[str, int]:
 # --- the loaders -------------------------------------------------------------------------------
 
 
-def _load_sqlite(engine: Engine, plan: SeedPlan, anchor: datetime, rng: random.Random,
-                 log: Any) -> None:
+def _load_sqlite(
+    engine: Engine, plan: SeedPlan, anchor: datetime, rng: random.Random, log: Any
+) -> None:
     with engine.begin() as conn:
         staff = _insert_people(conn, plan, anchor)
         for number, chunk in enumerate(_chunks(plan, staff, anchor, rng), start=1):
@@ -236,8 +358,9 @@ def _load_sqlite(engine: Engine, plan: SeedPlan, anchor: datetime, rng: random.R
             _progress(log, number, plan)
 
 
-def _load_postgres(engine: Engine, plan: SeedPlan, anchor: datetime, rng: random.Random,
-                   log: Any) -> None:
+def _load_postgres(
+    engine: Engine, plan: SeedPlan, anchor: datetime, rng: random.Random, log: Any
+) -> None:
     from psycopg.types.json import Jsonb
 
     with engine.begin() as conn:
@@ -260,14 +383,22 @@ def _load_postgres(engine: Engine, plan: SeedPlan, anchor: datetime, rng: random
                     statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
                     with cursor.copy(statement) as copy:
                         for row in rows:
-                            copy.write_row([Jsonb(v) if w else v
-                                            for v, w in zip(row.values(), wrap, strict=True)])
+                            copy.write_row(
+                                [
+                                    Jsonb(v) if w else v
+                                    for v, w in zip(row.values(), wrap, strict=True)
+                                ]
+                            )
                 _progress(log, number, plan)
         # Ids were given explicitly, so move each serial past them for the rows the app adds.
         for name in ("teams", "users", "custom_fields", *(t.name for t in TABLES_IN_LOAD_ORDER)):
             if "id" in Base.metadata.tables[name].c:
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
-                                  f"coalesce((SELECT max(id) FROM {name}), 0) + 1, false)"))
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), "
+                        f"coalesce((SELECT max(id) FROM {name}), 0) + 1, false)"
+                    )
+                )
     # Autovacuum would get there; the benchmark measures the steady state, with statistics.
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")
@@ -283,8 +414,12 @@ def _insert_people(conn: Any, plan: SeedPlan, anchor: datetime) -> Staff:
     """Teams, managers, reps, the boss and the custom fields (small: Core insert everywhere)."""
     rng = random.Random(plan.random_seed + 1)
     teams: list[dict[str, Any]] = [
-        {"id": t + 1, "name": TEAM_NAMES[t % len(TEAM_NAMES)] + ("" if t < len(TEAM_NAMES)
-         else str(t)), "wecom_department_id": t + 2} for t in range(plan.teams)
+        {
+            "id": t + 1,
+            "name": TEAM_NAMES[t % len(TEAM_NAMES)] + ("" if t < len(TEAM_NAMES) else str(t)),
+            "wecom_department_id": t + 2,
+        }
+        for t in range(plan.teams)
     ]
     users = [_user(1, "boss", "王总", Role.BOSS, None, None)]
     manager_of_team: dict[int, int] = {}
@@ -294,33 +429,57 @@ def _insert_people(conn: Any, plan: SeedPlan, anchor: datetime) -> Staff:
     for team in teams:
         manager_id = next(next_id)
         manager_of_team[team["id"]] = manager_id
-        users.append(_user(manager_id, f"manager{team['id']}", next(names), Role.MANAGER,
-                           team["id"], 1))
+        users.append(
+            _user(manager_id, f"manager{team['id']}", next(names), Role.MANAGER, team["id"], 1)
+        )
         for n in range(plan.reps_per_team):
             rep_id = next(next_id)
             team_of_rep[rep_id] = team["id"]
-            users.append(_user(rep_id, f"rep{team['id']}{n:02d}", next(names), Role.REP,
-                               team["id"], manager_id))
+            users.append(
+                _user(
+                    rep_id, f"rep{team['id']}{n:02d}", next(names), Role.REP, team["id"], manager_id
+                )
+            )
     tables = Base.metadata.tables
     conn.execute(insert(tables["teams"]), teams)
     conn.execute(insert(tables["users"]), users)
-    conn.execute(insert(tables["custom_fields"]), [
-        {"id": i, "key": key, "label": label, "kind": kind, "options": options,
-         "is_required": required, "is_tag_dimension": dimension, "is_active": True,
-         "created_at": anchor - timedelta(days=400)}
-        for i, (key, label, kind, options, required, dimension) in enumerate(CUSTOM_FIELDS, 1)
-    ])
+    conn.execute(
+        insert(tables["custom_fields"]),
+        [
+            {
+                "id": i,
+                "key": key,
+                "label": label,
+                "kind": kind,
+                "options": options,
+                "is_required": required,
+                "is_tag_dimension": dimension,
+                "is_active": True,
+                "created_at": anchor - timedelta(days=400),
+            }
+            for i, (key, label, kind, options, required, dimension) in enumerate(CUSTOM_FIELDS, 1)
+        ],
+    )
     reps = list(team_of_rep)
     # Some reps hold twice as many customers as others, as in any sales team.
     weights = [rng.lognormvariate(0, 0.35) for _ in reps]
     return Staff(1, manager_of_team, team_of_rep, reps, list(itertools.accumulate(weights)))
 
 
-def _user(uid: int, wecom_userid: str, name: str, role: Role, team_id: int | None,
-          manager_id: int | None) -> dict[str, Any]:
-    return {"id": uid, "wecom_userid": wecom_userid, "name": name, "role": role.value,
-            "team_id": team_id, "manager_id": manager_id, "mobile": f"139{uid:08d}",
-            "email": f"{wecom_userid}@example.com", "is_active": True}
+def _user(
+    uid: int, wecom_userid: str, name: str, role: Role, team_id: int | None, manager_id: int | None
+) -> dict[str, Any]:
+    return {
+        "id": uid,
+        "wecom_userid": wecom_userid,
+        "name": name,
+        "role": role.value,
+        "team_id": team_id,
+        "manager_id": manager_id,
+        "mobile": f"139{uid:08d}",
+        "email": f"{wecom_userid}@example.com",
+        "is_active": True,
+    }
 
 
 def _unique_names(rng: random.Random) -> Iterator[str]:
@@ -335,11 +494,13 @@ def _unique_names(rng: random.Random) -> Iterator[str]:
 # --- the rows ----------------------------------------------------------------------------------
 
 
-def _chunks(plan: SeedPlan, staff: Staff, anchor: datetime,
-            rng: random.Random) -> Iterator[dict[str, list[dict[str, Any]]]]:
+def _chunks(
+    plan: SeedPlan, staff: Staff, anchor: datetime, rng: random.Random
+) -> Iterator[dict[str, list[dict[str, Any]]]]:
     """Rows for every table, CUSTOMERS_PER_CHUNK customers at a time, ids assigned in order."""
-    stages = rng.choices(list(STAGE_WEIGHTS), weights=list(STAGE_WEIGHTS.values()),
-                         k=plan.customers)
+    stages = rng.choices(
+        list(STAGE_WEIGHTS), weights=list(STAGE_WEIGHTS.values()), k=plan.customers
+    )
     counts = _follow_up_counts(rng, stages, plan.follow_ups)
     required = [key for key, _l, _k, _o, is_required, _d in CUSTOM_FIELDS if is_required]
     ids: dict[str, Iterator[int]] = {
@@ -348,15 +509,18 @@ def _chunks(plan: SeedPlan, staff: Staff, anchor: datetime,
     for start in range(0, plan.customers, CUSTOMERS_PER_CHUNK):
         chunk: dict[str, list[dict[str, Any]]] = {t.name: [] for t in TABLES_IN_LOAD_ORDER}
         for index in range(start, min(start + CUSTOMERS_PER_CHUNK, plan.customers)):
-            _customer_rows(chunk, index + 1, stages[index], counts[index], staff, anchor, rng,
-                           required, ids)
+            _customer_rows(
+                chunk, index + 1, stages[index], counts[index], staff, anchor, rng, required, ids
+            )
         yield chunk
 
 
 def _follow_up_counts(rng: random.Random, stages: list[Stage], total: int) -> list[int]:
     """Follow-ups per customer: skewed, busier later in the funnel, summing to `total`."""
-    weights = [rng.gammavariate(0.9, 1.0) * STAGE_ACTIVITY[s] * (12 if rng.random() < 0.01 else 1)
-               for s in stages]
+    weights = [
+        rng.gammavariate(0.9, 1.0) * STAGE_ACTIVITY[s] * (12 if rng.random() < 0.01 else 1)
+        for s in stages
+    ]
     scale = total / sum(weights)
     counts = [int(w * scale) for w in weights]
     for index in rng.sample(range(len(counts)), total - sum(counts)):
@@ -364,12 +528,25 @@ def _follow_up_counts(rng: random.Random, stages: list[Stage], total: int) -> li
     return counts
 
 
-def _customer_rows(chunk: dict[str, list[dict[str, Any]]], cid: int, stage: Stage,
-                   follow_up_count: int, staff: Staff, anchor: datetime, rng: random.Random,
-                   required_custom: list[str], ids: dict[str, Iterator[int]]) -> None:
+def _customer_rows(
+    chunk: dict[str, list[dict[str, Any]]],
+    cid: int,
+    stage: Stage,
+    follow_up_count: int,
+    staff: Staff,
+    anchor: datetime,
+    rng: random.Random,
+    required_custom: list[str],
+    ids: dict[str, Iterator[int]],
+) -> None:
     is_pooled = rng.random() < 0.02  # released to the public pool: nobody owns it
-    owner_id = None if is_pooled else staff.reps[
-        bisect.bisect(staff.rep_cum_weights, rng.random() * staff.rep_cum_weights[-1])]
+    owner_id = (
+        None
+        if is_pooled
+        else staff.reps[
+            bisect.bisect(staff.rep_cum_weights, rng.random() * staff.rep_cum_weights[-1])
+        ]
+    )
     team_id = staff.team_of_rep[owner_id] if owner_id else None
     manager_id = staff.manager_of_team[team_id] if team_id else staff.boss_id
     created = anchor - timedelta(seconds=rng.uniform(3 * 86400, 3 * 365 * 86400))
@@ -382,25 +559,34 @@ def _customer_rows(chunk: dict[str, list[dict[str, Any]]], cid: int, stage: Stag
     moments = sorted(rng.uniform(0, span * 0.9) for _ in path[1:])
     previous: Stage | None = None
     for to_stage, offset in zip(path, [0.0, *moments], strict=True):
-        chunk["stage_changes"].append({
-            "id": next(ids["stage_changes"]), "customer_id": cid,
-            "from_stage": previous.value if previous else None, "to_stage": to_stage.value,
-            "changed_at": created + timedelta(seconds=offset),
-            "actor_id": owner_id if rng.random() < 0.9 else None,
-            "cause": "新建客户" if previous is None else rng.choice(("手动调整", "规则：已报价",
-                                                                       "规则：签订合同")),
-        })
+        chunk["stage_changes"].append(
+            {
+                "id": next(ids["stage_changes"]),
+                "customer_id": cid,
+                "from_stage": previous.value if previous else None,
+                "to_stage": to_stage.value,
+                "changed_at": created + timedelta(seconds=offset),
+                "actor_id": owner_id if rng.random() < 0.9 else None,
+                "cause": "新建客户"
+                if previous is None
+                else rng.choice(("手动调整", "规则：已报价", "规则：签订合同")),
+            }
+        )
         previous = to_stage
     stage_entered_at = chunk["stage_changes"][-1]["changed_at"]
 
     happened = sorted(rng.uniform(0, span - 600) for _ in range(follow_up_count))
     for offset in happened:
-        _follow_up_rows(chunk, cid, created + timedelta(seconds=offset), owner_id, manager_id,
-                        anchor, rng, ids)
+        _follow_up_rows(
+            chunk, cid, created + timedelta(seconds=offset), owner_id, manager_id, anchor, rng, ids
+        )
     last_follow_up_at = chunk["follow_ups"][-1]["happened_at"] if happened else None
 
-    name = (rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.choice((1, 2))))
-            if rng.random() < 0.7 else rng.choice(SURNAMES) + rng.choice(TITLES))
+    name = (
+        rng.choice(SURNAMES) + "".join(rng.choices(GIVEN, k=rng.choice((1, 2))))
+        if rng.random() < 0.7
+        else rng.choice(SURNAMES) + rng.choice(TITLES)
+    )
     city = rng.choice(CITIES)
     industry = rng.choice(INDUSTRIES)
     custom: dict[str, Any] = {}
@@ -414,26 +600,33 @@ def _customer_rows(chunk: dict[str, list[dict[str, Any]]], cid: int, stage: Stag
         "id": cid,
         "name": name,
         # 1 + [3-9] + 9 digits; 7919 is prime to 10**9, so every customer gets its own number.
-        "phone": f"1{3 + cid % 7}{(cid * 7919 + 12345) % 10**9:09d}" if rng.random() < 0.9
+        "phone": f"1{3 + cid % 7}{(cid * 7919 + 12345) % 10**9:09d}"
+        if rng.random() < 0.9
         else None,
         "company": (city + rng.choice(BRANDS) + industry + rng.choice(COMPANY_SUFFIXES))
-        if rng.random() < 0.85 else None,
+        if rng.random() < 0.85
+        else None,
         "region": city if rng.random() < 0.95 else None,
         "category": rng.choice((Category.PROJECT, Category.PROJECT, Category.RETAIL)).value
-        if rng.random() < 0.9 else None,
+        if rng.random() < 0.9
+        else None,
         "stage": stage.value,
         "grade": rng.choices(GRADES, weights=GRADE_WEIGHTS)[0],
         "source": rng.choice(list(Source)).value if rng.random() < 0.9 else None,
-        "first_contact_method": rng.choice(list(ContactMethod)).value if rng.random() < 0.85
+        "first_contact_method": rng.choice(list(ContactMethod)).value
+        if rng.random() < 0.85
         else None,
         "need_match": rng.choice(list(NeedMatch)).value if rng.random() < 0.7 else None,
         "quote_feedback": rng.choice(FEEDBACK)
-        if stage in (Stage.QUOTE, Stage.WON, Stage.LOST) and rng.random() < 0.6 else None,
+        if stage in (Stage.QUOTE, Stage.WON, Stage.LOST) and rng.random() < 0.6
+        else None,
         "expected_amount": Decimal(rng.randrange(5, 500) * 1000)
-        if stage in (Stage.INTEREST, Stage.QUOTE, Stage.WON) and rng.random() < 0.8 else None,
+        if stage in (Stage.INTEREST, Stage.QUOTE, Stage.WON) and rng.random() < 0.8
+        else None,
         "owner_id": owner_id,
         "team_id": team_id,
-        "external_userid": f"wm{cid:09d}{rng.getrandbits(40):010x}" if rng.random() < 0.35
+        "external_userid": f"wm{cid:09d}{rng.getrandbits(40):010x}"
+        if rng.random() < 0.35
         else None,
         "inquiry_count": rng.randint(0, 12),
         "has_budget": rng.random() < 0.3,
@@ -446,8 +639,7 @@ def _customer_rows(chunk: dict[str, list[dict[str, Any]]], cid: int, stage: Stag
         "updated_at": max(created, stage_entered_at, last_follow_up_at or created),
     }
     # The app's own scoring; it only reads attributes, so the row dict stands in for a Customer.
-    customer["completeness"] = completeness.score(
-        SimpleNamespace(**customer), required_custom)  # type: ignore[arg-type]
+    customer["completeness"] = completeness.score(SimpleNamespace(**customer), required_custom)  # type: ignore[arg-type]
     chunk["customers"].append(customer)
 
     for tag in rng.sample(TAGS, rng.choices((0, 1, 2, 3, 4), weights=(35, 30, 20, 10, 5))[0]):
@@ -457,45 +649,70 @@ def _customer_rows(chunk: dict[str, list[dict[str, Any]]], cid: int, stage: Stag
         due = anchor + timedelta(days=rng.uniform(-30, 14))
         created_task = due - timedelta(days=rng.uniform(1, 10))
         is_done = due < anchor and rng.random() < 0.7
-        chunk["tasks"].append({
-            "id": next(ids["tasks"]), "customer_id": cid, "assignee_id": owner_id or manager_id,
-            "cc_id": manager_id if rng.random() < 0.2 else None,
-            "title": rng.choice(TASK_TITLES) + f"：{name}", "detail": None, "due_at": due,
-            "status": "done" if is_done else "open",
-            "origin": rng.choice(("manual", "manual", "rule:no_follow_up_7d")),
-            "created_at": max(created_task, created),
-            "done_at": min(due, anchor) if is_done else None,
-        })
+        chunk["tasks"].append(
+            {
+                "id": next(ids["tasks"]),
+                "customer_id": cid,
+                "assignee_id": owner_id or manager_id,
+                "cc_id": manager_id if rng.random() < 0.2 else None,
+                "title": rng.choice(TASK_TITLES) + f"：{name}",
+                "detail": None,
+                "due_at": due,
+                "status": "done" if is_done else "open",
+                "origin": rng.choice(("manual", "manual", "rule:no_follow_up_7d")),
+                "created_at": max(created_task, created),
+                "done_at": min(due, anchor) if is_done else None,
+            }
+        )
 
 
-def _follow_up_rows(chunk: dict[str, list[dict[str, Any]]], cid: int, happened_at: datetime,
-                    owner_id: int | None, manager_id: int, anchor: datetime, rng: random.Random,
-                    ids: dict[str, Iterator[int]]) -> None:
+def _follow_up_rows(
+    chunk: dict[str, list[dict[str, Any]]],
+    cid: int,
+    happened_at: datetime,
+    owner_id: int | None,
+    manager_id: int,
+    anchor: datetime,
+    rng: random.Random,
+    ids: dict[str, Iterator[int]],
+) -> None:
     source = rng.choices(FOLLOW_UP_SOURCES, weights=FOLLOW_UP_SOURCE_WEIGHTS)[0]
     method = SOURCE_METHOD.get(source) or rng.choices(MANUAL_METHODS, MANUAL_METHOD_WEIGHTS)[0]
     summary = f"{method.value}：{rng.choice(TOPICS)}。{rng.choice(REACTIONS)}。"
     if rng.random() < 0.3:
         summary += f"预计采购{rng.randrange(5, 300)}套，{rng.choice(NEXT_PLANS)}。"
     follow_up_id = next(ids["follow_ups"])
-    chunk["follow_ups"].append({
-        "id": follow_up_id, "customer_id": cid,
-        "author_id": (owner_id or manager_id) if rng.random() < 0.93 else manager_id,
-        "happened_at": happened_at, "method": method.value, "summary": summary,
-        "next_plan": rng.choice(NEXT_PLANS) if rng.random() < 0.5 else None,
-        "next_follow_up_on": (happened_at + timedelta(days=rng.randint(1, 14))).date()
-        if rng.random() < 0.3 else None,
-        "source": source.value,
-        "transcript": f"（录音转写）{summary}" if source is FollowUpSource.VOICE else None,
-        "created_at": min(happened_at + timedelta(minutes=rng.randint(0, 90)), anchor),
-    })
+    chunk["follow_ups"].append(
+        {
+            "id": follow_up_id,
+            "customer_id": cid,
+            "author_id": (owner_id or manager_id) if rng.random() < 0.93 else manager_id,
+            "happened_at": happened_at,
+            "method": method.value,
+            "summary": summary,
+            "next_plan": rng.choice(NEXT_PLANS) if rng.random() < 0.5 else None,
+            "next_follow_up_on": (happened_at + timedelta(days=rng.randint(1, 14))).date()
+            if rng.random() < 0.3
+            else None,
+            "source": source.value,
+            "transcript": f"（录音转写）{summary}" if source is FollowUpSource.VOICE else None,
+            "created_at": min(happened_at + timedelta(minutes=rng.randint(0, 90)), anchor),
+        }
+    )
     if rng.random() < 0.01:
         filename, content_type, suffix = rng.choice(ATTACHMENTS)
         digest = f"{rng.getrandbits(256):064x}"
-        chunk["attachments"].append({
-            "id": next(ids["attachments"]), "follow_up_id": follow_up_id, "filename": filename,
-            "content_type": content_type, "size_bytes": rng.randint(20_000, 4_000_000),
-            "sha256": digest, "storage_key": f"{digest[:2]}/{digest[:32]}{suffix}",
-        })
+        chunk["attachments"].append(
+            {
+                "id": next(ids["attachments"]),
+                "follow_up_id": follow_up_id,
+                "filename": filename,
+                "content_type": content_type,
+                "size_bytes": rng.randint(20_000, 4_000_000),
+                "sha256": digest,
+                "storage_key": f"{digest[:2]}/{digest[:32]}{suffix}",
+            }
+        )
 
 
 # --- the marker and the reset ------------------------------------------------------------------
@@ -511,11 +728,15 @@ def _read_marker(engine: Engine) -> dict[str, Any] | None:
 
 def _write_marker(engine: Engine, plan: SeedPlan, anchor: datetime, seconds: float) -> None:
     with engine.begin() as conn:
-        conn.exec_driver_sql(f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} "
-                             "(plan TEXT NOT NULL, anchor TEXT NOT NULL, seconds REAL NOT NULL)")
+        conn.exec_driver_sql(
+            f"CREATE TABLE IF NOT EXISTS {MARKER_TABLE} "
+            "(plan TEXT NOT NULL, anchor TEXT NOT NULL, seconds REAL NOT NULL)"
+        )
         conn.execute(text(f"DELETE FROM {MARKER_TABLE}"))
-        conn.execute(text(f"INSERT INTO {MARKER_TABLE} VALUES (:plan, :anchor, :seconds)"),
-                     {"plan": plan.key, "anchor": anchor.isoformat(), "seconds": seconds})
+        conn.execute(
+            text(f"INSERT INTO {MARKER_TABLE} VALUES (:plan, :anchor, :seconds)"),
+            {"plan": plan.key, "anchor": anchor.isoformat(), "seconds": seconds},
+        )
 
 
 def _reset(url: str) -> None:
@@ -539,8 +760,11 @@ def _reset(url: str) -> None:
 
 def _describe(url: str) -> str:
     parsed = make_url(url)
-    return str(parsed.database) if parsed.get_backend_name() == "sqlite" else \
-        f"PostgreSQL database {parsed.database}"
+    return (
+        str(parsed.database)
+        if parsed.get_backend_name() == "sqlite"
+        else f"PostgreSQL database {parsed.database}"
+    )
 
 
 def main() -> None:
@@ -552,8 +776,9 @@ def main() -> None:
     parser.add_argument("--reseed", action="store_true", help="seed even if the marker matches")
     args = parser.parse_args()
     url = args.url or (SQLITE_URL if args.db == "sqlite" else POSTGRES_URL)
-    ensure_seeded(url, SeedPlan(customers=args.customers, follow_ups=args.follow_ups),
-                  reseed=args.reseed)
+    ensure_seeded(
+        url, SeedPlan(customers=args.customers, follow_ups=args.follow_ups), reseed=args.reseed
+    )
 
 
 if __name__ == "__main__":

@@ -35,8 +35,9 @@ def free_port() -> int:
 class Served:
     """A gunicorn serving `kind` ("wecrm" or "bare") in its own process group."""
 
-    def __init__(self, kind: str, *, env: dict[str, str], workers: int, threads: int,
-                 log_path: Path) -> None:
+    def __init__(
+        self, kind: str, *, env: dict[str, str], workers: int, threads: int, log_path: Path
+    ) -> None:
         self.kind = kind
         self.env = env
         self.workers = workers
@@ -53,9 +54,22 @@ class Served:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.servers", self.kind, "--port", str(self.port),
-             "--workers", str(self.workers), "--threads", str(self.threads)],
-            cwd=REPO, env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "bench.servers",
+                self.kind,
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+            ],
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so stopping it stops its workers
         )
         log.close()
@@ -66,8 +80,12 @@ class Served:
             raise
         return self
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
         self.stop()
 
     def _wait_ready(self) -> None:
@@ -77,13 +95,17 @@ class Served:
         while time.monotonic() < deadline:
             assert self.process is not None
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.kind} server exited with {self.process.returncode}; "
-                                   f"see {self.log_path}:\n{self._log_tail()}")
+                raise RuntimeError(
+                    f"{self.kind} server exited with {self.process.returncode}; "
+                    f"see {self.log_path}:\n{self._log_tail()}"
+                )
             if self._is_answering() and self._booted_workers() >= self.workers:
                 return
             time.sleep(0.2)
-        raise RuntimeError(f"{self.kind} server not ready after {READY_TIMEOUT_SECONDS} s; "
-                           f"see {self.log_path}:\n{self._log_tail()}")
+        raise RuntimeError(
+            f"{self.kind} server not ready after {READY_TIMEOUT_SECONDS} s; "
+            f"see {self.log_path}:\n{self._log_tail()}"
+        )
 
     def _is_answering(self) -> bool:
         try:
