@@ -138,7 +138,8 @@ def create_bare_app(database_url: str) -> Flask:
                 conn.execute(
                     text(
                         f"{CUSTOMER_WITH_OWNER} WHERE {clause} "
-                        "ORDER BY customers.updated_at DESC, customers.id DESC LIMIT :limit OFFSET 0"
+                        "ORDER BY customers.updated_at DESC, customers.id DESC "
+                        "LIMIT :limit OFFSET 0"
                     ),
                     {**params, "limit": PAGE_SIZE},
                 ),
@@ -160,7 +161,8 @@ def create_bare_app(database_url: str) -> Flask:
             found = _records(
                 conn.execute(
                     text(
-                        f"{CUSTOMER_WITH_OWNER} WHERE customers.owner_id = :owner AND customers.id = :cid"
+                        f"{CUSTOMER_WITH_OWNER} "
+                        "WHERE customers.owner_id = :owner AND customers.id = :cid"
                     ),
                     params,
                 ),
