@@ -29,7 +29,6 @@ from models import RuleSetVersion
 
 MAX_DOCUMENT_CHARS = 100_000
 REPLAY_DAYS = 30
-REPLAY_LIMIT = 5000
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,6 @@ PREVIEW_LIMIT = 100_000
 @dataclass
 class Sweep:
     fired: Counter[str] = field(default_factory=Counter)  # "rule#step" -> customers
-    sample: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def total(self) -> int:
