@@ -8,6 +8,7 @@ Linux only: it reads /proc.
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import time
@@ -146,3 +147,34 @@ class CpuWindow:
 def _children_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def add_calm_options(parser: argparse.ArgumentParser) -> None:
+    """--nice, --quiet-wait and --quiet-cores: how a benchmark keeps others' work out of it."""
+    parser.add_argument(
+        "--nice",
+        type=int,
+        default=-10,
+        help="run at this niceness (with its servers and wrk), so the machine's "
+        "other work disturbs the figures less; needs root below 0",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=30,
+        help="seconds to wait, before each figure, for the machine to calm down",
+    )
+    parser.add_argument(
+        "--quiet-cores",
+        type=float,
+        default=0.3,
+        help="how many cores others may keep busy and still count as calm",
+    )
+
+
+def apply_niceness(args: argparse.Namespace) -> None:
+    """Run at --nice (children inherit it), or say why not."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
+    except PermissionError:
+        print(f"cannot run at nice {args.nice}; measuring at the current niceness")

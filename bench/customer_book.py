@@ -45,6 +45,8 @@ from bench import seed
 from bench.bare_app import create_bare_app
 from bench.cpu import (
     CpuWindow,
+    add_calm_options,
+    apply_niceness,
     group_pids,
     postgres_pids,
     wait_for_quiet,
@@ -860,25 +862,7 @@ def main() -> None:
     parser.add_argument("--wrk-threads", type=int, default=2)
     parser.add_argument("--duration", type=int, default=15, help="seconds of wrk per figure")
     parser.add_argument("--rounds", type=int, default=2, help="wrk runs per figure (best kept)")
-    parser.add_argument(
-        "--nice",
-        type=int,
-        default=-10,
-        help="run at this niceness (with its servers and wrk), so the machine's "
-        "other work disturbs the figures less; needs root below 0",
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=30,
-        help="seconds to wait, before each figure, for the machine to calm down",
-    )
-    parser.add_argument(
-        "--quiet-cores",
-        type=float,
-        default=0.3,
-        help="how many cores others may keep busy and still count as calm",
-    )
+    add_calm_options(parser)
     parser.add_argument("--skip-load", action="store_true", help="in-process figures only")
     parser.add_argument("--skip-in-process", action="store_true", help="load figures only")
     parser.add_argument(
@@ -889,10 +873,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.skip_load and shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed (apt-get install wrk), or pass --skip-load")
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # children (gunicorn, wrk) inherit it
-    except PermissionError:
-        print(f"cannot run at nice {args.nice}; measuring at the current niceness")
+    apply_niceness(args)  # children (gunicorn, wrk) inherit it
     for backend in ("sqlite", "postgres") if args.db == "both" else (args.db,):
         run = run_backend(backend, args)
         (RESULTS_DIR / f"customer_book-{backend}.json").write_text(

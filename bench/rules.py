@@ -46,7 +46,13 @@ from typing import Any
 from sqlalchemy import Engine, inspect, select, text
 
 from bench import seed
-from bench.cpu import CpuWindow, postgres_pids, with_application_name
+from bench.cpu import (
+    CpuWindow,
+    add_calm_options,
+    apply_niceness,
+    postgres_pids,
+    with_application_name,
+)
 from bench.customer_book import (
     DOC_PATH,
     REPO,
@@ -720,21 +726,7 @@ def main() -> None:
         "to fit, else on --naive-sample customers and scale",
     )
     parser.add_argument("--naive-sample", type=int, default=10_000)
-    parser.add_argument(
-        "--nice", type=int, default=-10, help="run at this niceness (needs root below 0)"
-    )
-    parser.add_argument(
-        "--quiet-wait",
-        type=float,
-        default=30,
-        help="seconds to wait, before each figure, for the machine to calm down",
-    )
-    parser.add_argument(
-        "--quiet-cores",
-        type=float,
-        default=0.3,
-        help="how many cores others may keep busy and still count as calm",
-    )
+    add_calm_options(parser)
     parser.add_argument("--no-doc", action="store_true", help="print, do not touch the docs")
     parser.add_argument(
         "--render",
@@ -743,10 +735,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.parts = set(args.parts.split(","))
-    try:
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
-    except PermissionError:
-        print(f"cannot run at nice {args.nice}; measuring at the current niceness")
+    apply_niceness(args)  # children (gunicorn, wrk) inherit it
     for backend in ("sqlite", "postgres") if args.db == "both" else (args.db,):
         results = seed.RESULTS_DIR / f"rules-{backend}.json"
         if args.render:

@@ -21,11 +21,10 @@ from crm import audit, calendar
 from crm.actors import Actor, user_scope
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.rules.policy import AutoAssign, PoolPolicy, pool_policy
-from crm.vocab import Stage
+from crm.vocab import OPEN_STAGES
 from models import Customer, PoolEvent, Team, User
 from models.users import Role
 
-OPEN_STAGES = (Stage.LEAD.value, Stage.INTEREST.value, Stage.QUOTE.value)
 MAX_PAGE_SIZE = 100
 RECENTLY_TAKEN = timedelta(hours=1)
 _STRATEGY_LABELS = {
@@ -201,7 +200,7 @@ def auto_assign(
         ).all()
     )
     if strategy is AutoAssign.LEAST_LOADED:
-        load = _holdings(session, ids)
+        load = holdings(session, ids)
         chosen = min(reps, key=lambda r: (load.get(r.id, 0), last.get(r.id, 0), r.id))
     else:
         chosen = min(reps, key=lambda r: (last.get(r.id, 0), r.id))
@@ -329,7 +328,7 @@ def _check_caps(
     )
     if (claimed_today or 0) >= policy.claims_per_day:
         raise Conflict(f"今天已领取 {policy.claims_per_day} 个客户，明天再来", code="claim_limit")
-    if _holdings(session, [rep_id]).get(rep_id, 0) >= policy.max_holdings:
+    if holdings(session, [rep_id]).get(rep_id, 0) >= policy.max_holdings:
         raise Conflict(
             f"名下未成交客户已达 {policy.max_holdings} 个上限，请先推进或释放", code="holding_limit"
         )
@@ -379,7 +378,8 @@ def _take(
     session.refresh(customer)
 
 
-def _holdings(session: Session, rep_ids: list[int]) -> dict[int, int]:
+def holdings(session: Session, rep_ids: list[int]) -> dict[int, int]:
+    """Open customers each rep holds (what the holdings cap counts)."""
     if not rep_ids:
         return {}
     rows = session.execute(

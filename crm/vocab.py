@@ -58,6 +58,9 @@ class FollowUpSource(StrEnum):
     EMAIL = "email"
 
 
+# Not yet won or lost: what a rep still works on, counts toward holdings and may be released.
+OPEN_STAGES = (Stage.LEAD, Stage.INTEREST, Stage.QUOTE)
+
 # Which stage may follow which. Moving back one step is allowed (a quote withdrawn); a lost
 # customer can only be revived as a lead; a won deal can still be lost (a cancelled order).
 ALLOWED_STAGE_MOVES: dict[Stage, frozenset[Stage]] = {

@@ -34,6 +34,7 @@ from crm.actors import Actor
 from crm.rules import rulesets
 from crm.rules.defaults import DEFAULT_DOCUMENTS
 from crm.vocab import (
+    OPEN_STAGES,
     Category,
     ContactMethod,
     FollowUpSource,
@@ -584,7 +585,6 @@ FORWARD_MOVES = frozenset(
     {(Stage.LEAD, Stage.INTEREST), (Stage.INTEREST, Stage.QUOTE), (Stage.QUOTE, Stage.WON)}
 )
 MAX_MOVES = 8
-ACTIVE_STAGES = (Stage.LEAD, Stage.INTEREST, Stage.QUOTE)
 POOL_RELEASE_AFTER_DAYS = 30
 POOL_RELEASE_REASON = f"{POOL_RELEASE_AFTER_DAYS}天未跟进，自动释放到公海"
 LOST_RELEASE_REASON = "流失客户转入公海，供其他销售再次跟进"
@@ -778,7 +778,7 @@ def _plan_customer(
 
     # The current stage: open customers are worked until recently (a few went quiet), won ones
     # get weeks of delivery and after-sales, lost ones are mostly left alone.
-    if stage in ACTIVE_STAGES:
+    if stage in OPEN_STAGES:
         end_day = rng.choices(
             [rng.randint(0, 6), rng.randint(7, 20), rng.randint(21, 75)], [0.62, 0.23, 0.15]
         )[0]
@@ -788,7 +788,7 @@ def _plan_customer(
         end_day = day - 60 if rng.random() < 0.3 else day
     follow_ups += _regular_follow_ups(rng, today, stage, day, end_day, diligence, words)
     last = follow_ups[-1]
-    if stage in ACTIVE_STAGES or (stage is Stage.WON and rng.random() < 0.3):
+    if stage in OPEN_STAGES or (stage is Stage.WON and rng.random() < 0.3):
         last.next_plan = rng.choice(NEXT_PLANS[stage])
         last.next_follow_up_on = last.at.astimezone(CHINA_TZ).date() + timedelta(
             days=rng.randint(1, 10)
@@ -815,7 +815,7 @@ def _plan_customer(
     if first_method is WECOM_CHAT or source is Source.WECOM:
         values["external_userid"] = _unique_external_id(rng, external_ids)
     quiet_days = (now - last.at).days
-    if stage in ACTIVE_STAGES and quiet_days > POOL_RELEASE_AFTER_DAYS and rng.random() < 0.7:
+    if stage in OPEN_STAGES and quiet_days > POOL_RELEASE_AFTER_DAYS and rng.random() < 0.7:
         # Nobody followed up for a month: released to the public pool, as the seed's rule does.
         plan.owner_userid = None
         plan.released_at = last.at + timedelta(days=POOL_RELEASE_AFTER_DAYS, hours=1)
@@ -825,7 +825,7 @@ def _plan_customer(
         plan.owner_userid = None
         plan.released_at = last.at + timedelta(days=1)
         plan.release_reason = LOST_RELEASE_REASON
-    elif stage in ACTIVE_STAGES and rng.random() < 0.15:
+    elif stage in OPEN_STAGES and rng.random() < 0.15:
         plan.tasks.append(_open_task(rng, now, stage, values))
     if stage is Stage.WON and rng.random() < 0.2:
         done_at = last.at + timedelta(hours=rng.randint(2, 48))

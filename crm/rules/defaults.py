@@ -13,8 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm.rules.policy import PoolPolicy
-
-OPEN_STAGES = ["潜在", "意向", "报价"]
+from crm.vocab import OPEN_STAGES
 
 DEFAULT_DOCUMENTS: dict[str, dict[str, Any]] = {
     "grading": {
@@ -91,7 +90,7 @@ DEFAULT_DOCUMENTS: dict[str, dict[str, Any]] = {
             },
             {
                 "name": "30天未跟进释放公海",
-                "when": {"fact": "stage", "op": "in", "value": OPEN_STAGES},
+                "when": {"fact": "stage", "op": "in", "value": [s.value for s in OPEN_STAGES]},
                 "clock": "last_follow_up",
                 "steps": [
                     {

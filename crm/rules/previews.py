@@ -7,7 +7,7 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.actors import Actor, user_scope
@@ -15,13 +15,11 @@ from crm.rules import conditions, documents, grading
 from crm.rules.facts import registry
 from crm.rules.policy import PoolPolicy
 from crm.rules.triggers import follow_up_data
-from crm.vocab import Stage
 from models import Attachment, Customer, FollowUp, StageChange, User
 from models.users import Role
 
 REPLAY_LIMIT = 5000
 SAMPLE_SIZE = 20
-OPEN_STAGES = (Stage.LEAD.value, Stage.INTEREST.value, Stage.QUOTE.value)
 
 
 def triggers(
@@ -101,19 +99,17 @@ def pool(
     session: Session, *, actor: Actor, document: dict[str, Any], now: datetime
 ) -> list[dict[str, Any]]:
     """Each rep in scope: open customers held against the policy's cap."""
+    from crm import pool as pool_service
+
     policy = PoolPolicy.from_document(document)
-    held = dict(
-        session.execute(
-            select(Customer.owner_id, func.count())
-            .where(Customer.stage.in_(OPEN_STAGES), Customer.owner_id.is_not(None))
-            .group_by(Customer.owner_id)
-        ).all()
+    reps = list(
+        session.scalars(
+            select(User)
+            .where(user_scope(actor), User.role == Role.REP, User.is_active)
+            .order_by(User.id)
+        )
     )
-    reps = session.scalars(
-        select(User)
-        .where(user_scope(actor), User.role == Role.REP, User.is_active)
-        .order_by(User.id)
-    )
+    held = pool_service.holdings(session, [rep.id for rep in reps])
     return [
         {
             "rule": rep.name,
