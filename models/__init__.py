@@ -4,8 +4,11 @@ from models.audit import AuditEntry
 from models.base import Base
 from models.customers import Customer, CustomerTag, CustomField
 from models.db import Database
+from models.emails import EmailTemplate, EmailTemplateAttachment, OutgoingEmail
 from models.followups import Attachment, FollowUp
 from models.imports import ImportJob
+from models.inbound import ContactEvent, InboundMessage
+from models.orders import ApprovalNode, Order, OrderStep
 from models.outbox import OutboxMessage
 from models.pool import PoolEvent
 from models.rules import RuleSetVersion, TimerFiring
@@ -14,16 +17,24 @@ from models.tasks import Task
 from models.users import Team, User
 
 __all__ = [
+    "ApprovalNode",
     "Attachment",
     "AuditEntry",
     "Base",
+    "ContactEvent",
     "Customer",
-    "CustomField",
     "CustomerTag",
+    "CustomField",
     "Database",
+    "EmailTemplate",
+    "EmailTemplateAttachment",
     "FollowUp",
     "ImportJob",
+    "InboundMessage",
+    "Order",
+    "OrderStep",
     "OutboxMessage",
+    "OutgoingEmail",
     "PoolEvent",
     "RuleSetVersion",
     "StageChange",

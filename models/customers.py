@@ -39,6 +39,7 @@ class Customer(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     phone: Mapped[str | None] = mapped_column(String(32), index=True)
+    email: Mapped[str | None] = mapped_column(String(254))
     company: Mapped[str | None] = mapped_column(String(128))
     region: Mapped[str | None] = mapped_column(String(64))
     category: Mapped[str | None] = mapped_column(String(16))
