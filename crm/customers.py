@@ -19,9 +19,9 @@ from crm.actors import Actor, customer_scope, user_scope
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.phones import normalise_phone
 from crm.rules import grading, triggers
-from crm.text import check_text
+from crm.text import check_text, escape_like
 from crm.vocab import ALLOWED_STAGE_MOVES, Category, Grade, NeedMatch, Source, Stage
-from models import Customer, CustomerTag, FollowUp, StageChange, Task, User
+from models import ContactEvent, Customer, CustomerTag, FollowUp, StageChange, Task, User
 
 MAX_PAGE_SIZE = 100
 TIMELINE_LIMIT = 100
@@ -83,9 +83,9 @@ class CustomerPage:
 
 @dataclass
 class TimelineEvent:
-    kind: str  # follow_up / stage_change / task
+    kind: str  # follow_up / stage_change / task / contact
     at: datetime
-    record: FollowUp | StageChange | Task
+    record: FollowUp | StageChange | Task | ContactEvent
 
 
 @dataclass
@@ -129,7 +129,8 @@ def list_customers(session: Session, *, actor: Actor, query: CustomerQuery) -> C
 
 
 def customer_detail(session: Session, *, actor: Actor, customer_id: int) -> CustomerDetail:
-    """A customer with its timeline: follow-ups, stage changes and tasks, newest first."""
+    """A customer with its timeline: follow-ups, stage changes, tasks and WeChat contact changes,
+    newest first."""
     customer = session.scalar(
         scoped_customers(actor)
         .where(Customer.id == customer_id)
@@ -158,9 +159,17 @@ def customer_detail(session: Session, *, actor: Actor, customer_id: int) -> Cust
         .order_by(Task.created_at.desc(), Task.id.desc())
         .limit(TIMELINE_LIMIT)
     )
+    contacts = session.scalars(
+        select(ContactEvent)
+        .where(ContactEvent.customer_id == customer_id)
+        .options(joinedload(ContactEvent.user))
+        .order_by(ContactEvent.at.desc(), ContactEvent.id.desc())
+        .limit(TIMELINE_LIMIT)
+    )
     events = [TimelineEvent("follow_up", f.happened_at, f) for f in follow_ups]
     events += [TimelineEvent("stage_change", c.changed_at, c) for c in changes]
     events += [TimelineEvent("task", t.created_at, t) for t in tasks]
+    events += [TimelineEvent("contact", c.at, c) for c in contacts]
     events.sort(key=lambda e: e.at, reverse=True)
     return CustomerDetail(customer=customer, timeline=events[:TIMELINE_LIMIT])
 
@@ -455,7 +464,7 @@ def filter_conditions(session: Session, query: CustomerQuery) -> list[Any]:
     conditions: list[Any] = []
     if query.q:
         text = query.q.strip()
-        like = f"%{_escape_like(text)}%"
+        like = f"%{escape_like(text)}%"
         options = [
             Customer.name.ilike(like, escape="\\"),
             Customer.company.ilike(like, escape="\\"),
@@ -572,6 +581,3 @@ def _clean_tags(tags: list[str]) -> list[str]:
         raise Invalid("单个标签不能超过32字", field="tags")
     return cleaned
 
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

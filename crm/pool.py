@@ -21,6 +21,7 @@ from crm import audit, calendar
 from crm.actors import Actor, user_scope
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.rules.policy import AutoAssign, PoolPolicy, pool_policy
+from crm.text import escape_like
 from crm.vocab import OPEN_STAGES
 from models import Customer, PoolEvent, Team, User
 from models.users import Role
@@ -95,7 +96,7 @@ def list_pool(
     """The pool as the actor may see it, longest waiting first; reps see masked phones."""
     conditions: list[Any] = [pool_scope(actor)]
     if q and q.strip():
-        like = f"%{_escape_like(q.strip())}%"
+        like = f"%{escape_like(q.strip())}%"
         conditions.append(
             or_(Customer.name.ilike(like, escape="\\"), Customer.company.ilike(like, escape="\\"))
         )
@@ -389,9 +390,6 @@ def holdings(session: Session, rep_ids: list[int]) -> dict[int, int]:
     )
     return {owner_id: count for owner_id, count in rows if owner_id is not None}
 
-
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _masked(phone: str | None) -> str | None:

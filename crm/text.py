@@ -28,3 +28,8 @@ def check_text(text: str, *, field: str) -> str:
     if not is_storable(text):
         raise Invalid(f"「{field}」{BAD_TEXT_MESSAGE}", code="bad_text", field=field)
     return text
+
+
+def escape_like(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern written with ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

@@ -133,6 +133,7 @@ class FakeWeCom:
             "department/list": ("GET", self._department_list),
             "user/list": ("GET", self._user_list),
             "message/send": ("POST", self._message_send),
+            "externalcontact/get": ("GET", self._external_contact_get),
         }
         self.reset()
 
@@ -202,6 +203,7 @@ class FakeWeCom:
             self._codes: dict[str, str] = {}  # login code -> userid
             self._departments: list[dict] = []
             self._users: list[dict] = []
+            self._external_contacts: dict[str, dict] = {}  # external_userid -> get's answer
             self._failures: dict[str, list[int]] = {}  # endpoint -> errcodes still to answer
             self._unreachable = False
             self.messages: list[dict] = []  # accepted message/send bodies, oldest first
@@ -227,6 +229,29 @@ class FakeWeCom:
         with self._lock:
             self._departments = [dict(d) for d in departments]
             self._users = [dict(u) for u in users]
+
+    def add_external_contact(
+        self,
+        external_userid: str,
+        name: str,
+        *,
+        userid: str,
+        corp_name: str = "",
+        mobiles: tuple[str, ...] = (),
+    ) -> None:
+        """Make ``external_userid`` a WeChat customer whom member ``userid`` added."""
+        with self._lock:
+            self._external_contacts[external_userid] = {
+                "external_contact": {
+                    "external_userid": external_userid,
+                    "name": name,
+                    "type": 2 if corp_name else 1,  # 1 WeChat user, 2 WeCom user
+                    "corp_name": corp_name,
+                },
+                "follow_user": [
+                    {"userid": userid, "remark_mobiles": list(mobiles), "createtime": 0}
+                ],
+            }
 
     def expire_tokens(self) -> None:
         """Make every token issued so far expired, so using one answers 42001."""
@@ -393,6 +418,13 @@ class FakeWeCom:
             "unlicenseduser": "",
             "msgid": msgid,
         }
+
+    def _external_contact_get(self, request: Request) -> dict:
+        """https://developer.work.weixin.qq.com/document/path/92114"""
+        contact = self._external_contacts.get(request.args.get("external_userid", ""))
+        if contact is None:
+            raise _Fault(84061, "not external contact")
+        return contact
 
     def _count_member_sends(self, userids: list[str]) -> None:
         """Refuse the message if any member already had their minute's worth, else count it."""

@@ -266,12 +266,22 @@ class TaskOut(Out):
     done_at: datetime | None
 
 
+class ContactEventOut(Out):
+    """A change of a rep's WeChat contact with the customer (WeCom's ChangeType)."""
+
+    id: int
+    change_type: str
+    user: UserBrief | None
+    at: datetime
+
+
 class TimelineItem(Out):
-    kind: Literal["follow_up", "stage_change", "task"]
+    kind: Literal["follow_up", "stage_change", "task", "contact"]
     at: datetime
     follow_up: FollowUpOut | None = None
     stage_change: StageChangeOut | None = None
     task: TaskOut | None = None
+    contact: ContactEventOut | None = None
 
 
 class CustomerDetailOut(Out):

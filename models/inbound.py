@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, UTCDateTime
+from models.users import User
 
 
 class InboundMessage(Base):
@@ -45,3 +46,5 @@ class ContactEvent(Base):
     change_type: Mapped[str] = mapped_column(String(32))
     external_userid: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    user: Mapped[User | None] = relationship(lazy="raise")

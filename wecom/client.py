@@ -148,6 +148,11 @@ class WeComClient:
         """Members of one department (https://developer.work.weixin.qq.com/document/path/90201)."""
         return self.get("user/list", department_id=department_id, fetch_child=0)["userlist"]
 
+    def get_external_contact(self, external_userid: str) -> dict:
+        """A customer's WeChat profile and the members who added them
+        (https://developer.work.weixin.qq.com/document/path/92114)."""
+        return self.get("externalcontact/get", external_userid=external_userid)
+
     def send_message(self, touser: list[str], msgtype: str, content: dict) -> dict:
         """Send an app message (https://developer.work.weixin.qq.com/document/path/90236)."""
         payload = {

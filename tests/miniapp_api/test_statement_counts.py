@@ -15,8 +15,9 @@ from tests.factories import make_company, make_customer, sign_in
 # auth user, count, page, tags of the page
 LIST_STATEMENTS = 4
 # auth user, customer (+owner), its tags, follow-ups (+authors), their attachments,
-# stage changes (+actors), tasks (+assignees), required custom fields
-DETAIL_STATEMENTS = 8
+# stage changes (+actors), tasks (+assignees), WeChat contact changes (+reps), required
+# custom fields
+DETAIL_STATEMENTS = 9
 
 
 @contextmanager
