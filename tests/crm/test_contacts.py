@@ -1,4 +1,4 @@
-"""A rep's WeChat contacts: adding creates or links the customer, every change is on the timeline."""
+"""A rep's WeChat contacts: adding creates or links the customer; changes go on the timeline."""
 
 from __future__ import annotations
 
@@ -46,7 +46,11 @@ def test_adding_a_wechat_customer_creates_a_profile_owned_by_the_rep(company, se
         rep.id,
         rep.team_id,
     )
-    assert (customer.external_userid, customer.source, customer.stage) == ("wmABC", "企业微信", "潜在")
+    assert (customer.external_userid, customer.source, customer.stage) == (
+        "wmABC",
+        "企业微信",
+        "潜在",
+    )
     assert customer.grade is not None  # graded by the rules like any new customer
     # WeCom sends the add once more (a retry, or the rep re-adding): no second profile.
     again, asked = _change(session, rep, "add_external_contact", "wmABC", clock)
