@@ -27,3 +27,4 @@ lint: install
 bench: install
 	$(BIN)/python -m bench.customer_book --db both
 	$(BIN)/python -m bench.rules --db both
+	$(BIN)/python -m bench.callback --db both

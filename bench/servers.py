@@ -1,8 +1,8 @@
-"""gunicorn on 127.0.0.1 for the benchmarks: wecrm as `wecrm serve` runs it, or the bare app under
-the very same gunicorn settings. `Served` starts one on a free port, waits until it answers and
-stops it (only the process group it started).
+"""gunicorn on 127.0.0.1 for the benchmarks: wecrm as `wecrm serve` runs it, or a bare app (the
+customer book's, or the callback's) under the very same gunicorn settings. `Served` starts one
+on a free port, waits until it answers and stops it (only the process group it started).
 
-    python -m bench.servers wecrm|bare --port 8123 --workers 2 --threads 4
+    python -m bench.servers wecrm|bare|bare_callback --port 8123 --workers 2 --threads 4
 (settings come from the WECRM_* environment, as for `wecrm serve`)
 """
 
@@ -33,7 +33,7 @@ def free_port() -> int:
 
 
 class Served:
-    """A gunicorn serving `kind` ("wecrm" or "bare") in its own process group."""
+    """A gunicorn serving `kind` ("wecrm", "bare" or "bare_callback") in its own process group."""
 
     def __init__(
         self, kind: str, *, env: dict[str, str], workers: int, threads: int, log_path: Path
@@ -146,12 +146,21 @@ def _serve(kind: str, port: int, workers: int, threads: int) -> None:
                 return create_bare_app(self.runtime.settings.database_url)
 
         server._Gunicorn = BareGunicorn  # type: ignore[misc]
+    elif kind == "bare_callback":
+
+        class BareCallbackGunicorn(server._Gunicorn):  # type: ignore[name-defined,misc]
+            def load(self) -> Any:
+                from bench.bare_callback import create_bare_callback_app
+
+                return create_bare_callback_app(self.runtime.settings)
+
+        server._Gunicorn = BareCallbackGunicorn  # type: ignore[misc]
     server.serve(runtime, host="127.0.0.1", port=port, workers=workers, threads=threads)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Serve wecrm or the bare app for a benchmark.")
-    parser.add_argument("kind", choices=("wecrm", "bare"))
+    parser.add_argument("kind", choices=("wecrm", "bare", "bare_callback"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)

@@ -7,6 +7,7 @@ import logging
 from flask import Flask, g, request
 from sqlalchemy import text
 
+from bot.callback import callback
 from config import Settings
 from miniapp_api import api, errors
 from wecrm.runtime import Runtime
@@ -55,5 +56,6 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         return {"status": "ok" if healthy else "degraded", **checks}, 200 if healthy else 503
 
     app.register_blueprint(api)
+    app.register_blueprint(callback)  # WeCom signs its requests: no API auth, no OpenAPI entry
     errors.register(app)
     return app

@@ -1,0 +1,298 @@
+"""Hashtag commands members type into the WeCom app (#今日#, #跟进# 张三 …).
+
+Each command checks the sender's role, finds customers only inside the sender's scope, calls
+the same crm services as the API and returns a short Chinese reply. Refusals come back as
+replies too: nothing here raises to the caller except a real fault.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy.orm import Session, joinedload
+
+from crm import customers, followups, orders, pool, tasks
+from crm.actors import Actor, customer_scope, user_scope
+from crm.errors import DomainError
+from crm.storage import FileStore
+from crm.text import escape_like
+from crm.vocab import ContactMethod, FollowUpSource
+from models import Customer, User
+from models.users import Role
+
+# `#名称#` then arguments; the full-width ＃ of Chinese keyboards counts as #, and \s also
+# matches the full-width space (U+3000).
+_COMMAND = re.compile(r"^\s*[#＃]\s*([^#＃\s]+)\s*[#＃]\s*(.*)$", re.S)
+MAX_LISTED = 8
+MAX_CANDIDATES = 6
+MANAGERS = (Role.MANAGER, Role.BOSS)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a command needs besides its text."""
+
+    session: Session
+    actor: Actor
+    now: datetime
+    store: FileStore
+    max_attachment_bytes: int
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    usage: str  # the arguments, as the help shows them
+    summary: str
+    run: Callable[[Context, str], str]
+    roles: tuple[Role, ...] = (Role.REP, Role.MANAGER, Role.BOSS)
+
+    @property
+    def example(self) -> str:
+        return f"#{self.name}# {self.usage}".rstrip()
+
+
+class Refusal(DomainError):
+    """A command that cannot run as typed; the message is the reply."""
+
+    code = "bot_refusal"
+
+
+def run(ctx: Context, text: str) -> str:
+    """The reply to one text message from a member."""
+    match = _COMMAND.match(text)
+    command = COMMANDS.get(match.group(1)) if match else None
+    if match is None or command is None:
+        return help_text(ctx.actor, unknown=match.group(1) if match else None)
+    if ctx.actor.role not in command.roles:
+        allowed = "、".join(ROLE_NAMES[r] for r in command.roles)
+        return f"「#{command.name}#」只有{allowed}可以使用。发送 #帮助# 查看你可用的命令。"
+    try:
+        # A refusal part-way (a trigger, a cap) must not leave half the command behind.
+        with ctx.session.begin_nested():
+            return command.run(ctx, " ".join(match.group(2).split()))
+    except DomainError as refusal:
+        return refusal.message
+
+
+ROLE_NAMES = {Role.REP: "销售", Role.MANAGER: "主管", Role.BOSS: "老板"}
+
+
+def help_text(actor: Actor, *, unknown: str | None = None) -> str:
+    lines = [f"没有「#{unknown}#」这个命令。"] if unknown else []
+    lines.append("可用命令：")
+    lines += [f"{c.example}　{c.summary}" for c in COMMANDS.values() if actor.role in c.roles]
+    lines.append("客户可写名称、公司或编号；名称重名时我会列出候选。")
+    return "\n".join(lines)
+
+
+# -- the commands ------------------------------------------------------------------------------
+
+
+def _help(ctx: Context, _args: str) -> str:
+    return help_text(ctx.actor)
+
+
+def _today(ctx: Context, _args: str) -> str:
+    items = tasks.today(ctx.session, actor=ctx.actor, now=ctx.now)
+    if not items:
+        return "今天没有待办，也没有到期的计划跟进。"
+    lines = [f"今日待办 {len(items)} 项（逾期在前）："]
+    for number, item in enumerate(items[:MAX_LISTED], start=1):
+        late = f"【逾期{item.overdue_days}天】" if item.overdue_days else ""
+        who = f"（{item.customer.name}）" if item.customer and item.kind == "task" else ""
+        lines.append(f"{number}. {late}{item.title}{who}")
+    if len(items) > MAX_LISTED:
+        lines.append(f"……还有 {len(items) - MAX_LISTED} 项，请在小程序「我的今日任务」查看。")
+    return "\n".join(lines)
+
+
+def _find(ctx: Context, args: str) -> str:
+    keyword = args.strip()
+    if not keyword:
+        raise _usage("客户")
+    page = customers.list_customers(
+        ctx.session,
+        actor=ctx.actor,
+        query=customers.CustomerQuery(q=keyword, page_size=MAX_LISTED),
+    )
+    if not page.items:
+        return f"没有找到与「{keyword}」相关的客户。"
+    lines = [f"找到 {page.total} 个客户："]
+    lines += [f"{n}. {_describe(c)}" for n, c in enumerate(page.items, start=1)]
+    if page.total > len(page.items):
+        lines.append("结果较多，请换个更具体的关键词。")
+    return "\n".join(lines)
+
+
+def _follow_up(ctx: Context, args: str) -> str:
+    name, content = _split(args, "跟进")
+    customer = _one_customer(ctx, name, customer_scope(ctx.actor), "跟进")
+    method = ContactMethod.WECOM_CHAT
+    first, _, rest = content.partition(" ")
+    if rest and first in {m.value for m in ContactMethod}:
+        method, content = ContactMethod(first), rest  # "#跟进# 张三 电话 已报价"
+    stage_before = customer.stage
+    followups.log_follow_up(
+        ctx.session,
+        actor=ctx.actor,
+        customer_id=customer.id,
+        method=method,
+        summary=content,
+        now=ctx.now,
+        store=ctx.store,
+        max_attachment_bytes=ctx.max_attachment_bytes,
+        source=FollowUpSource.MANUAL,
+    )
+    reply = f"已记录对「{customer.name}」的跟进（{method.value}）。"
+    if customer.stage != stage_before:
+        reply += f"\n阶段已由{stage_before}变为{customer.stage}。"
+    return reply
+
+
+def _claim(ctx: Context, args: str) -> str:
+    if not args:
+        raise _usage("领取")
+    customer = _one_customer(ctx, args, pool.pool_scope(ctx.actor), "领取")
+    pool.claim(ctx.session, actor=ctx.actor, customer_id=customer.id, now=ctx.now)
+    return f"已从公海领取「{customer.name}」，请尽快跟进。"
+
+
+def _assign(ctx: Context, args: str) -> str:
+    name, member_name = _split(args, "分配")
+    in_scope = or_(customer_scope(ctx.actor), pool.pool_scope(ctx.actor))
+    customer = _one_customer(ctx, name, in_scope, "分配")
+    member = _one_rep(ctx, member_name)
+    reason = f"企业微信命令 #分配#（{ctx.actor.name}）"
+    if customer.owner_id is None:
+        pool.assign(
+            ctx.session,
+            actor=ctx.actor,
+            customer_id=customer.id,
+            owner_id=member.id,
+            now=ctx.now,
+            reason=reason,
+        )
+    elif customer.owner_id == member.id:
+        return f"「{customer.name}」已经由{member.name}负责。"
+    else:
+        customers.reassign(
+            ctx.session,
+            actor=ctx.actor,
+            customer_id=customer.id,
+            owner_id=member.id,
+            now=ctx.now,
+            reason=reason,
+        )
+    return f"已把「{customer.name}」分配给{member.name}。"
+
+
+def _expedite(ctx: Context, args: str) -> str:
+    number, reason = _split(args, "加急")
+    result = orders.expedite(
+        ctx.session, actor=ctx.actor, number=number, reason=reason, now=ctx.now
+    )
+    return orders.expedite_summary(result)
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command("今日", "", "今天要做的事（逾期在前）", _today),
+        Command("跟进", "<客户> <内容>", "记一条跟进，可用“电话/拜访…”开头注明方式", _follow_up),
+        Command("客户", "<关键词>", "按名称、公司或电话查客户", _find),
+        Command("领取", "<客户>", "从公海领取客户", _claim, roles=(Role.REP,)),
+        Command("分配", "<客户> <成员>", "把客户分配给本组销售", _assign, roles=MANAGERS),
+        Command("加急", "<订单号> <原因>", "订单走紧急通道，跳过可跳过的审批", _expedite, MANAGERS),
+        Command("帮助", "", "查看可用命令", _help),
+    )
+}
+
+
+# -- finding things ----------------------------------------------------------------------------
+
+
+def _usage(name: str) -> Refusal:
+    command = COMMANDS[name]
+    return Refusal(f"格式：{command.example}")
+
+
+def _split(args: str, name: str) -> tuple[str, str]:
+    """The first word and the rest, both required."""
+    first, _, rest = args.partition(" ")
+    if not first or not rest.strip():
+        raise _usage(name)
+    return first, rest.strip()
+
+
+def _one_customer(ctx: Context, text: str, scope: ColumnElement[bool], name: str) -> Customer:
+    """The one customer in `scope` that `text` names: an id, an exact name, or a unique part of
+    a name or company. Several: the reply lists them with their ids."""
+    query = select(Customer).where(scope).options(joinedload(Customer.owner))
+    if text.isdigit() and len(text) <= 9:
+        found = list(ctx.session.scalars(query.where(Customer.id == int(text))))
+    else:
+        found = list(
+            ctx.session.scalars(
+                query.where(func.lower(Customer.name) == text.lower()).limit(MAX_CANDIDATES + 1)
+            )
+        )
+        if not found:
+            like = f"%{escape_like(text)}%"
+            found = list(
+                ctx.session.scalars(
+                    query.where(
+                        or_(
+                            Customer.name.ilike(like, escape="\\"),
+                            Customer.company.ilike(like, escape="\\"),
+                        )
+                    )
+                    .order_by(Customer.id)
+                    .limit(MAX_CANDIDATES + 1)
+                )
+            )
+    if not found:
+        # The same words whether it does not exist or is someone else's.
+        raise Refusal(f"没有找到客户「{text}」，或不在你的权限范围内。")
+    if len(found) > 1:
+        lines = [f"「{text}」对应多个客户，请用编号指定："]
+        lines += [f"{c.id}　{_describe(c)}" for c in found[:MAX_CANDIDATES]]
+        if len(found) > MAX_CANDIDATES:
+            lines.append("……还有更多，请写得更具体些。")
+        lines.append(f"例如：#{name}# {found[0].id} …")
+        raise Refusal("\n".join(lines))
+    return found[0]
+
+
+def _one_rep(ctx: Context, text: str) -> User:
+    """An active rep the actor manages, by name or WeCom userid."""
+    found = list(
+        ctx.session.scalars(
+            select(User)
+            .where(
+                user_scope(ctx.actor),
+                User.role == Role.REP,
+                User.is_active.is_(True),
+                or_(User.name == text, User.wecom_userid == text),
+            )
+            .limit(MAX_CANDIDATES + 1)
+        )
+    )
+    if not found:
+        raise Refusal(f"你管理的销售中没有「{text}」。")
+    if len(found) > 1:
+        names = "、".join(f"{u.name}（{u.wecom_userid}）" for u in found[:MAX_CANDIDATES])
+        raise Refusal(f"有多位叫「{text}」的销售：{names}，请改用企业微信账号指定。")
+    return found[0]
+
+
+def _describe(customer: Customer) -> str:
+    facts = [f for f in (customer.company, customer.region) if f]
+    grade = f"·{customer.grade}级" if customer.grade else ""
+    owner = customer.owner.name if customer.owner else "公海"
+    extra = f"（{'，'.join(facts)}）" if facts else ""
+    return f"{customer.name}{extra} {customer.stage}{grade} 负责人：{owner}"
