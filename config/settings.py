@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
+from email.headerregistry import Address
+from email.utils import parseaddr
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 DEFAULT_WECOM_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_TOKEN_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
+MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url"})
+# smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
+# logging in.
+SMTP_DEFAULT_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
+_MAIL_ADDRESS = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
 
 class SettingsError(ValueError):
@@ -61,6 +69,59 @@ def mask_url(url: str) -> str:
 
 
 @dataclass(frozen=True)
+class SmtpServer:
+    """Where and how outgoing email is handed over; parsed from WECRM_SMTP_URL."""
+
+    host: str
+    port: int
+    security: str  # "none", "tls" (implicit, smtps) or "starttls"
+    username: str
+    password: str = field(repr=False)
+
+
+def parse_smtp_url(name: str, raw: str) -> SmtpServer:
+    """smtp://user:pass@host:port, smtps://… or smtp+starttls://…; user and password may be
+    percent-encoded (an @ in a login name is %40)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in SMTP_DEFAULT_PORTS:
+        raise SettingsError(
+            f"{name} must start with smtp://, smtps:// or smtp+starttls://; got {mask_url(raw)!r}"
+        )
+    if not parts.hostname:
+        raise SettingsError(f"{name} has no host: {mask_url(raw)!r}")
+    try:
+        port = parts.port or SMTP_DEFAULT_PORTS[parts.scheme]
+    except ValueError:
+        raise SettingsError(f"{name} has an invalid port: {mask_url(raw)!r}") from None
+    security = {"smtp": "none", "smtps": "tls", "smtp+starttls": "starttls"}[parts.scheme]
+    return SmtpServer(
+        host=parts.hostname,
+        port=port,
+        security=security,
+        username=unquote(parts.username or ""),
+        password=unquote(parts.password or ""),
+    )
+
+
+def _parse_mail_from(raw: str) -> str:
+    display, address = parseaddr(raw)
+    if not _MAIL_ADDRESS.match(address) or not address.isascii():
+        raise SettingsError(
+            f"WECRM_MAIL_FROM must be an address like 'Name <a@b.com>'; got {raw!r}"
+        )
+    return str(Address(display_name=display, addr_spec=address))
+
+
+def _default_mail_from(smtp: SmtpServer | None, company_name: str) -> str:
+    """The SMTP login when it is an address (most providers insist From matches it), else
+    wecrm@ the SMTP host; our company's name as the display name."""
+    if smtp is None:
+        return ""
+    address = smtp.username if _MAIL_ADDRESS.match(smtp.username) else f"wecrm@{smtp.host}"
+    return str(Address(display_name=company_name, addr_spec=address))
+
+
+@dataclass(frozen=True)
 class Settings:
     """Every setting wecrm reads; build with `Settings.from_env()`."""
 
@@ -80,6 +141,15 @@ class Settings:
     whisper_model: str = ""
     # Where members open wecrm in a browser; WeCom textcard messages link here.
     public_url: str = DEFAULT_PUBLIC_URL
+    # Empty: email is not configured and sending is refused.
+    smtp_url: str = ""
+    mail_from: str = ""  # the From header of customer emails
+    company_name: str = ""  # our company, for the {公司} placeholder of email templates
+
+    @property
+    def smtp(self) -> SmtpServer | None:
+        """The parsed WECRM_SMTP_URL (validated at start-up), or None when email is off."""
+        return parse_smtp_url("WECRM_SMTP_URL", self.smtp_url) if self.smtp_url else None
 
     @property
     def uploads_dir(self) -> Path:
@@ -93,6 +163,10 @@ class Settings:
     def wecom_configured(self) -> bool:
         return bool(self.wecom_corp_id and self.wecom_secret)
 
+    @property
+    def email_configured(self) -> bool:
+        return bool(self.smtp_url)
+
     def with_overrides(self, **changes: object) -> Settings:
         """A copy with some values changed (tests and the demo use this)."""
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -103,7 +177,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.name in SECRET_FIELDS and value:
                 value = "***"
-            elif f.name in {"database_url", "redis_url"} and value:
+            elif f.name in MASKED_URL_FIELDS and value:
                 value = mask_url(value)
             shown.append(f"{f.name}={value!r}")
         return f"Settings({', '.join(shown)})"
@@ -141,6 +215,16 @@ class Settings:
         public_url = env.get("WECRM_PUBLIC_URL") or DEFAULT_PUBLIC_URL
         public_url = _parse_url("WECRM_PUBLIC_URL", public_url, ("http", "https")).rstrip("/")
 
+        smtp_url = env.get("WECRM_SMTP_URL", "")
+        smtp = parse_smtp_url("WECRM_SMTP_URL", smtp_url) if smtp_url else None
+        company_name = env.get("WECRM_COMPANY_NAME", "").strip()
+        mail_from_raw = env.get("WECRM_MAIL_FROM", "")
+        mail_from = (
+            _parse_mail_from(mail_from_raw)
+            if mail_from_raw
+            else _default_mail_from(smtp, company_name)
+        )
+
         ttl_raw = env.get("WECRM_TOKEN_TTL_SECONDS", "")
         max_bytes_raw = env.get("WECRM_MAX_ATTACHMENT_BYTES", "")
         return cls(
@@ -167,6 +251,9 @@ class Settings:
             ),
             whisper_model=env.get("WECRM_WHISPER_MODEL", ""),
             public_url=public_url,
+            smtp_url=smtp_url,
+            mail_from=mail_from,
+            company_name=company_name,
         )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 
 from crm import audit, completeness, custom_fields
 from crm.actors import Actor, customer_scope, user_scope
+from crm.email_addresses import normalise_email
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.phones import normalise_phone
 from crm.rules import grading, triggers
@@ -31,6 +32,7 @@ MAX_TAGS = 20
 EDITABLE_FIELDS = (
     "name",
     "phone",
+    "email",
     "company",
     "region",
     "category",
@@ -428,6 +430,8 @@ def clean_fields(values: dict[str, Any]) -> dict[str, Any]:
                 raise Invalid("客户名称不能超过128字", field="name")
         elif name == "phone":
             value = normalise_phone(value)
+        elif name == "email":
+            value = normalise_email(value)
         elif name == "category" and value is not None:
             value = _clean_enum(Category, value, name, "客户分类")
         elif name == "source" and value is not None:
@@ -580,4 +584,3 @@ def _clean_tags(tags: list[str]) -> list[str]:
     if any(len(t) > 32 for t in cleaned):
         raise Invalid("单个标签不能超过32字", field="tags")
     return cleaned
-

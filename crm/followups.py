@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import PurePath
@@ -15,7 +16,7 @@ from crm.errors import Invalid
 from crm.rules import triggers
 from crm.storage import FileStore
 from crm.vocab import ContactMethod, FollowUpSource
-from models import Attachment, FollowUp
+from models import Attachment, Customer, FollowUp
 
 MAX_ATTACHMENTS = 10
 MAX_SUMMARY_CHARS = 5000
@@ -53,6 +54,17 @@ class Upload:
     data: bytes
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    """A checked file already in the FileStore, as an attachment row names it."""
+
+    filename: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    storage_key: str
+
+
 def log_follow_up(
     session: Session,
     *,
@@ -87,13 +99,49 @@ def log_follow_up(
         raise Invalid("跟进时间不能晚于现在", field="happened_at")
     if next_follow_up_on is not None and next_follow_up_on < happened_at.date():
         raise Invalid("下次跟进日期不能早于本次跟进", field="next_follow_up_on")
-    checked = [_check_upload(u, max_attachment_bytes) for u in uploads or []]
+    checked = [check_upload(u, max_attachment_bytes) for u in uploads or []]
     if len(checked) > MAX_ATTACHMENTS:
         raise Invalid(f"附件最多{MAX_ATTACHMENTS}个", field="files")
+    files = []
+    for upload, suffix, content_type in checked:
+        key, digest = store.save(upload.data, suffix=suffix)
+        files.append(StoredFile(upload.filename, content_type, len(upload.data), digest, key))
+    return add_follow_up(
+        session,
+        actor=actor,
+        customer=customer,
+        method=method,
+        summary=summary,
+        happened_at=happened_at,
+        now=now,
+        files=files,
+        next_plan=next_plan,
+        next_follow_up_on=next_follow_up_on,
+        source=source,
+        transcript=transcript,
+    )
 
+
+def add_follow_up(
+    session: Session,
+    *,
+    actor: Actor | None,
+    customer: Customer,
+    method: ContactMethod,
+    summary: str,
+    happened_at: datetime,
+    now: datetime,
+    files: Sequence[StoredFile] = (),
+    next_plan: str | None = None,
+    next_follow_up_on: date | None = None,
+    source: str = FollowUpSource.MANUAL,
+    transcript: str | None = None,
+) -> FollowUp:
+    """Write a checked follow-up of a customer the caller loaded for update, then run the
+    follow-up triggers: typed, captured and emailed follow-ups all take this one path."""
     follow_up = FollowUp(
         customer_id=customer.id,
-        author_id=actor.user_id,
+        author_id=actor.user_id if actor else None,
         happened_at=happened_at,
         method=method,
         summary=summary,
@@ -103,15 +151,14 @@ def log_follow_up(
         transcript=transcript,
         created_at=now,
     )
-    for upload, suffix, content_type in checked:
-        key, digest = store.save(upload.data, suffix=suffix)
+    for file in files:
         follow_up.attachments.append(
             Attachment(
-                filename=upload.filename,
-                content_type=content_type,
-                size_bytes=len(upload.data),
-                sha256=digest,
-                storage_key=key,
+                filename=file.filename,
+                content_type=file.content_type,
+                size_bytes=file.size_bytes,
+                sha256=file.sha256,
+                storage_key=file.storage_key,
             )
         )
     session.add(follow_up)
@@ -139,17 +186,22 @@ def log_follow_up(
             summary=summary,
             transcript=transcript,
             method=method.value,
-            filenames=[upload.filename for upload, _, _ in checked],
+            filenames=[file.filename for file in files],
         ),
     )
     return follow_up
 
 
-def _check_upload(upload: Upload, max_bytes: int) -> tuple[Upload, str, str]:
+def check_upload(
+    upload: Upload, max_bytes: int, allowed_types: Mapping[str, str] = ALLOWED_ATTACHMENT_TYPES
+) -> tuple[Upload, str, str]:
+    """The upload with a clean file name, its suffix and content type; Invalid when its type is
+    not in `allowed_types` (suffix → content type), it is empty or too large, or its first
+    bytes belie its suffix."""
     name = PurePath(upload.filename.replace("\\", "/")).name.strip()
     suffix = PurePath(name).suffix.lower()
-    if not name or suffix not in ALLOWED_ATTACHMENT_TYPES:
-        allowed = "、".join(sorted(s.lstrip(".") for s in ALLOWED_ATTACHMENT_TYPES))
+    if not name or suffix not in allowed_types:
+        allowed = "、".join(sorted(s.lstrip(".") for s in allowed_types))
         raise Invalid(
             f"附件「{name}」类型不支持，只能上传：{allowed}",
             code="bad_attachment_type",
@@ -168,4 +220,4 @@ def _check_upload(upload: Upload, max_bytes: int) -> tuple[Upload, str, str]:
         raise Invalid(
             f"附件「{name}」的内容与扩展名不符", code="bad_attachment_type", field="files"
         )
-    return Upload(filename=name, data=upload.data), suffix, ALLOWED_ATTACHMENT_TYPES[suffix]
+    return Upload(filename=name, data=upload.data), suffix, allowed_types[suffix]

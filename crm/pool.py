@@ -391,7 +391,6 @@ def holdings(session: Session, rep_ids: list[int]) -> dict[int, int]:
     return {owner_id: count for owner_id, count in rows if owner_id is not None}
 
 
-
 def _masked(phone: str | None) -> str | None:
     if not phone or len(phone) < 7:
         return phone

@@ -8,12 +8,20 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+import socket
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from email import message_from_bytes
+from email import policy as email_policy
+from email.message import EmailMessage
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword
+from aiosmtpd.smtp import Session as SmtpSession
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
@@ -146,3 +154,92 @@ def app(runtime: Runtime) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+# --- a real SMTP server for email delivery -------------------------------------------------------
+
+SMTP_USER = "crm@xiangci.example.com"
+SMTP_PASSWORD = "p@ss:w/rd%42"  # percent-encoded in the URL; must never show in an error
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class SmtpSink:
+    """A real SMTP server on 127.0.0.1 (aiosmtpd) that checks the login and keeps what arrives;
+    it can be stopped and started again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.envelopes: list[Envelope] = []
+        self._controller: Controller | None = None
+
+    def start(self) -> SmtpSink:
+        self._controller = Controller(
+            self,
+            hostname="127.0.0.1",
+            port=self.port,
+            authenticator=self._authenticate,
+            auth_require_tls=False,  # plain AUTH on 127.0.0.1, as smtp:// URLs do
+        )
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def url(self, *, password: str = SMTP_PASSWORD, port: int | None = None) -> str:
+        login = f"{quote(SMTP_USER, safe='')}:{quote(password, safe='')}"
+        return f"smtp://{login}@127.0.0.1:{port or self.port}"
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return [
+            message_from_bytes(e.original_content or b"", policy=email_policy.default)
+            for e in self.envelopes
+        ]
+
+    async def handle_DATA(self, server: SMTP, session: SmtpSession, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 Message accepted"
+
+    def _authenticate(
+        self, server: SMTP, session: SmtpSession, envelope: Envelope, mechanism: str, data: object
+    ) -> AuthResult:
+        accepted = isinstance(data, LoginPassword) and (data.login, data.password) == (
+            SMTP_USER.encode(),
+            SMTP_PASSWORD.encode(),
+        )
+        # handled=False: aiosmtpd itself answers a refused login with 535.
+        return AuthResult(success=accepted, handled=False)
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpSink]:
+    sink = SmtpSink().start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def use_smtp(
+    runtime: Runtime, smtp_server: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[str], None]:
+    """Point the runtime (the app's and the jobs') at `smtp_server`; call again with another URL
+    (a wrong port or password) to point it elsewhere."""
+
+    def use(url: str) -> None:
+        settings = runtime.settings.with_overrides(
+            smtp_url=url,
+            mail_from=f"湖南湘瓷建材有限公司 <{SMTP_USER}>",
+            company_name="湖南湘瓷建材有限公司",
+        )
+        monkeypatch.setattr(runtime, "settings", settings)
+
+    use(smtp_server.url())
+    return use

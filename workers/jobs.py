@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import completeness, imports
+from crm import completeness, emails, imports
 from crm.actors import Actor
 from crm.errors import DomainError
 from crm.rules import timers
@@ -92,7 +92,8 @@ def recompute_completeness() -> int:
 
 
 def purge_orphan_uploads() -> int:
-    """Delete stored files no attachment or import refers to (left by a failed request)."""
+    """Delete stored files no attachment, import or email template refers to (left by a failed
+    request, or taken off a template)."""
     rt = context.runtime()
     root = rt.store.root
     if not root.exists():
@@ -100,6 +101,7 @@ def purge_orphan_uploads() -> int:
     with rt.db.session() as session:
         referenced = set(session.scalars(select(Attachment.storage_key)))
         referenced |= set(session.scalars(select(ImportJob.storage_key)))
+        referenced |= emails.referenced_storage_keys(session)
     cutoff = time.time() - ORPHAN_UPLOAD_AGE_SECONDS
     removed = 0
     for path in root.glob("*/*"):

@@ -6,16 +6,25 @@ import redis
 from rq import Queue
 
 DEFAULT = "default"
+INBOUND = "inbound"
 IMPORTS = "imports"
 MAINTENANCE = "maintenance"
 NOTIFICATIONS = "notifications"
-ALL_QUEUES = (DEFAULT, IMPORTS, MAINTENANCE, NOTIFICATIONS)
+MAIL = "mail"
+# Inbound first: a member who typed a command is waiting for the answer.
+ALL_QUEUES = (INBOUND, DEFAULT, IMPORTS, MAINTENANCE, NOTIFICATIONS, MAIL)
 # While one completeness recompute waits in the queue, more requests for it add nothing.
 COMPLETENESS_LOCK_KEY = "wecrm:lock:recompute_completeness"
 COMPLETENESS_LOCK_SECONDS = 600
 # Likewise one outbox run waits at a time; the run deletes the key as it starts.
 OUTBOX_LOCK_KEY = "wecrm:lock:send_outbox"
 OUTBOX_LOCK_SECONDS = 600
+# And one inbound drain: a burst of WeCom messages costs one SET NX each, not an RQ job each.
+INBOUND_LOCK_KEY = "wecrm:lock:process_inbound"
+INBOUND_LOCK_SECONDS = 600
+# One email delivery run at a time as well.
+MAIL_LOCK_KEY = "wecrm:lock:send_mail"
+MAIL_LOCK_SECONDS = 600
 
 
 def queue(connection: redis.Redis, name: str) -> Queue:
@@ -42,3 +51,29 @@ def enqueue_outbox(connection: redis.Redis) -> None:
 
     if connection.set(OUTBOX_LOCK_KEY, "1", nx=True, ex=OUTBOX_LOCK_SECONDS):
         queue(connection, NOTIFICATIONS).enqueue(outbox.send_outbox, job_timeout=600)
+
+
+def enqueue_inbound(connection: redis.Redis) -> None:
+    """Start one drain of stored WeCom messages, however many arrived meanwhile."""
+    from workers import inbound
+
+    if connection.set(INBOUND_LOCK_KEY, "1", nx=True, ex=INBOUND_LOCK_SECONDS):
+        try:
+            queue(connection, INBOUND).enqueue(inbound.process_inbound, job_timeout=600)
+        except redis.RedisError:
+            # No job behind the key: without this, messages would wait for the sweeper until
+            # the key expires.
+            connection.delete(INBOUND_LOCK_KEY)
+            raise
+
+
+def enqueue_mail(connection: redis.Redis) -> None:
+    """Start one email delivery run, however many emails were queued meanwhile."""
+    from workers import mail
+
+    if connection.set(MAIL_LOCK_KEY, "1", nx=True, ex=MAIL_LOCK_SECONDS):
+        try:
+            queue(connection, MAIL).enqueue(mail.send_mail, job_timeout=1800)
+        except redis.RedisError:
+            connection.delete(MAIL_LOCK_KEY)  # no job behind the key: let the next call try
+            raise

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import redis
 from rq.cron import CronScheduler
 
-from workers import jobs, outbox, queues
+from workers import inbound, jobs, mail, outbox, queues
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,10 @@ PERIODIC_JOBS = (
     Periodic(outbox.send_outbox, queues.NOTIFICATIONS, every_seconds=60),
     # Timer rules count days; a sweep every five minutes acts within minutes of a deadline.
     Periodic(jobs.run_timers, queues.MAINTENANCE, every_seconds=300),
+    # Emails whose after-commit enqueue was lost, and retries that came due.
+    Periodic(mail.send_mail, queues.MAIL, every_seconds=60),
+    # WeCom messages stored but not processed (a lost enqueue, a crashed worker, a retry due).
+    Periodic(inbound.sweep_inbound, queues.INBOUND, every_seconds=60),
 )
 
 

@@ -8,7 +8,6 @@ malformed one; it may still find nothing to do (no owner, a stage move the table
 from __future__ import annotations
 
 import logging
-import string
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import audit
+from crm import audit, placeholders
 from crm.rules.conditions import Problem
 from crm.rules.policy import AutoAssign
 from crm.vocab import ALLOWED_STAGE_MOVES, Grade, Stage
@@ -255,18 +254,7 @@ def _text(limit: int) -> Callable[[Any, Collection[int]], str | None]:
 
 
 def _template(value: Any, users: Collection[int]) -> str | None:
-    message = _text(MAX_TEMPLATE)(value, users)
-    if message:
-        return message
-    try:
-        parsed = list(string.Formatter().parse(value))
-    except ValueError:
-        return "中的花括号不成对（要写花括号本身请用 {{ 和 }}）"
-    for _literal, name, spec, conversion in parsed:
-        if name is not None and (name not in PLACEHOLDERS or spec or conversion):
-            known = "、".join(f"{{{k}}}（{v}）" for k, v in PLACEHOLDERS.items())
-            return f"中的占位符「{{{name}}}」不认识，可用：{known}"
-    return None
+    return _text(MAX_TEMPLATE)(value, users) or placeholders.problem(value, PLACEHOLDERS)
 
 
 def _hours(value: Any, _users: Collection[int]) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import Settings, SettingsError
+from config.settings import SmtpServer
 
 
 def test_no_urls_means_the_embedded_default_under_the_data_dir(tmp_path):
@@ -48,6 +49,10 @@ def test_postgres_url_gets_the_shipped_driver(tmp_path):
         ("WECRM_TOKEN_TTL_SECONDS", "5", "WECRM_TOKEN_TTL_SECONDS"),
         ("WECOM_API_BASE", "ftp://x", "WECOM_API_BASE"),
         ("WECRM_PUBLIC_URL", "crm.example.com", "WECRM_PUBLIC_URL"),
+        ("WECRM_SMTP_URL", "http://mail.example.com", "WECRM_SMTP_URL"),
+        ("WECRM_SMTP_URL", "smtp://", "WECRM_SMTP_URL"),
+        ("WECRM_SMTP_URL", "smtps://mail.example.com:port", "WECRM_SMTP_URL"),
+        ("WECRM_MAIL_FROM", "湘瓷 <not-an-address>", "WECRM_MAIL_FROM"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):
@@ -64,9 +69,50 @@ def test_secrets_are_masked_when_settings_are_printed(tmp_path):
             "WECOM_AES_KEY": "a" * 43,
             "WECOM_TOKEN": "tok123",
             "WECRM_SECRET_KEY": "signing-key",
+            "WECRM_SMTP_URL": "smtps://crm:mailpass@smtp.example.com",
         }
     )
     shown = repr(settings)
-    for secret in ("hunter2", "topsecretvalue", "a" * 43, "tok123", "signing-key"):
+    for secret in ("hunter2", "topsecretvalue", "a" * 43, "tok123", "signing-key", "mailpass"):
         assert secret not in shown
     assert "postgresql+psycopg://crm:***@db/crm" in shown
+    assert "smtps://crm:***@smtp.example.com" in shown
+    assert "mailpass" not in repr(settings.smtp)
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        (
+            "smtp://crm%40xiangci.com:p%40ss%3Aw@mail.example.com:2525",
+            SmtpServer("mail.example.com", 2525, "none", "crm@xiangci.com", "p@ss:w"),
+        ),
+        ("smtps://u:p@mail.example.com", SmtpServer("mail.example.com", 465, "tls", "u", "p")),
+        (
+            "smtp+starttls://mail.example.com",
+            SmtpServer("mail.example.com", 587, "starttls", "", ""),
+        ),
+        ("smtp://mail.example.com", SmtpServer("mail.example.com", 25, "none", "", "")),
+    ],
+)
+def test_the_smtp_url_gives_host_port_security_and_a_decoded_login(tmp_path, url, expected):
+    settings = Settings.from_env({"WECRM_DATA_DIR": str(tmp_path), "WECRM_SMTP_URL": url})
+    assert settings.email_configured and settings.smtp == expected
+
+
+def test_without_an_smtp_url_email_is_off_and_has_no_sender(tmp_path):
+    settings = Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)})
+    assert (settings.email_configured, settings.smtp, settings.mail_from) == (False, None, "")
+
+
+def test_the_sender_defaults_to_the_smtp_login_with_our_company_name(tmp_path):
+    base = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_COMPANY_NAME": "湖南湘瓷建材有限公司"}
+    login = Settings.from_env(base | {"WECRM_SMTP_URL": "smtps://crm%40xiangci.com:p@mail.x.com"})
+    assert login.mail_from == "湖南湘瓷建材有限公司 <crm@xiangci.com>"
+    assert login.company_name == "湖南湘瓷建材有限公司"
+    no_address = Settings.from_env(base | {"WECRM_SMTP_URL": "smtp://relay.x.com"})
+    assert no_address.mail_from == "湖南湘瓷建材有限公司 <wecrm@relay.x.com>"
+    chosen = Settings.from_env(
+        base | {"WECRM_SMTP_URL": "smtp://relay.x.com", "WECRM_MAIL_FROM": "销售部 <sales@x.com>"}
+    )
+    assert chosen.mail_from == "销售部 <sales@x.com>"
