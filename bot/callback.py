@@ -3,8 +3,9 @@
 GET answers WeCom's URL verification with the decrypted echostr; POST takes an encrypted
 message or event. Signature and CorpID are checked by wechatpy's WeCom crypto
 (https://developer.work.weixin.qq.com/document/path/91144). The message is committed before
-the answer (WeCom retries what it got no answer for, and a crash then loses nothing) and the
-work happens in `workers.inbound`; the answer is empty, since replies go out through the message
+the answer (WeCom retries what it got no answer for, and a crash then loses nothing) — through
+`inbound.BatchWriter`, so concurrent requests share a commit — and the work happens in
+`workers.inbound`; the answer is empty, since replies go out through the message
 API. Whatever is wrong with a request gets a short 4xx, and the log names the kind of failure
 but never the message's content.
 """
@@ -16,9 +17,10 @@ import struct
 from functools import lru_cache
 from xml.parsers.expat import ExpatError
 
-import redis
 import xmltodict
 from flask import Blueprint, Response, current_app, g, request
+from flask.blueprints import BlueprintSetupState
+from sqlalchemy.exc import SQLAlchemyError
 from wechatpy.enterprise.crypto import WeChatCrypto
 from wechatpy.enterprise.exceptions import InvalidCorpIdException
 from wechatpy.exceptions import InvalidSignatureException
@@ -35,6 +37,9 @@ CALLBACK_PATH = "/wecom/callback"
 MAX_BODY_BYTES = 64 * 1024
 # WeCom signs the current time; a captured request replayed later than this is refused.
 REPLAY_WINDOW_SECONDS = 300
+# WeCom gives up on an answer after 5 seconds and sends the message again.
+STORE_TIMEOUT_SECONDS = 4.0
+WRITER_KEY = "wecrm.inbound_writer"
 # What malformed input makes wechatpy and the XML parser raise (binascii.Error and
 # UnicodeDecodeError are ValueErrors); a request that raises one of them is the sender's fault.
 MALFORMED_INPUT_ERRORS = (ValueError, TypeError, KeyError, IndexError, struct.error, ExpatError)
@@ -114,15 +119,22 @@ def receive() -> Response:
     except MALFORMED_INPUT_ERRORS as error:
         return _refuse(400, f"malformed message ({_kind(error)})")
 
-    runtime: Runtime = current_app.extensions["wecrm"]
+    writer: inbound.BatchWriter = current_app.extensions[WRITER_KEY]
     try:
-        inbound.store(g.session, fields, g.now)
+        writer.store(fields, g.now, timeout=STORE_TIMEOUT_SECONDS)
     except inbound.MalformedMessage as error:
         return _refuse(400, f"malformed message ({error})")
-    g.session.commit()
-    try:
-        queues.enqueue_inbound(runtime.redis)
-    except redis.RedisError:
-        # The message is committed; the sweeper handles it if this enqueue is lost.
-        log.warning("could not enqueue inbound processing", exc_info=True)
+    except (TimeoutError, SQLAlchemyError) as error:
+        # Not stored (or not known to be): no 200, so WeCom sends it again.
+        log.error("WeCom callback could not store a message: %s", _kind(error))
+        return Response("storage unavailable", status=503, mimetype="text/plain")
     return Response("", mimetype="text/plain")
+
+
+@callback.record_once
+def _install_writer(state: BlueprintSetupState) -> None:
+    runtime: Runtime = state.app.extensions["wecrm"]
+    state.app.extensions[WRITER_KEY] = inbound.BatchWriter(
+        lambda: runtime.db.writer_engine.begin(),
+        lambda: queues.enqueue_inbound(runtime.redis),
+    )

@@ -8,15 +8,24 @@ pending row in the transaction that also commits what the bot did with it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, select, update
+from sqlalchemy import Connection, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from crm.text import is_storable
 from models import InboundMessage
+
+log = logging.getLogger(__name__)
 
 PENDING, DONE, FAILED = "pending", "done", "failed"
 # What tells two different events of the same member in the same second apart. A WeCom retry
@@ -76,7 +85,7 @@ def _insert_statement(dialect_name: str) -> Any:
     return (
         dialect.insert(_TABLE)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(_TABLE.c.id)
+        .returning(_TABLE.c.id, _TABLE.c.dedupe_key)
     )
 
 
@@ -86,10 +95,13 @@ _TABLE = InboundMessage.__table__
 _INSERTS = {name: _insert_statement(name) for name in ("postgresql", "sqlite")}
 
 
-def store(session: Session, fields: Mapping[str, Any], now: datetime) -> int | None:
-    """Insert one decrypted message as pending and return its id; None when its dedupe key is
-    already stored (a WeCom retry, or a replay of the same message). Raises MalformedMessage."""
-    values = {
+def message_values(fields: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The row for one decrypted message, pending; raises MalformedMessage."""
+    for value in fields.values():
+        if isinstance(value, str) and not is_storable(value):
+            # PostgreSQL refuses NUL in JSON; no member types control characters.
+            raise MalformedMessage("a field holds control characters")
+    return {
         "dedupe_key": dedupe_key(fields),
         "msg_type": _text(fields, "MsgType", required=True),
         "event": _text(fields, "Event", required=False),
@@ -102,8 +114,104 @@ def store(session: Session, fields: Mapping[str, Any], now: datetime) -> int | N
         "received_at": now,
         "processed_at": None,
     }
-    statement = _INSERTS[session.get_bind().dialect.name]
-    return session.execute(statement, values).scalar_one_or_none()
+
+
+def insert(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert the rows that are new (one statement); their ids by dedupe key. A key already
+    stored (a WeCom retry, a replay) or repeated in `rows` keeps its first row."""
+    statement = _INSERTS[connection.dialect.name]
+    return {key: row_id for row_id, key in connection.execute(statement, rows)}
+
+
+def store(session: Session, fields: Mapping[str, Any], now: datetime) -> int | None:
+    """Insert one decrypted message as pending and return its id; None when its dedupe key is
+    already stored. Raises MalformedMessage."""
+    values = message_values(fields, now)
+    return insert(session.connection(), [values]).get(values["dedupe_key"])
+
+
+class BatchWriter:
+    """Group commit for the callback: the request threads of one process hand their messages
+    to one writer thread, which stores whatever is waiting in one INSERT and one commit, then
+    enqueues the processing once. Each request returns only after its message is committed, so
+    storing-before-answering holds; under load a commit, a lock and a Redis round trip are
+    shared by every message that arrived meanwhile, and with no load nothing waits."""
+
+    def __init__(
+        self,
+        begin: Callable[[], AbstractContextManager[Connection]],
+        after_commit: Callable[[], None],
+        *,
+        max_batch: int = 200,
+    ) -> None:
+        self._begin = begin
+        self._after_commit = after_commit
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queue: queue.SimpleQueue[_Waiting] = queue.SimpleQueue()
+        self._pid: int | None = None
+
+    def store(self, fields: Mapping[str, Any], now: datetime, *, timeout: float) -> int | None:
+        """Like `store`, committed. Raises MalformedMessage, or TimeoutError when the database
+        did not take the message in time (the item may still be stored; WeCom's retry of it
+        then dedupes), or the database's error."""
+        waiting = _Waiting(message_values(fields, now))
+        self._start_in_this_process()
+        self._queue.put(waiting)
+        if not waiting.done.wait(timeout):
+            raise TimeoutError("the inbound writer did not answer in time")
+        if waiting.error is not None:
+            raise waiting.error
+        return waiting.row_id
+
+    def _start_in_this_process(self) -> None:
+        # A thread does not survive fork (gunicorn workers, RQ work horses): one per process.
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = queue.SimpleQueue()
+                threading.Thread(target=self._run, name="inbound-writer", daemon=True).start()
+                self._pid = os.getpid()
+
+    def _run(self) -> None:
+        pending = self._queue
+        while True:
+            batch = [pending.get()]
+            while len(batch) < self._max_batch:
+                try:
+                    batch.append(pending.get_nowait())
+                except queue.Empty:
+                    break
+            self._write(batch)
+
+    def _write(self, batch: list[_Waiting]) -> None:
+        try:
+            with self._begin() as connection:  # commits at the end of the block
+                ids = insert(connection, [w.values for w in batch])
+        except Exception as error:
+            if len(batch) > 1:  # find the one that fails; the others are stored
+                for waiting in batch:
+                    self._write([waiting])
+                return
+            batch[0].error = error
+            batch[0].done.set()
+            return
+        try:
+            self._after_commit()
+        except Exception:  # the sweeper processes what this enqueue would have
+            log.warning("could not enqueue inbound processing", exc_info=True)
+        for waiting in batch:
+            waiting.row_id = ids.pop(waiting.values["dedupe_key"], None)  # first copy only
+            waiting.done.set()
+
+
+@dataclass(eq=False)
+class _Waiting:
+    values: dict[str, Any]
+    done: threading.Event = field(default_factory=threading.Event)
+    row_id: int | None = None
+    error: BaseException | None = None
 
 
 def pending_ids(

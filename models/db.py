@@ -30,6 +30,8 @@ class Database:
         else:
             self.engine = create_engine(url, pool_size=pool_size, pool_pre_ping=True)
             writers = self.engine
+        # Core writes that read nothing first (the callback's inserts) use this engine directly.
+        self.writer_engine = writers
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.writer_sessions = sessionmaker(writers, expire_on_commit=False)
 
