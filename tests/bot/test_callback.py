@@ -9,6 +9,7 @@ import hashlib
 import logging
 import os
 import struct
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
@@ -562,3 +563,33 @@ def test_a_member_gets_the_bots_reply_through_the_fake_wecom(wecom_side, session
     assert len(replies) == 1 and replies[0].startswith("可用命令：")
     assert wecom_side.inbox(rep.wecom_userid) == replies
     assert [(r.status, r.attempts) for r in stored(session)] == [("done", 1)]
+
+
+# -- storing under load --------------------------------------------------------------------------
+
+
+def test_control_characters_are_refused_before_they_reach_the_database(wecom_side, session):
+    response = wecom_side.post(wecom_side.text_fields("rep00", "#跟进# 张三 \x00"))
+    assert response.status_code == 400
+    assert stored(session) == []
+
+
+def test_concurrent_posts_share_commits_and_each_message_is_stored_once(wecom_side, session):
+    """Requests on many threads reach the writer together; retries among them still dedupe."""
+    messages = [wecom_side.text_fields("rep00", f"#客户# {n}") for n in range(40)]
+    posts = [*messages, *messages[::4]]  # every fourth one is posted twice, at the same time
+    answers: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def post_some(share: list[dict]) -> None:
+        barrier.wait()
+        answers.extend(wecom_side.post(fields).status_code for fields in share)
+
+    threads = [threading.Thread(target=post_some, args=(posts[n::8],)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [200] * len(posts)
+    rows = stored(session)
+    assert sorted(r.dedupe_key for r in rows) == sorted(f"msg:{m['MsgId']}" for m in messages)
