@@ -7,6 +7,7 @@ rows later with the state changes below; this module never talks to WeCom, Redis
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from models import OutboxMessage, User
 # The edge that made the session reads this flag after its commit and enqueues the sender
 # (see wecrm/runtime.py), so callers of notify() never think about queues.
 SEND_AFTER_COMMIT = "wecrm.outbox.send_after_commit"
-MSGTYPES = ("text", "markdown", "textcard")
+MSGTYPES = ("text", "markdown", "textcard", "template_card")
 MAX_ATTEMPTS = 5
 BACKOFF_FIRST_SECONDS = 30
 BACKOFF_MAX_SECONDS = 600
@@ -36,6 +37,17 @@ TEXTCARD_TITLE_MAX_CHARS = 128
 TEXTCARD_DESCRIPTION_MAX_CHARS = 512
 TEXT_CONTENT_MAX_BYTES = 2048
 TEXTCARD_BUTTON = "详情"
+# Button cards (template_card of card_type button_interaction), same page: WeCom shows about
+# this much of each part; a task id is letters, digits and "_-@", at most 128 bytes, and never
+# reused by the app (a reuse answers 42014).
+CARD_TITLE_MAX_CHARS = 36
+CARD_SUB_TITLE_MAX_CHARS = 160
+CARD_FIELD_NAME_MAX_CHARS = 5
+CARD_FIELD_VALUE_MAX_CHARS = 30
+CARD_MAX_FIELDS = 6
+CARD_MAX_BUTTONS = 6
+TASK_ID_MAX_BYTES = 128
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_@-]+")
 LEASE_EXPIRED_ERROR = "worker stopped while sending; resent after its lease expired"
 
 
@@ -44,6 +56,28 @@ class OutboxStatus(StrEnum):
     SENDING = "sending"  # claimed by a worker until next_attempt_at (its lease)
     SENT = "sent"
     FAILED = "failed"  # gave up after MAX_ATTEMPTS; a manager may retry it
+
+
+@dataclass(frozen=True)
+class CardButton:
+    """A button that calls back: WeCom posts a template_card_event with `key` as EventKey."""
+
+    key: str
+    text: str
+    style: int = 1  # WeCom's 1-4
+
+
+@dataclass(frozen=True)
+class ButtonCard:
+    """What makes a message a button card: its task id, buttons and key-value lines."""
+
+    task_id: str
+    buttons: tuple[CardButton, ...]
+    fields: tuple[tuple[str, str], ...] = ()
+
+    def task_id_for(self, user_id: int) -> str:
+        """Each member gets their own copy, and WeCom wants a task id used once per app."""
+        return f"{self.task_id}-u{user_id}"
 
 
 @dataclass
@@ -64,11 +98,16 @@ def notify(
     customer_id: int | None = None,
     dedupe_key: str | None = None,
     msgtype: str = "textcard",
+    card: ButtonCard | None = None,
 ) -> list[OutboxMessage]:
-    """Queue one message per active recipient; a dedupe key already queued adds nothing."""
+    """Queue one message per active recipient; a dedupe key already queued adds nothing.
+
+    A `card` makes the message a template card with buttons (msgtype "template_card")."""
+    if card is not None:
+        msgtype = "template_card"
     if msgtype not in MSGTYPES:
         raise Invalid(f"不支持的消息类型「{msgtype}」", field="msgtype")
-    content = _content(msgtype, title, text)
+    content = _card_content(card, title, text) if card else _content(msgtype, title, text)
     # Keyed by id, which also drops a recipient named twice.
     wanted = {user.id: user for user in recipients if user.is_active and user.wecom_userid}
     keys = {uid: f"{dedupe_key}:{uid}" for uid in wanted} if dedupe_key else {}
@@ -85,7 +124,7 @@ def notify(
             recipient_id=uid,
             touser=user.wecom_userid,
             msgtype=msgtype,
-            content=dict(content),
+            content=dict(content, task_id=card.task_id_for(uid)) if card else dict(content),
             customer_id=customer_id,
             dedupe_key=keys.get(uid),
             status=OutboxStatus.PENDING,
@@ -120,6 +159,33 @@ def _content(msgtype: str, title: str, text: str) -> dict[str, Any]:
     heading = (f"**{title}**" if msgtype == "markdown" else title) if title else ""
     body = f"{heading}\n{text}" if heading else text
     return {"content": _cut_bytes(body, TEXT_CONTENT_MAX_BYTES)}
+
+
+def _card_content(card: ButtonCard, title: str, text: str) -> dict[str, Any]:
+    """A button_interaction template card without its task id, which each recipient gets."""
+    # A bad id or too many buttons is a bug of the caller; WeCom would refuse every copy.
+    longest = card.task_id_for(2**31 - 1)  # user ids are 32-bit
+    if not TASK_ID_PATTERN.fullmatch(longest) or len(longest.encode()) > TASK_ID_MAX_BYTES:
+        raise ValueError(f"task id {card.task_id!r} is not one WeCom accepts")
+    if not 1 <= len(card.buttons) <= CARD_MAX_BUTTONS:
+        raise ValueError(f"a button card has 1 to {CARD_MAX_BUTTONS} buttons")
+    content: dict[str, Any] = {
+        "card_type": "button_interaction",
+        "main_title": {"title": title[:CARD_TITLE_MAX_CHARS]},
+        "sub_title_text": text[:CARD_SUB_TITLE_MAX_CHARS],
+        "button_list": [
+            {"type": 0, "text": b.text, "style": b.style, "key": b.key} for b in card.buttons
+        ],
+    }
+    if card.fields:
+        content["horizontal_content_list"] = [
+            {
+                "keyname": name[:CARD_FIELD_NAME_MAX_CHARS],
+                "value": value[:CARD_FIELD_VALUE_MAX_CHARS],
+            }
+            for name, value in card.fields[:CARD_MAX_FIELDS]
+        ]
+    return content
 
 
 def _cut_bytes(value: str, limit: int) -> str:

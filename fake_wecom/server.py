@@ -2,8 +2,10 @@
 
 Tests drive the real ``wecom.WeComClient`` against it, and the demo runs it so newcomers can read,
 on the page at ``/``, what reps and managers would receive. It implements only what wecrm calls:
-gettoken, miniprogram/jscode2session, department/list, user/list and message/send, with WeCom's
-errcodes (https://developer.work.weixin.qq.com/document/path/90313), plus a few test controls.
+gettoken, miniprogram/jscode2session, department/list, user/list, externalcontact/get and
+message/send, with WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313),
+plus a few test controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
+WeCom's other half: it posts members' messages to an app's callback URL.
 
 Like WeCom, every API answer is HTTP 200 with an ``errcode``; only ``set_unreachable(True)``
 (HTTP 503) and unknown paths (HTTP 404) differ.
@@ -15,6 +17,7 @@ import html
 import json
 import logging
 import math
+import re
 import secrets
 import threading
 import time
@@ -24,6 +27,8 @@ from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
+
+from fake_wecom.console import CHAT_PATH, Console
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,19 @@ TEXTCARD_TITLE_MAX_CHARS = 128
 TEXTCARD_DESCRIPTION_MAX_CHARS = 512
 TEXTCARD_URL_MAX_BYTES = 2048
 TEXTCARD_BTNTXT_MAX_CHARS = 4
+# Template cards (https://developer.work.weixin.qq.com/document/path/90236). A task id is
+# letters, digits and "_-@", at most 128 bytes, and the app may use it once: anything else
+# answers 42014 ("taskid has existed or empty or exceed max len").
+CARD_TYPES = frozenset(
+    {"text_notice", "news_notice", "button_interaction", "vote_interaction", "multiple_interaction"}
+)
+TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_@-]+")
+TASK_ID_MAX_BYTES = 128
+TASK_ID_ERRCODE = 42014
+CARD_MAX_BUTTONS = 6
+CARD_MAX_HORIZONTAL_CONTENT = 6
+BUTTON_KEY_MAX_BYTES = 1024
+INVALID_PARAMETER_ERRCODE = 40058
 MAX_USERS_PER_MESSAGE = 1000
 MAX_PARTIES_PER_MESSAGE = 100
 MAX_TAGS_PER_MESSAGE = 100
@@ -82,7 +100,8 @@ td.content {{ white-space: pre-wrap; }}
 <body>
 <h1>{title}</h1>
 <p>接口地址：<code>{base_url}</code>　已收到 {count} 条应用消息（最新的在最上面，每 5 秒刷新）。
-机器可读版本：<a href="/_fake/messages">/_fake/messages</a></p>
+机器可读版本：<a href="/_fake/messages">/_fake/messages</a>。
+<a href="/_fake/chat">以成员身份给应用发消息、点审批卡片、添加微信客户</a></p>
 <table>
 <tr><th>时间</th><th>接收人</th><th>类型</th><th>内容</th></tr>
 {rows}
@@ -135,6 +154,7 @@ class FakeWeCom:
             "message/send": ("POST", self._message_send),
             "externalcontact/get": ("GET", self._external_contact_get),
         }
+        self.console = Console(self)
         self.reset()
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -208,6 +228,7 @@ class FakeWeCom:
             self._unreachable = False
             self.messages: list[dict] = []  # accepted message/send bodies, oldest first
             self._member_sends: dict[str, list[float]] = {}  # lower-cased userid -> send times
+            self._task_ids: set[str] = set()  # template card task ids used so far
             # The per-member limit's clock; tests that move wecrm's clock may move this one too.
             self.clock: Callable[[], float] = time.time
             self.calls: list[str] = []  # every API endpoint called, in order
@@ -270,8 +291,15 @@ class FakeWeCom:
 
     # -- HTTP ------------------------------------------------------------------------------------
 
+    def members(self) -> list[dict]:
+        """The address book's members (as loaded), for the console."""
+        with self._lock:
+            return [dict(u) for u in self._users]
+
     def _wsgi_app(self, environ: dict, start_response: Callable) -> Any:
         request = Request(environ)
+        if request.path == CHAT_PATH:  # calls the app's callback: not while holding the lock
+            return self.console.handle(request)(environ, start_response)
         with self._lock:
             response = self._dispatch(request)
         return response(environ, start_response)
@@ -387,6 +415,9 @@ class FakeWeCom:
         if not isinstance(content, dict):
             raise _Fault(40058, f"missing {msgtype}")
         _check_content(msgtype, content)
+        task_id = content.get("task_id") if msgtype == "template_card" else None
+        if task_id is not None and task_id in self._task_ids:
+            raise _Fault(TASK_ID_ERRCODE, "taskid has existed or empty or exceed max len")
 
         # Unknown recipients are dropped and reported, as WeCom does, but only when a directory
         # is loaded: without one every recipient is accepted. Tags are never checked.
@@ -397,6 +428,8 @@ class FakeWeCom:
         if not (valid_users or valid_parties or totag):
             raise _Fault(81013, "user & party & tag all invalid")
         self._count_member_sends([u for u in valid_users if u != "@all"])
+        if task_id is not None:
+            self._task_ids.add(task_id)
 
         msgid = secrets.token_urlsafe(16)
         self.messages.append(
@@ -533,6 +566,57 @@ def _check_content(msgtype: str, content: dict) -> None:
             or len(content.get("btntxt", "")) > TEXTCARD_BTNTXT_MAX_CHARS
         ):
             raise _Fault(45002, "content size out of limit")
+    elif msgtype == "template_card":
+        _check_template_card(content)
+
+
+def _check_template_card(card: dict) -> None:
+    """A template card's shape; button_interaction (the type wecrm sends) in full."""
+    card_type = card.get("card_type")
+    if card_type not in CARD_TYPES:
+        raise _Fault(INVALID_PARAMETER_ERRCODE, "invalid card_type")
+    task_id = card.get("task_id")
+    # Cards that call back need a task id; notice cards only when they carry an action menu.
+    needs_task_id = card_type.endswith("_interaction") or "action_menu" in card
+    if (task_id is not None or needs_task_id) and not _is_task_id(task_id):
+        raise _Fault(TASK_ID_ERRCODE, "taskid has existed or empty or exceed max len")
+    if card_type != "button_interaction":
+        return
+    main_title = card.get("main_title") or {}
+    if not isinstance(main_title, dict) or not (
+        main_title.get("title") or card.get("sub_title_text")
+    ):
+        raise _Fault(INVALID_PARAMETER_ERRCODE, "main_title.title and sub_title_text are empty")
+    lines = card.get("horizontal_content_list", [])
+    if not isinstance(lines, list) or len(lines) > CARD_MAX_HORIZONTAL_CONTENT:
+        raise _Fault(INVALID_PARAMETER_ERRCODE, "invalid horizontal_content_list")
+    if not all(isinstance(line, dict) and line.get("keyname") for line in lines):
+        raise _Fault(INVALID_PARAMETER_ERRCODE, "horizontal_content_list.keyname missing")
+    buttons = card.get("button_list")
+    if not isinstance(buttons, list) or not 1 <= len(buttons) <= CARD_MAX_BUTTONS:
+        raise _Fault(INVALID_PARAMETER_ERRCODE, "button_list needs 1 to 6 buttons")
+    keys = []
+    for button in buttons:
+        if not isinstance(button, dict) or not button.get("text"):
+            raise _Fault(INVALID_PARAMETER_ERRCODE, "button_list.text missing")
+        if button.get("type", 0) == 1:
+            if not button.get("url"):
+                raise _Fault(INVALID_PARAMETER_ERRCODE, "button_list.url missing")
+            continue
+        key = button.get("key")
+        if not isinstance(key, str) or not key or len(key.encode()) > BUTTON_KEY_MAX_BYTES:
+            raise _Fault(INVALID_PARAMETER_ERRCODE, "invalid button_list.key")
+        keys.append(key)
+    if len(set(keys)) != len(keys):
+        raise _Fault(INVALID_PARAMETER_ERRCODE, "button_list.key repeated")
+
+
+def _is_task_id(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and TASK_ID_PATTERN.fullmatch(value) is not None
+        and len(value.encode()) <= TASK_ID_MAX_BYTES
+    )
 
 
 def _summarise(msgtype: str, content: dict) -> str:
@@ -542,4 +626,12 @@ def _summarise(msgtype: str, content: dict) -> str:
     if msgtype == "textcard":
         lines = [content["title"], content["description"], content["url"]]
         return "\n".join(lines + ([content["btntxt"]] if content.get("btntxt") else []))
+    if msgtype == "template_card" and content.get("card_type") == "button_interaction":
+        lines = [content.get("main_title", {}).get("title", ""), content.get("sub_title_text", "")]
+        lines += [
+            f"{i['keyname']}：{i.get('value', '')}"
+            for i in content.get("horizontal_content_list", [])
+        ]
+        lines.append("  ".join(f"[{b['text']}]" for b in content["button_list"]))
+        return "\n".join(line for line in lines if line)
     return json.dumps(content, ensure_ascii=False, indent=2)

@@ -18,6 +18,8 @@ ShortText = Annotated[str, Field(max_length=128)]
 LongText = Annotated[str, Field(max_length=2000)]
 Tag = Annotated[str, Field(min_length=1, max_length=32)]
 Amount = Annotated[float, Field(ge=0, lt=1e12)]
+# An address is checked by the domain (a Chinese message); the schema only bounds its length.
+EmailText = Annotated[str, Field(max_length=254)]
 CustomValue = str | float | bool | None
 SortKey = Literal[tuple(f"{sign}{key}" for key in SORTS for sign in ("", "-"))]  # type: ignore[valid-type]
 
@@ -119,6 +121,7 @@ class CustomerFields(Strict):
     """The plain fields a create or update may carry."""
 
     phone: Annotated[str, Field(max_length=32)] | None = None
+    email: EmailText | None = None
     company: ShortText | None = None
     region: Annotated[str, Field(max_length=64)] | None = None
     category: Category | None = None
@@ -185,6 +188,7 @@ class CustomerOut(Out):
     id: int
     name: str
     phone: str | None
+    email: str | None
     company: str | None
     region: str | None
     category: str | None
@@ -636,3 +640,228 @@ class AssignmentOut(Out):
 
 class AutoAssignOut(Out):
     assigned: list[AssignmentOut]
+
+
+# --- email templates and emails --------------------------------------------------------------
+
+
+class EmailTemplateIn(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64)]
+    subject: Annotated[str, Field(min_length=1, max_length=200)]
+    body: Annotated[str, Field(min_length=1, max_length=20000)]
+
+
+class EmailTemplatePatch(Strict):
+    name: Annotated[str, Field(min_length=1, max_length=64)] = NOT_NULL
+    subject: Annotated[str, Field(min_length=1, max_length=200)] = NOT_NULL
+    body: Annotated[str, Field(min_length=1, max_length=20000)] = NOT_NULL
+    is_active: bool = NOT_NULL
+
+
+class EmailTemplateQuery(Strict):
+    include_inactive: bool = False
+
+
+class EmailAttachmentsIn(Strict):
+    """Only the uploaded files (multipart part "files")."""
+
+
+class EmailPreviewQuery(Strict):
+    customer_id: Id
+
+
+class EmailSendIn(Strict):
+    template_id: Id
+    to: EmailText | None = Field(default=None, description="收件人；不填则用客户档案里的邮箱")
+
+
+class EmailAttachmentOut(Out):
+    id: int
+    filename: str
+    content_type: str
+    size_bytes: int
+
+
+class EmailTemplateOut(Out):
+    id: int
+    name: str
+    subject: str
+    body: str
+    is_active: bool
+    created_by: int
+    created_at: datetime
+    updated_at: datetime
+    attachments: list[EmailAttachmentOut]
+
+
+class EmailTemplateList(Out):
+    items: list[EmailTemplateOut]
+    placeholders: dict[str, str]
+
+
+class EmailPreviewOut(Out):
+    subject: str
+    body: str
+    to_address: str | None
+    attachments: list[EmailAttachmentOut]
+
+
+class OutgoingFileOut(Out):
+    filename: str
+    content_type: str
+    size_bytes: int
+
+
+class OutgoingEmailOut(Out):
+    id: int
+    template_id: int | None
+    customer_id: int
+    sender_id: int
+    to_address: str
+    subject: str
+    body: str
+    attachments: list[OutgoingFileOut]
+    status: Literal["pending", "sending", "sent", "failed"]
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    follow_up_id: int | None
+    created_at: datetime
+    sent_at: datetime | None
+
+
+class OutgoingEmailList(Out):
+    items: list[OutgoingEmailOut]
+
+
+# --- orders and the approval flow ------------------------------------------------------------
+
+
+class ApprovalNodeIn(Strict):
+    name: Annotated[str, Field(max_length=32)]
+    approver: Literal["manager", "boss"] = Field(
+        description="manager：客户所在团队的主管；boss：老板"
+    )
+    skippable: bool = Field(default=False, description="#加急# 时可跳过")
+
+
+class ApprovalFlowIn(Strict):
+    nodes: Annotated[list[ApprovalNodeIn], Field(max_length=10)]
+
+
+class ApprovalNodeOut(Out):
+    position: int
+    name: str
+    approver: Literal["manager", "boss"]
+    skippable: bool
+
+
+class ApprovalFlowOut(Out):
+    nodes: list[ApprovalNodeOut]
+    is_default: bool
+
+
+class OrderIn(Strict):
+    number: Annotated[str, Field(min_length=1, max_length=64, description="如 SO-20260302-001")]
+    customer_id: Id
+    amount: Annotated[float, Field(gt=0, lt=1e12)]
+
+
+class OrderQuery(Strict):
+    status: Literal["pending", "approved", "rejected"] | None = None
+    customer_id: Id | None = None
+    page: Annotated[int, Field(ge=1, le=10000)] = 1
+    page_size: Annotated[int, Field(ge=1, le=100)] = 20
+
+
+class OrderApproveIn(Strict):
+    step_id: Id | None = Field(default=None, description="看到的当前节点；已被处理时返回 409")
+    comment: Annotated[str, Field(max_length=255)] | None = None
+
+
+class OrderRejectIn(Strict):
+    step_id: Id | None = Field(default=None, description="看到的当前节点；已被处理时返回 409")
+    comment: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class ExpediteIn(Strict):
+    reason: Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class ExpediteReportQuery(Strict):
+    since: date
+    until: date
+
+
+class OrderStepOut(Out):
+    id: int
+    position: int
+    name: str
+    approver: Literal["manager", "boss"]
+    skippable: bool
+    status: Literal["pending", "approved", "rejected", "skipped"]
+    decided_by: UserBrief | None
+    decided_at: datetime | None
+    comment: str | None
+
+
+class OrderOut(Out):
+    id: int
+    number: str
+    customer: CustomerBrief
+    amount: float
+    status: Literal["pending", "approved", "rejected"]
+    current_step: str | None
+    created_by: UserBrief | None
+    created_at: datetime
+    updated_at: datetime
+    decided_at: datetime | None
+    expedited_by: UserBrief | None
+    expedited_at: datetime | None
+    expedite_reason: str | None
+
+
+class OrderDetailOut(OrderOut):
+    steps: list[OrderStepOut]
+    waiting_for: list[UserBrief]
+
+
+class OrderPageOut(Out):
+    items: list[OrderOut]
+    total: int
+    page: int
+    page_size: int
+
+
+class ExpediteOut(Out):
+    order: OrderDetailOut
+    skipped: list[str]
+    remaining: list[str]
+    notified: list[str]
+    summary: str
+
+
+class PersonCountOut(Out):
+    user_id: int
+    name: str
+    count: int
+
+
+class ReasonCountOut(Out):
+    reason: str
+    count: int
+
+
+class StepCountOut(Out):
+    name: str
+    count: int
+
+
+class ExpediteReportOut(Out):
+    since: date
+    until: date
+    orders_created: int
+    expedited: int
+    by_person: list[PersonCountOut]
+    by_reason: list[ReasonCountOut]
+    skipped_steps: list[StepCountOut]

@@ -20,19 +20,25 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from config import Settings, SettingsError
-from crm import completeness, custom_fields, users
+from config.settings import DEFAULT_MAX_ATTACHMENT_BYTES
+from crm import completeness, custom_fields, emails, orders, users
 from crm.actors import Actor
+from crm.followups import Upload
+from crm.notifications import OutboxStatus
 from crm.rules import rulesets
 from crm.rules.defaults import DEFAULT_DOCUMENTS
+from crm.storage import FileStore
 from crm.vocab import (
     OPEN_STAGES,
     Category,
@@ -50,6 +56,7 @@ from models import (
     Customer,
     CustomerTag,
     FollowUp,
+    OutboxMessage,
     PoolEvent,
     StageChange,
     Task,
@@ -64,6 +71,8 @@ from wecrm.runtime import Runtime
 COMPANY_NAME = "湖南湘瓷建材有限公司"
 ROOT_DEPARTMENT_ID = 1
 EMAIL_DOMAIN = "xiangci.example.com"
+CUSTOMER_EMAIL_DOMAIN = "example.com"
+DEMO_MAIL_FROM = f"{COMPANY_NAME} <crm@{EMAIL_DOMAIN}>"
 CHINA_TZ = timezone(timedelta(hours=8))  # reps work on Beijing time; rows are stored in UTC
 HISTORY_DAYS = 182  # six months of customers and follow-ups
 SEED_REASON_SUFFIX = "演示数据"
@@ -157,6 +166,7 @@ class DemoCompany:
     follow_up_count: int
     stage_change_count: int
     task_count: int
+    order_count: int
     departments: list[dict[str, Any]]
     wecom_users: list[dict[str, Any]]
 
@@ -1142,6 +1152,7 @@ def seed_company(
         last_touch = plan.follow_ups[-1].at
         customer = Customer(
             **values,
+            email=_demo_email(values.get("phone")),
             owner_id=owner.id if owner else None,
             team_id=team_ids[plan.team_index],
             custom_values=custom_fields.clean_values(definitions, plan.custom_values),
@@ -1251,6 +1262,7 @@ def seed_company(
             session.execute(insert(Base.metadata.tables[model.__tablename__]), rows)
     session.flush()
     _publish_grading(session, boss, now)
+    order_count = seed_orders(session, boss=boss, now=now, rng_seed=rng_seed)
     return DemoCompany(
         name=COMPANY_NAME,
         boss=boss,
@@ -1261,9 +1273,181 @@ def seed_company(
         follow_up_count=len(follow_ups),
         stage_change_count=len(moves),
         task_count=len(tasks),
+        order_count=order_count,
         departments=departments,
         wecom_users=members,
     )
+
+
+# --- orders ------------------------------------------------------------------------------------
+
+ORDER_COUNT = 30
+ORDER_HISTORY_DAYS = 60
+# Most orders went through; some wait for a decision; a few were turned down or went through
+# the emergency lane (#加急#), some of those still waiting for the warehouse.
+ORDER_FATES = (
+    ("approved", 17),
+    ("waiting", 5),
+    ("rejected", 3),
+    ("expedited", 3),
+    ("expedited_waiting", 2),
+)
+EXPEDITE_REASONS = (
+    "客户工地周五开工",
+    "客户工地周五开工",
+    "月底前要货，客户催得紧",
+    "老客户加单，急需排期",
+    "展会样品急用",
+)
+REJECT_COMMENTS = ("价格低于公司底价，请重新报价", "客户尚有货款未结清，先催款")
+STILL_WAITING_HOURS = 20  # waiting orders came in during the last day; their cards go out now
+
+
+def seed_orders(session: Session, *, boss: User, now: datetime, rng_seed: int) -> int:
+    """About 30 orders of quoting and won customers across the teams, taken through the real
+    approval services (flow, create, decide, expedite); returns how many."""
+    rng = random.Random(rng_seed)
+    flow_set_at = now - timedelta(days=ORDER_HISTORY_DAYS + 1)
+    orders.set_flow(session, actor=Actor.of(boss), nodes=list(orders.DEFAULT_FLOW), now=flow_set_at)
+    customers = session.scalars(
+        select(Customer)
+        .where(Customer.owner_id.is_not(None), Customer.stage.in_((Stage.QUOTE, Stage.WON)))
+        .order_by(Customer.id)
+    ).all()
+    fates = [fate for fate, count in ORDER_FATES for _ in range(count)]
+    rng.shuffle(fates)
+    picked = rng.sample(list(customers), min(len(fates), len(customers)))
+    people = {u.id: u for u in session.scalars(select(User))}
+    managers = {u.team_id: u for u in people.values() if u.role == Role.MANAGER}
+    plans = []
+    for customer, fate in zip(picked, fates, strict=False):
+        waiting = fate.endswith("waiting")
+        hours_ago = rng.randint(1, STILL_WAITING_HOURS) if waiting else rng.randint(72, 24 * 60)
+        plans.append((now - timedelta(hours=hours_ago, minutes=rng.randint(0, 59)), customer, fate))
+    plans.sort(key=lambda plan: plan[0])
+    per_day: dict[date, int] = {}
+    for created_at, customer, fate in plans:
+        day = created_at.astimezone(CHINA_TZ).date()
+        per_day[day] = per_day.get(day, 0) + 1
+        amount = customer.expected_amount or Decimal(rng.randrange(20, 600) * 500)
+        owner = Actor.of(people[customer.owner_id])
+        order = orders.create_order(
+            session,
+            actor=owner,
+            number=f"SO-{day:%Y%m%d}-{per_day[day]:03d}",
+            customer_id=customer.id,
+            amount=amount,
+            now=created_at,
+        )
+        manager, chief = Actor.of(managers[customer.team_id]), Actor.of(boss)
+        at = created_at + timedelta(hours=rng.randint(1, 5))
+        decisions: list[tuple[Actor, bool, str | None]]
+        if fate.startswith("expedited"):
+            by = chief if rng.random() < 0.25 else manager
+            reason = rng.choice(EXPEDITE_REASONS)
+            orders.expedite(session, actor=by, number=order.number, reason=reason, now=at)
+            decisions = [] if fate == "expedited_waiting" else [(chief, True, None)]
+        elif fate == "approved":
+            decisions = [(manager, True, None), (chief, True, None), (chief, True, "已排期")]
+        elif fate == "rejected":
+            decisions = [(manager, True, None), (chief, False, rng.choice(REJECT_COMMENTS))]
+        else:  # waiting: the manager has approved, 财务审核 has not yet
+            decisions = [(manager, True, None)]
+        for decider, approve, comment in decisions:
+            at = min(at + timedelta(hours=rng.randint(2, 30)), now)
+            orders.decide(
+                session, actor=decider, order_id=order.id, approve=approve, comment=comment, now=at
+            )
+    # What happened more than a day ago reached WeCom back then; the rest goes out at start.
+    session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.created_at < now - timedelta(hours=STILL_WAITING_HOURS + 4))
+        .values(status=OutboxStatus.SENT, sent_at=OutboxMessage.created_at)
+    )
+    session.flush()
+    return len(plans)
+
+
+def _demo_email(phone: str | None) -> str | None:
+    """About two customers in three left an address; example.com, so none is ever real."""
+    if phone is None or _stable_index(phone, 3) == 0:
+        return None
+    return f"{phone}@{CUSTOMER_EMAIL_DOMAIN}"
+
+
+# --- email templates ---------------------------------------------------------------------------
+
+BROCHURE_FILENAME = "湘瓷2026产品手册.pdf"
+EMAIL_TEMPLATES = (
+    (
+        "产品手册",
+        "{客户}您好：{公司}瓷砖卫浴产品手册",
+        "{客户}您好：\n\n感谢您对{公司}的关注！附件是我们 2026 年的瓷砖、卫浴产品手册，"
+        "含仿古砖、岩板、智能坐便器等主推系列和工程案例。\n\n"
+        "如需样品或上门量房，随时联系我。\n\n{销售}\n手机：{销售手机}\n邮箱：{销售邮箱}\n{公司}",
+        True,
+    ),
+    (
+        "报价跟进",
+        "关于{客户公司}的报价，{销售}跟您确认一下",
+        "{客户}您好：\n\n前几天发给您的报价不知道看过没有？如果对规格、价格或交期有疑问，"
+        "我可以带样品过来当面沟通。\n\n{销售} {销售手机}\n{公司}",
+        False,
+    ),
+)
+
+
+def seed_email_templates(
+    session: Session, *, author: User, store: FileStore, now: datetime
+) -> None:
+    """The templates a manager keeps: a brochure email with its PDF, and a quote follow-up."""
+    actor = Actor.of(author)
+    for name, subject, body, with_brochure in EMAIL_TEMPLATES:
+        template = emails.create_template(
+            session, actor=actor, name=name, subject=subject, body=body, now=now
+        )
+        if with_brochure:
+            emails.add_attachments(
+                session,
+                actor=actor,
+                template_id=template.id,
+                uploads=[Upload(BROCHURE_FILENAME, brochure_pdf())],
+                store=store,
+                max_attachment_bytes=DEFAULT_MAX_ATTACHMENT_BYTES,
+                now=now,
+            )
+
+
+def brochure_pdf() -> bytes:
+    """A one-page product brochure, written as PDF by hand (Helvetica has no Chinese glyphs)."""
+    lines = [
+        "Hunan Xiangci Building Materials Co., Ltd.",
+        "Product brochure 2026: tiles and bathroom ware",
+        "Antique tiles - sintered stone - wood-look tiles - smart toilets",
+        "Showroom: Changsha - Zhuzhou - Xiangtan",
+    ]
+    text = "BT /F1 16 Tf 72 760 Td 22 TL " + " ".join(f"({line}) Tj T*" for line in lines) + " ET"
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] "
+        b"/Resources << /Font << /F1 5 0 R >> >> /Contents 4 0 R >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(text), text.encode()),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    pdf = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(pdf))
+        pdf += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(pdf)
+    pdf += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    pdf += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    pdf += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(pdf)
 
 
 # The seed's grading as the boss published it: the default pack's A rule, then the season's
@@ -1358,6 +1542,7 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
     fake: FakeWeCom | None = None
     runtime: Runtime | None = None
     children: list[_Child] = []
+    mail_sink: _MailSink | None = None
     try:
         if not settings.wecom_configured:
             fake = _start_fake_wecom()
@@ -1378,6 +1563,9 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
                 _say(f"正在生成演示公司：{customer_count} 个客户和半年的跟进记录……")
                 started = time.perf_counter()
                 company = seed_company(session, now=runtime.clock(), customer_count=customer_count)
+                seed_email_templates(
+                    session, author=company.managers[0], store=runtime.store, now=runtime.clock()
+                )
                 session.commit()
                 seconds = time.perf_counter() - started
                 _say(
@@ -1391,6 +1579,12 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
             for member in members:
                 fake.register_code(f"{DEMO_CODE_PREFIX}{member['userid']}", member["userid"])
 
+        env.setdefault("WECRM_COMPANY_NAME", COMPANY_NAME)
+        if not settings.email_configured:
+            mail_sink = _start_mail_sink(settings.data_dir / "mail")
+            if mail_sink is not None:
+                env["WECRM_SMTP_URL"] = f"smtp://127.0.0.1:{mail_sink.port}"
+                env.setdefault("WECRM_MAIL_FROM", DEMO_MAIL_FROM)
         env["WECRM_REDIS_URL"] = runtime.redis_url  # starts the embedded redis-server if needed
         # Links in WeCom messages (textcards) lead to this server unless told otherwise.
         env.setdefault("WECRM_PUBLIC_URL", f"http://{_display_host(host)}:{port}")
@@ -1403,6 +1597,8 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
         base_url = f"http://{_display_host(host)}:{port}"
         _wait_until_healthy(f"{base_url}/healthz", children)
         _say(_banner(base_url, fake.page_url if fake else None, members))
+        if mail_sink is not None:
+            _say(f"本地邮件服务器：客户邮件不会真的发出，保存在 {mail_sink.folder}")
         while True:
             _check_children(children)
             time.sleep(0.5)
@@ -1415,6 +1611,8 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
             _stop_children(children)
             if fake is not None:
                 fake.stop()
+            if mail_sink is not None:
+                mail_sink.stop()
             if runtime is not None:
                 _stop_embedded_redis(runtime)
                 runtime.close()
@@ -1431,6 +1629,37 @@ def _start_fake_wecom() -> FakeWeCom:
         return fake.start(port=FAKE_WECOM_PORT)
     except OSError:
         return fake.start(port=0)
+
+
+class _MailSink:
+    """A local SMTP server (aiosmtpd, when installed) that saves each email as a .eml file, so
+    the demo sends real email without reaching anyone."""
+
+    def __init__(self, folder: Path) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        name = f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.eml"
+        (self.folder / name).write_bytes(envelope.original_content)
+        return "250 Message accepted"
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+def _start_mail_sink(folder: Path) -> _MailSink | None:
+    try:
+        return _MailSink(folder)
+    except ImportError:  # aiosmtpd is a test extra: without it the demo simply has no email
+        return None
 
 
 def _refuse_busy_port(host: str, port: int) -> None:

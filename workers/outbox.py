@@ -39,6 +39,10 @@ RATE_WINDOW_SECONDS = 60
 RATE_KEY = "wecrm:outbox:rate:{userid}"
 # WeCom's own frequency errors: its count and ours disagree (say Redis lost our window), so wait.
 RATE_LIMITED_ERRCODES = frozenset({45009, 45033})
+# WeCom refuses a template card whose task_id the app used before (42014). Our task ids are
+# unique per message, so this answer means WeCom already took this very card: an at-least-once
+# resend after a worker stopped before writing "sent".
+TASK_ID_TAKEN_ERRCODE = 42014
 _SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s'\"]+")
 
 # One sorted set per member, scored by send time: drop what left the window, then take a slot
@@ -173,6 +177,9 @@ def _send_one(
                 error=_redact(str(error)),
             )
             return "unavailable"
+        if error.errcode == TASK_ID_TAKEN_ERRCODE and message.msgtype == "template_card":
+            _record(db, notifications.mark_sent, message_id=message.id, now=now)
+            return "sent"
         if error.errcode in RATE_LIMITED_ERRCODES:
             until = now + timedelta(seconds=RATE_WINDOW_SECONDS)
             _record(db, notifications.defer, message_id=message.id, until=until)

@@ -56,6 +56,54 @@ def test_text_and_markdown_carry_title_and_text_in_one_content_within_wecom_limi
     assert len(markdown.content["content"].encode()) <= notifications.TEXT_CONTENT_MAX_BYTES
 
 
+def test_a_button_card_goes_to_each_recipient_with_its_own_task_id(session, clock):
+    first, second = make_company(session).reps[0]
+    card = notifications.ButtonCard(
+        task_id="order-7-step-9",
+        buttons=(
+            notifications.CardButton("approve", "同意"),
+            notifications.CardButton("no", "驳回"),
+        ),
+        fields=(("金额", "¥1,000.00"),),
+    )
+    queued = notifications.notify(
+        session,
+        recipients=[first, second],
+        title="订单待审批",
+        text="请审批",
+        now=clock(),
+        card=card,
+    )
+    assert {m.msgtype for m in queued} == {"template_card"}
+    assert [m.content["task_id"] for m in queued] == [
+        f"order-7-step-9-u{first.id}",
+        f"order-7-step-9-u{second.id}",
+    ]
+    assert queued[0].content["button_list"] == [
+        {"type": 0, "text": "同意", "style": 1, "key": "approve"},
+        {"type": 0, "text": "驳回", "style": 1, "key": "no"},
+    ]
+    assert queued[0].content["horizontal_content_list"] == [
+        {"keyname": "金额", "value": "¥1,000.00"}
+    ]
+    assert notifications.payload(queued[0], public_url=PUBLIC_URL) == queued[0].content
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        notifications.ButtonCard("order 7", (notifications.CardButton("a", "同意"),)),
+        notifications.ButtonCard("o" * 120, (notifications.CardButton("a", "同意"),)),
+        notifications.ButtonCard("order-7", ()),
+    ],
+    ids=["space", "too-long", "no-button"],
+)
+def test_a_card_wecom_would_refuse_is_a_bug_of_the_caller(session, clock, card):
+    rep = make_company(session).reps[0][0]
+    with pytest.raises(ValueError):
+        notifications.notify(session, recipients=[rep], title="t", text="x", now=clock(), card=card)
+
+
 def test_unknown_message_type_is_refused(session, clock):
     rep = make_company(session).reps[0][0]
     with pytest.raises(Invalid):

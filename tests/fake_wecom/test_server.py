@@ -364,3 +364,79 @@ def test_fake_messages_json_lists_accepted_messages_oldest_first(fake, http):
 
     assert [m["text"]["content"] for m in messages] == ["第一条", "第二条"]
     assert messages == fake.messages
+
+
+# -- template cards -------------------------------------------------------------------------------
+
+
+def button_card(fake, **overrides):
+    card = {
+        "card_type": "button_interaction",
+        "main_title": {"title": "订单待审批：SO-1"},
+        "sub_title_text": "请审批「主管审批」。",
+        "horizontal_content_list": [{"keyname": "金额", "value": "¥1,000.00"}],
+        "task_id": "order-1-step-1-u2",
+        "button_list": [
+            {"type": 0, "text": "同意", "style": 1, "key": "approve"},
+            {"type": 0, "text": "驳回", "style": 2, "key": "reject"},
+        ],
+    } | overrides
+    return text_message(fake, msgtype="template_card", template_card=card, text=None)
+
+
+def test_a_button_card_is_accepted_once_per_task_id(fake, http):
+    token = get_token(http, fake)
+    body = {k: v for k, v in button_card(fake).items() if v is not None}
+
+    first = call(http, fake, "message/send", token=token, body=body)
+    again = call(http, fake, "message/send", token=token, body=body)
+
+    assert (first["errcode"], again["errcode"]) == (0, 42014)
+    assert [m["template_card"]["task_id"] for m in fake.messages] == ["order-1-step-1-u2"]
+    assert "[同意]  [驳回]" in http.get(fake.page_url, timeout=2).text
+
+
+BUTTONS = [{"text": "同意", "key": "approve"}]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "errcode"),
+    [
+        ({"task_id": None}, 42014),
+        ({"task_id": "order 1"}, 42014),
+        ({"task_id": "t" * 129}, 42014),
+        ({"card_type": "fancy"}, 40058),
+        ({"main_title": None, "sub_title_text": None}, 40058),
+        ({"button_list": []}, 40058),
+        ({"button_list": BUTTONS * 7}, 40058),
+        ({"button_list": BUTTONS * 2}, 40058),
+        ({"button_list": [{"text": "同意"}]}, 40058),
+        ({"button_list": [{"key": "approve"}]}, 40058),
+        ({"button_list": [{"type": 1, "text": "详情"}]}, 40058),
+        ({"horizontal_content_list": [{"keyname": "k", "value": "v"}] * 7}, 40058),
+        ({"horizontal_content_list": [{"value": "v"}]}, 40058),
+    ],
+    ids=[
+        "no-task-id",
+        "task-id-with-space",
+        "task-id-too-long",
+        "unknown-card-type",
+        "no-title",
+        "no-buttons",
+        "seven-buttons",
+        "repeated-key",
+        "button-without-key",
+        "button-without-text",
+        "url-button-without-url",
+        "seven-lines",
+        "line-without-keyname",
+    ],
+)
+def test_a_bad_button_card_is_refused(fake, http, overrides, errcode):
+    token = get_token(http, fake)
+    message = button_card(fake, **overrides)
+    card = {k: v for k, v in message["template_card"].items() if v is not None}
+    body = {k: v for k, v in message.items() if v is not None} | {"template_card": card}
+
+    assert call(http, fake, "message/send", token=token, body=body)["errcode"] == errcode
+    assert fake.messages == []

@@ -10,9 +10,10 @@ from openpyxl import load_workbook
 from sqlalchemy import select
 
 from crm import customers as customer_service
+from crm import orders as order_service
 from crm.actors import Actor
 from miniapp_api.routing import OPERATIONS
-from models import AuditEntry, Customer, FollowUp
+from models import AuditEntry, Customer, FollowUp, Order, OrderStep
 from tests.factories import make_company, make_customer, sign_in
 
 MISSING_ID = 2_000_000_000
@@ -25,6 +26,8 @@ COLLECTIONS = {
     "completeness_summary",
     "list_users",
     "list_notifications",
+    "list_orders",
+    "expedite_report",
 }
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
@@ -69,11 +72,29 @@ UNSCOPED |= {
     "list_pool",
     "auto_assign_pool",
 }
+# Email templates are company-wide; a preview names its customer in the query and a retry is
+# scoped by the email's customer: tests/miniapp_api/test_emails_api.py walks both.
+UNSCOPED |= {
+    "list_email_templates",
+    "create_email_template",
+    "get_email_template",
+    "update_email_template",
+    "deactivate_email_template",
+    "add_email_template_attachments",
+    "remove_email_template_attachment",
+    "preview_email",
+    "retry_email",
+}
+# The approval flow is company-wide; an order's customer is checked on creation
+# (tests/miniapp_api/test_orders_api.py). Endpoints with an order id are walked below.
+UNSCOPED |= {"get_approval_flow", "set_approval_flow", "create_order"}
+WALKED = ("{customer_id}", "{order_id}")
 
 
 @pytest.fixture
 def world(session, clock, runtime):
-    """Two teams, a customer per rep, one unowned customer per team, a PDF on each."""
+    """Two teams, a customer per rep, one unowned customer per team, a PDF and an order on
+    each (the orders in company.extra["orders"], by customer id)."""
     company = make_company(session)
     owned = {}
     for team_reps in company.reps:
@@ -104,6 +125,17 @@ def world(session, clock, runtime):
             max_attachment_bytes=10**6,
             uploads=[followups.Upload("报价单.pdf", PDF)],
         )
+    company.extra["orders"] = {
+        customer.id: order_service.create_order(
+            session,
+            actor=Actor.of(company.boss),
+            number=f"SO-{customer.id}",
+            customer_id=customer.id,
+            amount="1000",
+            now=clock(),
+        )
+        for customer in [*owned.values(), *pool]
+    }
     session.commit()
     return company, owned, pool
 
@@ -132,6 +164,10 @@ def _body(op, company, user):
         "FollowUpIn": {"method": "电话", "summary": "越权跟进"},
         "PoolAssignIn": {"owner_id": in_team_rep.id, "reason": "越权"},
         "ReleaseIn": {"reason": "越权"},
+        "EmailSendIn": {"template_id": 1, "to": "yuequan@example.com"},
+        "OrderApproveIn": {"comment": "越权同意"},
+        "OrderRejectIn": {"comment": "越权驳回"},
+        "ExpediteIn": {"reason": "越权加急"},
         None: None,
     }[name]
 
@@ -143,7 +179,7 @@ def _call(client, op, path, headers, body):
 
 def test_every_operation_is_classified_for_the_scope_walk():
     for op in OPERATIONS:
-        walked = "{customer_id}" in op.path
+        walked = any(name in op.path for name in WALKED)
         assert walked or op.handler.__name__ in COLLECTIONS | UNSCOPED, op.path
 
 
@@ -160,7 +196,7 @@ def test_out_of_scope_customer_answers_like_a_missing_one_on_every_endpoint(
     assert hidden
     audit_before = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1))
     for op in OPERATIONS:
-        if "{customer_id}" not in op.path:
+        if not any(name in op.path for name in WALKED):
             continue
         for customer in hidden:
             claimable = customer in pool and customer.team_id in (user.team_id, None)
@@ -170,8 +206,16 @@ def test_out_of_scope_customer_answers_like_a_missing_one_on_every_endpoint(
                 select(FollowUp).where(FollowUp.customer_id == customer.id)
             ).first()
             session.refresh(attachment, ["attachments"])
-            ids = {"customer_id": customer.id, "attachment_id": attachment.attachments[0].id}
-            missing = {"customer_id": MISSING_ID, "attachment_id": attachment.attachments[0].id}
+            ids = {
+                "customer_id": customer.id,
+                "attachment_id": attachment.attachments[0].id,
+                "order_id": company.extra["orders"][customer.id].id,
+            }
+            missing = {
+                "customer_id": MISSING_ID,
+                "attachment_id": attachment.attachments[0].id,
+                "order_id": MISSING_ID,
+            }
             body = _body(op, company, user)
             hidden_response = _call(client, op, op.path.format(**ids), headers, body)
             missing_response = _call(client, op, op.path.format(**missing), headers, body)
@@ -191,6 +235,10 @@ def test_out_of_scope_customer_answers_like_a_missing_one_on_every_endpoint(
             )
             is None
         )
+        order = session.get(Order, company.extra["orders"][customer.id].id)
+        assert order.status == "pending" and order.expedited_at is None
+        steps = session.scalars(select(OrderStep.status).where(OrderStep.order_id == order.id))
+        assert set(steps) == {"pending"}
     audit_after = session.scalar(select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1))
     assert audit_after == audit_before  # nothing was written, not even an audit line
 
@@ -231,6 +279,10 @@ def test_lists_exports_and_summaries_hold_only_what_the_role_may_see(
 
     summary = client.get("/api/v1/completeness", headers=headers).json
     assert summary["customers"] == len(visible)
+
+    orders = client.get("/api/v1/orders?page_size=100", headers=headers).json
+    assert {o["customer"]["id"] for o in orders["items"]} == visible
+    assert orders["total"] == len(visible)
 
     people = client.get("/api/v1/users", headers=headers).json["items"]
     if role == "rep":

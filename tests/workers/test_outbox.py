@@ -264,6 +264,31 @@ def test_lease_of_a_worker_that_died_mid_send_expires_and_the_message_is_sent(
     assert row.status == OutboxStatus.SENT and row.attempts == 1
 
 
+def test_a_card_wecom_took_before_its_worker_died_is_recorded_sent_when_resent(
+    runtime, session, clock, fake_wecom
+):
+    rep = make_company(session).reps[0][0]
+    card = notifications.ButtonCard(
+        "order-1-step-1", (notifications.CardButton("approve", "同意"),)
+    )
+    _notify(session, clock, [rep], card=card)
+    with runtime.db.session(lock_for_write=True) as dead_worker:
+        lease = clock() + timedelta(seconds=outbox.LEASE_SECONDS)
+        (claimed,) = notifications.claim_due(dead_worker, now=clock(), limit=10, lease_until=lease)
+        # WeCom takes the card, then the worker dies before it records "sent".
+        runtime.wecom.send_message([rep.wecom_userid], "template_card", dict(claimed.content))
+        dead_worker.commit()
+
+    clock.advance(seconds=outbox.LEASE_SECONDS)
+    report = outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+
+    assert report == {"sent": 1}
+    assert fake_wecom.calls.count("message/send") == 2  # the resend was answered 42014
+    assert len(fake_wecom.messages) == 1
+    (row,) = _rows(session)
+    assert (row.status, row.last_error) == (OutboxStatus.SENT, notifications.LEASE_EXPIRED_ERROR)
+
+
 def test_two_concurrent_runs_send_every_message_exactly_once(runtime, session, clock, fake_wecom):
     company = make_company(session)
     per_member = 20
