@@ -135,6 +135,6 @@ def receive() -> Response:
 def _install_writer(state: BlueprintSetupState) -> None:
     runtime: Runtime = state.app.extensions["wecrm"]
     state.app.extensions[WRITER_KEY] = inbound.BatchWriter(
-        lambda: runtime.db.writer_engine.begin(),
+        runtime.db,
         lambda: queues.enqueue_inbound(runtime.redis),
     )

@@ -13,7 +13,6 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -23,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm.text import is_storable
-from models import InboundMessage
+from models import Database, InboundMessage
 
 log = logging.getLogger(__name__)
 
@@ -139,12 +138,15 @@ class BatchWriter:
 
     def __init__(
         self,
-        begin: Callable[[], AbstractContextManager[Connection]],
+        db: Database,
         after_commit: Callable[[], None],
         *,
         max_batch: int = 200,
     ) -> None:
-        self._begin = begin
+        self._db = db
+        # Held by the writer thread between batches: no pool check-out (and on PostgreSQL no
+        # pre-ping round trip) per batch. Dropped after any error, so the next batch reconnects.
+        self._connection: Connection | None = None
         self._after_commit = after_commit
         self._max_batch = max_batch
         self._lock = threading.Lock()
@@ -171,6 +173,7 @@ class BatchWriter:
         with self._lock:
             if self._pid != os.getpid():
                 self._queue = queue.SimpleQueue()
+                self._connection = None  # the parent's, if any, stays the parent's
                 threading.Thread(target=self._run, name="inbound-writer", daemon=True).start()
                 self._pid = os.getpid()
 
@@ -185,11 +188,22 @@ class BatchWriter:
                     break
             self._write(batch)
 
+    def _drop_connection(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.close()
+            except Exception:  # a broken connection may fail to close; it is gone either way
+                log.warning("could not close the inbound writer's connection", exc_info=True)
+
     def _write(self, batch: list[_Waiting]) -> None:
         try:
-            with self._begin() as connection:  # commits at the end of the block
+            if self._connection is None:
+                self._connection = self._db.writer_engine.connect()
+            with self._db.write_transaction(self._connection) as connection:
                 ids = insert(connection, [w.values for w in batch])
         except Exception as error:
+            self._drop_connection()
             if len(batch) > 1:  # find the one that fails; the others are stored
                 for waiting in batch:
                     self._write([waiting])

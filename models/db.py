@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 from alembic import command
@@ -32,6 +36,8 @@ class Database:
             writers = self.engine
         # Core writes that read nothing first (the callback's inserts) use this engine directly.
         self.writer_engine = writers
+        self._lock_fd: int | None = None
+        self._lock_pid: int | None = None
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.writer_sessions = sessionmaker(writers, expire_on_commit=False)
 
@@ -43,6 +49,30 @@ class Database:
         """A new session. `lock_for_write` (a unit of work that reads, then writes, while others
         write too) makes SQLite take its write lock at BEGIN; PostgreSQL needs no such thing."""
         return self.writer_sessions() if lock_for_write else self.sessions()
+
+    @contextmanager
+    def write_transaction(self, connection: Connection) -> Iterator[Connection]:
+        """A write transaction on `connection` (from `writer_engine`), committed at the end of the
+        block. On SQLite the writers of all processes queue on a lock file first: a waiter wakes
+        the moment the lock is free, where SQLite's own busy handler sleeps for milliseconds
+        between tries."""
+        with self._lock_file() if self.is_sqlite else nullcontext(), connection.begin():
+            yield connection
+
+    @contextmanager
+    def _lock_file(self) -> Iterator[None]:
+        # One descriptor per process: after fork a shared one would share the lock, too.
+        if self._lock_fd is None or self._lock_pid != os.getpid():
+            path = self.url.removeprefix("sqlite:///") + ".write-lock"
+            self._lock_fd, self._lock_pid = (
+                os.open(path, os.O_RDWR | os.O_CREAT, 0o600),
+                os.getpid(),
+            )
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def upgrade(self) -> None:
         """Create or upgrade the schema to the newest migration."""
