@@ -7,12 +7,25 @@ when someone types into its page as a member."""
 from __future__ import annotations
 
 import secrets
+import string
 import time
 from dataclasses import dataclass
 from xml.sax.saxutils import escape
 
 import xmltodict
 from wechatpy.enterprise.crypto import WeChatCrypto
+
+AES_KEY_ALPHABET = string.ascii_letters + string.digits
+
+
+def new_token() -> str:
+    """A callback Token as the WeCom admin console makes one: up to 32 letters and digits."""
+    return secrets.token_hex(16)
+
+
+def new_aes_key() -> str:
+    """An EncodingAESKey as the WeCom admin console makes one: 43 letters and digits."""
+    return "".join(secrets.choice(AES_KEY_ALPHABET) for _ in range(43))
 
 
 @dataclass(frozen=True)

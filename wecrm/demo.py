@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
+from bot.callback import CALLBACK_PATH
 from config import Settings, SettingsError
 from config.settings import DEFAULT_MAX_ATTACHMENT_BYTES
 from crm import completeness, custom_fields, emails, orders, users
@@ -50,6 +51,8 @@ from crm.vocab import (
     Stage,
 )
 from fake_wecom import FakeWeCom
+from fake_wecom.callback import CallbackApp, new_aes_key, new_token
+from fake_wecom.console import CHAT_PATH
 from models import (
     AuditEntry,
     Base,
@@ -1551,6 +1554,9 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
                 WECOM_SECRET=fake.secret,
                 WECOM_AGENT_ID=str(fake.agent_id),
                 WECOM_API_BASE=fake.base_url,
+                # The app's callback secrets, as the WeCom admin console would generate them.
+                WECOM_TOKEN=new_token(),
+                WECOM_AES_KEY=new_aes_key(),
             )
             settings = Settings.from_env(env)
         runtime = Runtime(settings)
@@ -1596,6 +1602,16 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
         children.append(_spawn("web", serve, env))
         base_url = f"http://{_display_host(host)}:{port}"
         _wait_until_healthy(f"{base_url}/healthz", children)
+        if fake is not None:  # members typing on the fake's console reach the bot like WeCom's
+            fake.console.connect(
+                f"{base_url}{CALLBACK_PATH}",
+                CallbackApp(
+                    token=env["WECOM_TOKEN"],
+                    aes_key=env["WECOM_AES_KEY"],
+                    corp_id=fake.corp_id,
+                    agent_id=fake.agent_id,
+                ),
+            )
         _say(_banner(base_url, fake.page_url if fake else None, members))
         if mail_sink is not None:
             _say(f"本地邮件服务器：客户邮件不会真的发出，保存在 {mail_sink.folder}")
@@ -1801,6 +1817,8 @@ def _banner(base_url: str, fake_page_url: str | None, members: list[dict[str, An
     if fake_page_url:
         lines.append(f"  模拟企业微信：   {fake_page_url}")
         lines.append("                  ↑ 在这里查看销售和主管会收到的企业微信消息")
+        lines.append(f"  以成员身份发消息：{fake_page_url.rstrip('/')}{CHAT_PATH}")
+        lines.append("                  ↑ 发 #帮助#、#今日# 等命令，点审批卡片，添加微信客户")
     lines += ["", "以不同角色登录（演示环境开启了 dev-login，按企业微信账号直接登录）："]
     for label, member in (("老板", boss), ("主管", manager), ("销售", rep)):
         body = f'{{"userid": "{member["userid"]}"}}'

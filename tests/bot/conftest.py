@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import secrets
-import string
 from collections.abc import Callable, Iterator
 
 import pytest
 from flask.testing import FlaskClient
 
+from fake_wecom.callback import new_aes_key, new_token
 from fake_wecom.server import FakeWeCom
 from tests.bot.wecom_side import WeComSide
 from wecrm.app import create_app
 from wecrm.runtime import Runtime
-
-AES_KEY_ALPHABET = string.ascii_letters + string.digits
-
-
-def random_aes_key() -> str:
-    """An EncodingAESKey as the WeCom admin console makes one: 43 letters and digits."""
-    return "".join(secrets.choice(AES_KEY_ALPHABET) for _ in range(43))
 
 
 @pytest.fixture
@@ -46,8 +38,8 @@ def wecom_side(
 ) -> WeComSide:
     """WeCom's side of the callback: a generated token and AES key, the fake WeCom's corp id."""
     wecom = {
-        "wecom_token": secrets.token_hex(16),  # 32 letters and digits, WeCom's maximum
-        "wecom_aes_key": random_aes_key(),
+        "wecom_token": new_token(),
+        "wecom_aes_key": new_aes_key(),
         "wecom_corp_id": fake_wecom.corp_id,
     }
     client = callback_client(**wecom)
