@@ -9,13 +9,16 @@ from __future__ import annotations
 import secrets
 import string
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
+from typing import Any
 
 import xmltodict
 from wechatpy.enterprise.crypto import WeChatCrypto
 
 AES_KEY_ALPHABET = string.ascii_letters + string.digits
+# Fields WeCom sends as bare numbers; everything else goes in CDATA.
+NUMERIC_FIELDS = frozenset({"CreateTime", "MsgId", "AgentID"})
 
 
 def new_token() -> str:
@@ -47,7 +50,7 @@ class CallbackApp:
 
     def text(
         self, userid: str, content: str, *, msg_id: int | None = None, at: int | None = None
-    ) -> dict[str, str]:
+    ) -> dict[str, Any]:
         """The fields of a member's text message to the app."""
         return {
             "ToUserName": self.corp_id,
@@ -59,44 +62,47 @@ class CallbackApp:
             "AgentID": str(self.agent_id),
         }
 
-    def event(self, userid: str, event: str, *, at: int | None = None, **fields: str) -> dict:
-        """The fields of an event (events carry no MsgId)."""
+    def event(self, userid: str, *, at: int | None = None, **fields: Any) -> dict[str, Any]:
+        """The fields of an event from `userid` ("sys" for WeCom's own): `Event` and the rest
+        in `fields` (events carry no MsgId)."""
         return {
             "ToUserName": self.corp_id,
             "FromUserName": userid,
             "CreateTime": str(at if at is not None else int(time.time())),
             "MsgType": "event",
-            "Event": event,
             "AgentID": str(self.agent_id),
             **fields,
         }
 
     def envelope(
-        self, fields: dict[str, str], *, timestamp: int | None = None, nonce: str | None = None
+        self, fields: Mapping[str, Any], *, timestamp: int | None = None, nonce: str | None = None
     ) -> Envelope:
         """Encrypt and sign `fields` into the request WeCom would make."""
         timestamp = timestamp if timestamp is not None else int(time.time())
         nonce = nonce or str(secrets.randbelow(10**10))
-        plain = "<xml>" + "".join(f"<{k}>{_cdata(v)}</{k}>" for k, v in fields.items()) + "</xml>"
         crypto = WeChatCrypto(self.token, self.aes_key, self.corp_id)
         # wechatpy encrypts for replies; the Encrypt and its signature are what WeCom sends too.
-        reply = xmltodict.parse(crypto.encrypt_message(plain, nonce, timestamp))["xml"]
+        reply = xmltodict.parse(crypto.encrypt_message(render_xml(fields), nonce, timestamp))["xml"]
         body = (
             f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
             f"<Encrypt><![CDATA[{reply['Encrypt']}]]></Encrypt>"
             f"<AgentID><![CDATA[{self.agent_id}]]></AgentID></xml>"
         )
-        params = {
-            "msg_signature": reply["MsgSignature"],
-            "timestamp": str(timestamp),
-            "nonce": nonce,
-        }
-        return Envelope(params=params, body=body.encode())
+        signed = {"msg_signature": reply["MsgSignature"], "timestamp": str(timestamp)}
+        return Envelope(params={**signed, "nonce": nonce}, body=body.encode())
 
 
-def _cdata(value: object) -> str:
-    text = str(value)
-    if text.isdigit():
-        return text
-    # A CDATA section cannot hold "]]>"; escaped text is equivalent for any XML reader.
-    return escape(text) if "]]>" in text else f"<![CDATA[{text}]]>"
+def render_xml(fields: Mapping[str, Any]) -> str:
+    """A message's fields as WeCom writes them: `<xml>`, text in CDATA, numbers bare."""
+
+    def element(name: str, value: Any) -> str:
+        if isinstance(value, Mapping):
+            inner = "".join(element(k, v) for k, v in value.items())
+        elif name in NUMERIC_FIELDS:
+            inner = str(value)
+        else:
+            # "]]>" cannot appear inside CDATA: close the section and open a new one around it.
+            inner = "<![CDATA[" + str(value).replace("]]>", "]]]]><![CDATA[>") + "]]>"
+        return f"<{name}>{inner}</{name}>"
+
+    return "<xml>" + "".join(element(k, v) for k, v in fields.items()) + "</xml>"

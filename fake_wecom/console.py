@@ -74,7 +74,7 @@ class Console:
         """Member `userid` taps the button `key` of the card `task_id`."""
         fields = self._app().event(
             userid,
-            "template_card_event",
+            Event="template_card_event",
             EventKey=key,
             TaskId=task_id,
             CardType="button_interaction",
@@ -88,7 +88,7 @@ class Console:
         self.fake.add_external_contact(external_userid, name, userid=userid)
         fields = self._app().event(
             "sys",
-            "change_external_contact",
+            Event="change_external_contact",
             ChangeType="add_external_contact",
             UserID=userid,
             ExternalUserID=external_userid,

@@ -21,8 +21,8 @@ from sqlalchemy import select
 
 from bot import dispatch, inbound
 from bot.callback import CALLBACK_PATH, MAX_BODY_BYTES
+from fake_wecom.callback import render_xml
 from models import InboundMessage
-from tests.bot.wecom_side import render_xml
 from tests.factories import make_company
 from wecom.client import WeComUnavailable
 from workers import inbound as inbound_jobs

@@ -1,11 +1,11 @@
 """WeCom's side of a conversation with the bot, for tests.
 
-`WeComSide` does what WeCom does when a member types into the app: it renders the message XML,
-encrypts and signs it with wechatpy exactly as WeCom would (the envelope `<xml><ToUserName>
-<Encrypt><AgentID></xml>`, msg_signature / timestamp / nonce in the query, the time taken from
-wecrm's clock), posts it to `/wecom/callback`, then runs an RQ worker in burst over the inbound
-and notification queues, and reads what the bot sent back from the fake WeCom server's
-message/send log.
+`WeComSide` does what WeCom does when a member types into the app: `fake_wecom.callback` renders
+the message XML and encrypts and signs it with wechatpy exactly as WeCom would (the envelope
+`<xml><ToUserName><Encrypt><AgentID></xml>`, msg_signature / timestamp / nonce in the query; the
+time here is wecrm's clock), this posts it to `/wecom/callback`, then runs an RQ worker in
+burst over the inbound and notification queues, and reads what the bot sent back from the fake
+WeCom server's message/send log.
 
     side.send_text("rep00", "#今日#")   -> ["今日待办：…"]
     side.send_event("sys", {"Event": "change_external_contact", "ChangeType": …,
@@ -16,44 +16,25 @@ from __future__ import annotations
 
 import itertools
 import json
-import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
 import redis
-import xmltodict
 from flask.testing import FlaskClient
 from rq import SimpleWorker
-from wechatpy.enterprise.crypto import WeChatCrypto
 from werkzeug.test import TestResponse
 
 from bot.callback import CALLBACK_PATH
 from config import Settings
+from fake_wecom.callback import CallbackApp, Envelope
 from fake_wecom.server import FakeWeCom
 from workers import queues
 
-# Fields WeCom sends as bare numbers; everything else goes in CDATA.
-NUMERIC_FIELDS = frozenset({"CreateTime", "MsgId", "AgentID"})
 # Far above anything the official vectors or a hand-written test use, so ids never collide.
 FIRST_MSG_ID = 7_000_000_000_000_000_001
-
-
-def render_xml(fields: Mapping[str, Any]) -> str:
-    """A message's fields as WeCom writes them: `<xml>`, text in CDATA, numbers bare."""
-
-    def element(name: str, value: Any) -> str:
-        if isinstance(value, Mapping):
-            inner = "".join(element(k, v) for k, v in value.items())
-        elif name in NUMERIC_FIELDS:
-            inner = str(value)
-        else:
-            # "]]>" cannot appear inside CDATA: close the section and open a new one around it.
-            inner = "<![CDATA[" + str(value).replace("]]>", "]]]]><![CDATA[>") + "]]>"
-        return f"<{name}>{inner}</{name}>"
-
-    return "<xml>" + "".join(element(k, v) for k, v in fields.items()) + "</xml>"
 
 
 class WeComSide:
@@ -69,10 +50,12 @@ class WeComSide:
         fake_wecom: FakeWeCom,
     ) -> None:
         self.client = client
-        self.corp_id = settings.wecom_corp_id
-        self.agent_id = settings.wecom_agent_id
-        self.token, self.aes_key = settings.wecom_token, settings.wecom_aes_key
-        self.crypto = WeChatCrypto(self.token, self.aes_key, self.corp_id)
+        self.app = CallbackApp(
+            token=settings.wecom_token,
+            aes_key=settings.wecom_aes_key,
+            corp_id=settings.wecom_corp_id,
+            agent_id=settings.wecom_agent_id,
+        )
         self.clock = clock
         self.connection = connection
         self.fake_wecom = fake_wecom
@@ -82,54 +65,28 @@ class WeComSide:
 
     def text_fields(self, userid: str, text: str) -> dict[str, Any]:
         """The fields of a member's text message, with a fresh MsgId."""
-        return {
-            "ToUserName": self.corp_id,
-            "FromUserName": userid,
-            "CreateTime": self.timestamp(),
-            "MsgType": "text",
-            "Content": text,
-            "MsgId": next(self._msg_ids),
-            "AgentID": self.agent_id,
-        }
+        return self.app.text(userid, text, msg_id=next(self._msg_ids), at=self.timestamp())
 
     def event_fields(self, userid: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """The fields of an event from `userid` ("sys" for WeCom's own), `fields` on top."""
-        base: dict[str, Any] = {
-            "ToUserName": self.corp_id,
-            "FromUserName": userid,
-            "CreateTime": self.timestamp(),
-            "MsgType": "event",
-            "AgentID": self.agent_id,
-        }
-        return {**base, **fields}
+        return self.app.event(userid, at=self.timestamp(), **fields)
 
     def timestamp(self) -> int:
         return int(self.clock().timestamp())
 
-    def encrypt(self, fields: Mapping[str, Any], *, corp_id: str | None = None) -> tuple[str, str]:
-        """(query string, body) of the POST WeCom would make for these fields; `corp_id`
+    def encrypt(self, fields: Mapping[str, Any], *, corp_id: str | None = None) -> Envelope:
+        """The POST WeCom would make for these fields, signed at wecrm's clock; `corp_id`
         encrypts for another corp, as a misdirected or forged message would be."""
-        crypto = self.crypto
-        if corp_id is not None:
-            crypto = WeChatCrypto(self.token, self.aes_key, corp_id)
-        timestamp, nonce = str(self.timestamp()), str(secrets.randbelow(10**10))
-        # wechatpy's reply envelope carries exactly what WeCom's request needs: the ciphertext
-        # and its signature over (token, timestamp, nonce, ciphertext).
-        sealed = xmltodict.parse(crypto.encrypt_message(render_xml(fields), nonce, timestamp))
-        encrypt, signature = sealed["xml"]["Encrypt"], sealed["xml"]["MsgSignature"]
-        body = (
-            f"<xml><ToUserName><![CDATA[{self.corp_id}]]></ToUserName>"
-            f"<Encrypt><![CDATA[{encrypt}]]></Encrypt>"
-            f"<AgentID><![CDATA[{self.agent_id}]]></AgentID></xml>"
-        )
-        query = urlencode({"msg_signature": signature, "timestamp": timestamp, "nonce": nonce})
-        return query, body
+        app = self.app if corp_id is None else replace(self.app, corp_id=corp_id)
+        return app.envelope(fields, timestamp=self.timestamp())
 
     def post(self, fields: Mapping[str, Any]) -> TestResponse:
         """Post one encrypted message to the callback, as WeCom does; the HTTP answer."""
-        query, body = self.encrypt(fields)
+        envelope = self.encrypt(fields)
         return self.client.post(
-            f"{CALLBACK_PATH}?{query}", data=body.encode(), content_type="text/xml"
+            f"{CALLBACK_PATH}?{urlencode(envelope.params)}",
+            data=envelope.body,
+            content_type="text/xml",
         )
 
     def work(self) -> None:
