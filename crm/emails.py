@@ -14,31 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from crm import audit, followups, placeholders
+from crm import audit, delivery, followups, placeholders
 from crm.actors import Actor, customer_scope
 from crm.customers import get_customer
+from crm.delivery import DeliveryStatus
 from crm.email_addresses import normalise_email
 from crm.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
-from crm.notifications import (
-    LEASE_EXPIRED_ERROR,
-    MAX_ATTEMPTS,
-    OutboxStatus,
-    backoff_seconds,
-    short_error,
-)
 from crm.storage import FileStore
 from crm.text import check_text
 from crm.vocab import ContactMethod, FollowUpSource
 from models import Customer, EmailTemplate, EmailTemplateAttachment, FollowUp, OutgoingEmail, User
 
 # An email goes through the WeCom outbox's states, with its attempt limit and back-off.
-EmailStatus = OutboxStatus
+EmailStatus = DeliveryStatus
 
 PLACEHOLDERS = {
     "客户": "客户名称",
@@ -406,9 +400,7 @@ def retry(
         raise Conflict("只有发送失败的邮件可以重发", code="not_failed")
     if not is_configured:
         raise EmailNotConfigured()
-    email.status = EmailStatus.PENDING
-    email.attempts = 0  # last_error stays: it tells why the email had failed
-    email.next_attempt_at = now
+    delivery.retry(email, now=now)
     session.flush()
     return email
 
@@ -426,33 +418,7 @@ def claim_due(
     session: Session, *, now: datetime, limit: int, lease_until: datetime
 ) -> list[OutgoingEmail]:
     """Lease up to `limit` due emails, oldest first, so that no other worker takes them."""
-    # A "sending" row whose lease ran out belongs to a worker that stopped mid-send; the server
-    # may or may not have taken it, and it is sent again rather than lost.
-    rows = session.scalars(
-        select(OutgoingEmail)
-        .where(
-            OutgoingEmail.status.in_((EmailStatus.PENDING, EmailStatus.SENDING)),
-            OutgoingEmail.next_attempt_at <= now,
-        )
-        .order_by(OutgoingEmail.id)
-        .limit(limit)
-        # PostgreSQL: rows another worker is claiming are skipped, not waited for. SQLite ignores
-        # this; there the caller's write-locked session serialises claims.
-        .with_for_update(skip_locked=True)
-    ).all()
-    claimed = []
-    for email in rows:
-        if email.status == EmailStatus.SENDING:
-            email.attempts += 1
-            email.last_error = LEASE_EXPIRED_ERROR
-            if email.attempts >= MAX_ATTEMPTS:  # an email that keeps killing workers stops
-                email.status = EmailStatus.FAILED
-                continue
-        email.status = EmailStatus.SENDING
-        email.next_attempt_at = lease_until
-        claimed.append(email)
-    session.flush()
-    return claimed
+    return delivery.claim_due(session, OutgoingEmail, now=now, limit=limit, lease_until=lease_until)
 
 
 def mark_sent(session: Session, *, email_id: int, now: datetime) -> FollowUp | None:
@@ -485,9 +451,8 @@ def mark_sent(session: Session, *, email_id: int, now: datetime) -> FollowUp | N
 def defer(session: Session, *, email_id: int, until: datetime) -> None:
     """Put a claimed email back, untried, until `until` (the server was down for another)."""
     email = session.get(OutgoingEmail, email_id)
-    if email is not None and email.status == EmailStatus.SENDING:
-        email.status = EmailStatus.PENDING
-        email.next_attempt_at = until
+    if email is not None:
+        delivery.defer(email, until=until)
         session.flush()
 
 
@@ -499,16 +464,9 @@ def record_error(
     email = session.get(OutgoingEmail, email_id)
     if email is None:
         return None
-    email.attempts += 1
-    email.last_error = short_error(error)
-    if permanent or email.attempts >= MAX_ATTEMPTS:
-        email.status = EmailStatus.FAILED
-        session.flush()
-        return None
-    email.status = EmailStatus.PENDING
-    email.next_attempt_at = now + timedelta(seconds=backoff_seconds(email.attempts))
+    delivery.record_error(email, now=now, error=error, permanent=permanent)
     session.flush()
-    return email.next_attempt_at
+    return None if email.status == EmailStatus.FAILED else email.next_attempt_at
 
 
 def referenced_storage_keys(session: Session) -> set[str]:

@@ -11,14 +11,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crm import delivery
 from crm.actors import Actor, user_scope
+from crm.delivery import DeliveryStatus
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from models import OutboxMessage, User
 
@@ -26,11 +27,7 @@ from models import OutboxMessage, User
 # (see wecrm/runtime.py), so callers of notify() never think about queues.
 SEND_AFTER_COMMIT = "wecrm.outbox.send_after_commit"
 MSGTYPES = ("text", "markdown", "textcard", "template_card")
-MAX_ATTEMPTS = 5
-BACKOFF_FIRST_SECONDS = 30
-BACKOFF_MAX_SECONDS = 600
 MAX_PAGE_SIZE = 100
-LAST_ERROR_MAX_CHARS = 255
 # WeCom's documented limits (https://developer.work.weixin.qq.com/document/path/90236); longer
 # content is refused with 45002, so it is cut here rather than failing at send time.
 TEXTCARD_TITLE_MAX_CHARS = 128
@@ -48,14 +45,9 @@ CARD_MAX_FIELDS = 6
 CARD_MAX_BUTTONS = 6
 TASK_ID_MAX_BYTES = 128
 TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_@-]+")
-LEASE_EXPIRED_ERROR = "worker stopped while sending; resent after its lease expired"
 
 
-class OutboxStatus(StrEnum):
-    PENDING = "pending"  # waiting for next_attempt_at
-    SENDING = "sending"  # claimed by a worker until next_attempt_at (its lease)
-    SENT = "sent"
-    FAILED = "failed"  # gave up after MAX_ATTEMPTS; a manager may retry it
+OutboxStatus = DeliveryStatus
 
 
 @dataclass(frozen=True)
@@ -205,16 +197,6 @@ def payload(message: OutboxMessage, *, public_url: str) -> dict[str, Any]:
     return content
 
 
-def backoff_seconds(attempts: int) -> int:
-    """Wait before the next try after `attempts` failed ones: 30 s doubling, at most 10 min."""
-    return min(BACKOFF_FIRST_SECONDS * 2 ** max(attempts - 1, 0), BACKOFF_MAX_SECONDS)
-
-
-def short_error(error: str) -> str:
-    """An error text fit to store and show: one line, bounded."""
-    return " ".join(error.split())[:LAST_ERROR_MAX_CHARS]
-
-
 # --- sending: the state changes the worker makes, each in its own short transaction ----------
 
 
@@ -222,33 +204,7 @@ def claim_due(
     session: Session, *, now: datetime, limit: int, lease_until: datetime
 ) -> list[OutboxMessage]:
     """Lease up to `limit` due messages, oldest first, so that no other worker takes them."""
-    # A "sending" row whose lease has run out belongs to a worker that stopped mid-send; WeCom
-    # may or may not have taken it, and we send it again (at least once) rather than lose it.
-    rows = session.scalars(
-        select(OutboxMessage)
-        .where(
-            OutboxMessage.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)),
-            OutboxMessage.next_attempt_at <= now,
-        )
-        .order_by(OutboxMessage.id)
-        .limit(limit)
-        # PostgreSQL: rows another worker is claiming are skipped, not waited for. SQLite ignores
-        # this; there the caller's write-locked session serialises claims.
-        .with_for_update(skip_locked=True)
-    ).all()
-    claimed = []
-    for message in rows:
-        if message.status == OutboxStatus.SENDING:
-            message.attempts += 1
-            message.last_error = LEASE_EXPIRED_ERROR
-            if message.attempts >= MAX_ATTEMPTS:  # a message that keeps killing workers stops
-                message.status = OutboxStatus.FAILED
-                continue
-        message.status = OutboxStatus.SENDING
-        message.next_attempt_at = lease_until
-        claimed.append(message)
-    session.flush()
-    return claimed
+    return delivery.claim_due(session, OutboxMessage, now=now, limit=limit, lease_until=lease_until)
 
 
 def mark_sent(session: Session, *, message_id: int, now: datetime) -> None:
@@ -261,20 +217,17 @@ def mark_sent(session: Session, *, message_id: int, now: datetime) -> None:
 
 def defer(session: Session, *, message_id: int, until: datetime) -> None:
     """Put a claimed message back, untried, until `until` (rate limit, or WeCom is down)."""
-    message = _get(session, message_id)
-    if message.status == OutboxStatus.SENDING:
-        message.status = OutboxStatus.PENDING
-        message.next_attempt_at = until
-        session.flush()
+    delivery.defer(_get(session, message_id), until=until)
+    session.flush()
 
 
 def record_unavailable(session: Session, *, message_id: int, now: datetime, error: str) -> datetime:
     """WeCom could not be reached: try again after a back-off, however often; returns when."""
     message = _get(session, message_id)
     message.attempts += 1
-    message.last_error = short_error(error)
+    message.last_error = delivery.short_error(error)
     message.status = OutboxStatus.PENDING
-    message.next_attempt_at = now + timedelta(seconds=backoff_seconds(message.attempts))
+    message.next_attempt_at = now + timedelta(seconds=delivery.backoff_seconds(message.attempts))
     session.flush()
     return message.next_attempt_at
 
@@ -283,14 +236,7 @@ def record_error(
     session: Session, *, message_id: int, now: datetime, error: str, permanent: bool = False
 ) -> None:
     """WeCom refused the message: retry with back-off, and fail after MAX_ATTEMPTS tries."""
-    message = _get(session, message_id)
-    message.attempts += 1
-    message.last_error = short_error(error)
-    if permanent or message.attempts >= MAX_ATTEMPTS:
-        message.status = OutboxStatus.FAILED
-    else:
-        message.status = OutboxStatus.PENDING
-        message.next_attempt_at = now + timedelta(seconds=backoff_seconds(message.attempts))
+    delivery.record_error(_get(session, message_id), now=now, error=error, permanent=permanent)
     session.flush()
 
 
@@ -342,9 +288,7 @@ def retry(session: Session, *, actor: Actor, message_id: int, now: datetime) -> 
         raise NotFound("通知")
     if message.status != OutboxStatus.FAILED:
         raise Conflict("只有发送失败的通知可以重发", code="not_failed")
-    message.status = OutboxStatus.PENDING
-    message.attempts = 0  # last_error stays: it tells why the message had failed
-    message.next_attempt_at = now
+    delivery.retry(message, now=now)
     session.flush()
     session.info[SEND_AFTER_COMMIT] = True
     return message

@@ -23,7 +23,7 @@ import redis
 
 from config.settings import SmtpServer
 from crm import emails
-from crm.notifications import backoff_seconds
+from crm.delivery import backoff_seconds
 from crm.storage import FileStore
 from models import Database, OutgoingEmail
 from workers import context, queues

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from crm import notifications
+from crm import delivery, notifications
 from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.notifications import OutboxStatus
@@ -151,7 +151,7 @@ def test_textcard_links_to_the_customer_or_to_wecrm_home():
 
 
 def test_backoff_doubles_from_thirty_seconds_up_to_ten_minutes():
-    assert [notifications.backoff_seconds(n) for n in range(1, 8)] == [
+    assert [delivery.backoff_seconds(n) for n in range(1, 8)] == [
         30,
         60,
         120,
@@ -183,7 +183,7 @@ def test_expired_lease_is_claimed_again_and_fails_after_max_attempts(session, cl
     rep = make_company(session).reps[0][0]
     (message,) = notifications.notify(session, recipients=[rep], title="t", text="x", now=clock())
     session.commit()
-    for _ in range(notifications.MAX_ATTEMPTS):  # a claim, then an expired lease per attempt
+    for _ in range(delivery.MAX_ATTEMPTS):  # a claim, then an expired lease per attempt
         lease_until = clock() + timedelta(seconds=1)
         claimed = notifications.claim_due(session, now=clock(), limit=10, lease_until=lease_until)
         assert [m.id for m in claimed] == [message.id]
@@ -191,23 +191,23 @@ def test_expired_lease_is_claimed_again_and_fails_after_max_attempts(session, cl
     last = notifications.claim_due(session, now=clock(), limit=10, lease_until=clock())
     assert last == []
     assert message.status == OutboxStatus.FAILED
-    assert message.attempts == notifications.MAX_ATTEMPTS
-    assert message.last_error == notifications.LEASE_EXPIRED_ERROR
+    assert message.attempts == delivery.MAX_ATTEMPTS
+    assert message.last_error == delivery.LEASE_EXPIRED_ERROR
 
 
 def test_refused_message_is_retried_with_backoff_then_failed(session, clock):
     rep = make_company(session).reps[0][0]
     (message,) = notifications.notify(session, recipients=[rep], title="t", text="x", now=clock())
-    for attempt in range(1, notifications.MAX_ATTEMPTS):
+    for attempt in range(1, delivery.MAX_ATTEMPTS):
         notifications.record_error(
             session, message_id=message.id, now=clock(), error="WeCom error 40003:  bad\nuser"
         )
         assert message.status == OutboxStatus.PENDING
-        expected = clock() + timedelta(seconds=notifications.backoff_seconds(attempt))
+        expected = clock() + timedelta(seconds=delivery.backoff_seconds(attempt))
         assert message.next_attempt_at == expected
     notifications.record_error(session, message_id=message.id, now=clock(), error="x" * 999)
     assert message.status == OutboxStatus.FAILED
-    assert len(message.last_error) == notifications.LAST_ERROR_MAX_CHARS
+    assert len(message.last_error) == delivery.LAST_ERROR_MAX_CHARS
 
 
 @pytest.fixture

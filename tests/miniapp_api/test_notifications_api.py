@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rq import SimpleWorker
 
-from crm import notifications
+from crm import delivery, notifications
 from tests.factories import make_company, sign_in
 from workers import queues
 
@@ -20,10 +20,10 @@ def test_failed_message_is_listed_then_retried_by_the_manager_and_sent(
     rep, manager = company.reps[0][0], company.managers[0]
     notifications.notify(session, recipients=[rep], title="跟进提醒", text="内容", now=clock())
     session.commit()
-    fake_wecom.fail_next("message/send", 40003, times=notifications.MAX_ATTEMPTS)
-    for _ in range(notifications.MAX_ATTEMPTS):
+    fake_wecom.fail_next("message/send", 40003, times=delivery.MAX_ATTEMPTS)
+    for _ in range(delivery.MAX_ATTEMPTS):
         _work(runtime)
-        clock.advance(seconds=notifications.BACKOFF_MAX_SECONDS)
+        clock.advance(seconds=delivery.BACKOFF_MAX_SECONDS)
         queues.enqueue_outbox(runtime.redis)  # what the periodic catch-up does
     _work(runtime)
     assert fake_wecom.messages == []

@@ -15,7 +15,7 @@ from rq import SimpleWorker
 from sqlalchemy import func, select
 
 from config.settings import SmtpServer
-from crm import emails, followups, notifications
+from crm import delivery, emails, followups
 from crm.actors import Actor
 from models import FollowUp, OutgoingEmail
 from tests.conftest import SMTP_PASSWORD, SMTP_USER
@@ -87,7 +87,7 @@ def test_smtp_down_backs_off_then_fails_visibly_and_a_retry_after_it_returns_del
     smtp_server.stop()
     send()
     waits = []
-    for attempt in range(1, notifications.MAX_ATTEMPTS + 1):
+    for attempt in range(1, delivery.MAX_ATTEMPTS + 1):
         _work(runtime)
         (email,) = _rows(session)
         assert email.attempts == attempt and "ConnectionRefusedError" in email.last_error
@@ -102,7 +102,7 @@ def test_smtp_down_backs_off_then_fails_visibly_and_a_retry_after_it_returns_del
         clock.current = email.next_attempt_at
         queues.enqueue_mail(runtime.redis)
     assert [w.total_seconds() for w in waits] == [30, 60, 120, 240]  # doubling back-off
-    assert (email.status, email.attempts) == ("failed", notifications.MAX_ATTEMPTS)
+    assert (email.status, email.attempts) == ("failed", delivery.MAX_ATTEMPTS)
 
     headers = sign_in(client, fake_wecom, rep)
     (listed,) = client.get(f"/api/v1/customers/{customer.id}/emails", headers=headers).json["items"]
@@ -240,7 +240,7 @@ def test_a_sending_row_whose_lease_ran_out_is_sent_again(
     )
     (email,) = _rows(session)
     assert (email.status, email.attempts) == ("sent", 1)
-    assert email.last_error == notifications.LEASE_EXPIRED_ERROR
+    assert email.last_error == delivery.LEASE_EXPIRED_ERROR
     assert len(smtp_server.envelopes) == 1
 
 

@@ -10,7 +10,7 @@ import pytest
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
-from crm import notifications
+from crm import delivery, notifications
 from crm.notifications import OutboxStatus
 from models import OutboxMessage
 from tests.factories import make_company, make_customer
@@ -286,7 +286,7 @@ def test_a_card_wecom_took_before_its_worker_died_is_recorded_sent_when_resent(
     assert fake_wecom.calls.count("message/send") == 2  # the resend was answered 42014
     assert len(fake_wecom.messages) == 1
     (row,) = _rows(session)
-    assert (row.status, row.last_error) == (OutboxStatus.SENT, notifications.LEASE_EXPIRED_ERROR)
+    assert (row.status, row.last_error) == (OutboxStatus.SENT, delivery.LEASE_EXPIRED_ERROR)
 
 
 def test_two_concurrent_runs_send_every_message_exactly_once(runtime, session, clock, fake_wecom):
@@ -329,10 +329,10 @@ def test_refused_message_fails_after_max_attempts_and_is_never_deleted(
 ):
     rep = make_company(session).reps[0][0]
     _notify(session, clock, [rep])
-    fake_wecom.fail_next("message/send", errcode, times=notifications.MAX_ATTEMPTS)
-    for _ in range(notifications.MAX_ATTEMPTS):
+    fake_wecom.fail_next("message/send", errcode, times=delivery.MAX_ATTEMPTS)
+    for _ in range(delivery.MAX_ATTEMPTS):
         outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
-        clock.advance(seconds=notifications.BACKOFF_MAX_SECONDS)
+        clock.advance(seconds=delivery.BACKOFF_MAX_SECONDS)
     (row,) = _rows(session)
-    assert row.status == OutboxStatus.FAILED and row.attempts == notifications.MAX_ATTEMPTS
+    assert row.status == OutboxStatus.FAILED and row.attempts == delivery.MAX_ATTEMPTS
     assert str(errcode) in row.last_error and fake_wecom.messages == []
