@@ -376,16 +376,32 @@ meanwhile, so the figures are the callback's alone.
 Targets (issue 4): ≥ 1,000 messages a second, ≥ 40 % of the bare endpoint's throughput,
 p99 ≤ 20 ms.
 
-Where the time goes (profiled in process, one request at a time, CPU per message): wechatpy
-verify + decrypt + XML fields ≈ 0.05 ms (SQLite) / 0.08 ms (PostgreSQL); the INSERT and commit
-through the request's session ≈ 0.22 / 0.45 ms (PostgreSQL adds the pool's pre-ping, BEGIN and
-COMMIT round trips); the `SET NX` ≈ 0.05–0.12 ms; Flask and the app's per-request session ≈
-0.3 ms: ≈ 0.9 / 1.75 ms a message against the bare endpoint's 0.25 / 0.35 ms. The store began
-as an ORM `insert(InboundMessage).values(…).returning(InboundMessage)` (≈ 1.1 ms on SQLite); it
-is now one statement compiled once per dialect, values bound at execution, returning the id.
-Under gunicorn with 4 threads per worker the same work costs about twice the CPU (threads
-waiting for the GIL, SQLite's write lock and the network round trips), and SQLite writers that
-find the lock taken sleep with a growing back-off, which is what sets the p99.
+How the callback stores: the request thread hands its message to one writer thread per
+gunicorn process (`bot.inbound.BatchWriter`) and waits until it is committed; the writer
+inserts whatever has queued meanwhile with one `INSERT … ON CONFLICT DO NOTHING`, one commit
+and one `SET NX` (group commit: with 8 connections a batch holds about two messages), keeps its
+connection between batches (no pool check-out or PostgreSQL pre-ping per batch), and on SQLite
+queues on a lock file before `BEGIN IMMEDIATE`, so the writer of the other process wakes when
+the lock is free instead of sleeping in SQLite's busy handler.
+
+What that changed (same machine, 16 connections then 8): storing through the request's ORM
+session cost 1.8 ms of CPU a message on SQLite and 2.5 ms on PostgreSQL, 783 and 571 messages
+a second, p99 107 and 94 ms. Core instead of the ORM session took the store from 0.22 to 0.12 ms
+in process; the lock file took SQLite from ≈ 870 to ≈ 1,000–1,200 messages a second at 8
+connections; the held connection took PostgreSQL from ≈ 500 to ≈ 1,100.
+
+Why 8 connections: by Little's law, 1,000 messages a second with a p99 of 20 ms leaves room
+for about 10 requests in flight; at 16 every request queues behind 15 others (SQLite: ≈ 990
+messages a second, p99 ≈ 32 ms).
+
+Where the rest goes (measured in process): the bare endpoint 0.25–0.28 ms a
+message; wecrm's request path without the store 0.36 ms (XML fields, replay window, the app's
+per-request session); the store 0.27 ms a message with four request threads (the insert and
+commit ≈ 0.12 ms and the `SET NX` ≈ 0.09–0.17 ms per batch, and the hand-over to the writer
+thread). Under gunicorn the difference grows to ≈ 0.7 ms a message, threads waiting for the
+GIL. This VM's speed varies between rounds: the bare endpoint alone ran anywhere from 1,556
+to 3,553 messages a second in the same run, which moves the ratio by a factor of two; the table
+keeps each side's best round.
 """
 
 

@@ -24,6 +24,7 @@ EXPORT_BATCH_SIZE = 1000
 EXPORT_FIELDS = (
     "name",
     "phone",
+    "email",
     "company",
     "region",
     "category",

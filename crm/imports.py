@@ -28,6 +28,7 @@ from models import Customer, User
 HEADER_ALIASES: dict[str, tuple[str, ...]] = {
     "name": ("客户名称", "客户姓名", "客户", "姓名", "名称", "name", "customer"),
     "phone": ("电话", "手机", "手机号", "手机号码", "联系电话", "电话号码", "phone", "mobile"),
+    "email": ("邮箱", "电子邮箱", "邮件地址", "email", "e-mail"),
     "company": ("公司", "公司名称", "单位", "单位名称", "company"),
     "region": ("区域", "所属区域", "地区", "县市", "region"),
     "category": ("分类", "客户分类", "客户类型", "分类标签", "category"),
@@ -53,6 +54,7 @@ TEXT_FIELDS = frozenset(
     (
         "name",
         "phone",
+        "email",
         "company",
         "region",
         "category",

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot import commands
-from crm import pool, tasks
+from crm import orders, pool, tasks
 from crm.actors import Actor
 from models import FollowUp, PoolEvent
 from tests.factories import make_company, make_customer
@@ -284,3 +284,51 @@ def test_reps_cannot_assign(company, session, say, clock):
     )
     session.refresh(customer)
     assert customer.owner_id == rep.id
+
+
+# -- #加急# ---------------------------------------------------------------------------------------
+
+
+def _order(session, owner, clock, number):
+    customer = make_customer(session, owner, clock(), name=f"{number}的客户")
+    order = orders.create_order(
+        session,
+        actor=Actor.of(owner),
+        number=number,
+        customer_id=customer.id,
+        amount=1000,
+        now=clock(),
+    )
+    session.commit()
+    return order
+
+
+def test_expedite_by_role_and_scope(company, session, say, clock):
+    ours = _order(session, company.reps[0][0], clock, "SO-1")
+    theirs = _order(session, company.reps[1][0], clock, "SO-2")
+    rep_reply = say(company.reps[0][0], "#加急# SO-1 客户工地周五开工")
+    assert rep_reply == "「#加急#」只有主管、老板可以使用。发送 #帮助# 查看你可用的命令。"
+    # Another team's order reads like a missing one.
+    assert say(company.managers[0], "#加急# SO-2 客户催") == "订单不存在或无权访问"
+    assert say(company.managers[0], "#加急# SO-404 客户催") == "订单不存在或无权访问"
+    for order in (ours, theirs):
+        session.refresh(order)
+        assert order.expedited_at is None
+    assert say(company.managers[0], "#加急# so-1 客户工地周五开工").startswith("订单 SO-1 已加急")
+    assert say(company.managers[0], "#加急# SO-1 再催一次").startswith("订单 SO-1 已于")
+    assert say(company.boss, "#加急# SO-2 老板要求").startswith("订单 SO-2 已加急")
+
+
+@pytest.mark.parametrize("text", ["#加急#", "#加急# SO-1", "#加急#   SO-1   "])
+def test_expedite_needs_an_order_and_a_reason(company, session, say, clock, text):
+    order = _order(session, company.reps[0][0], clock, "SO-1")
+    assert say(company.managers[0], text) == "格式：#加急# <订单号> <原因>"
+    session.refresh(order)
+    assert order.expedited_at is None
+
+
+def test_today_is_each_persons_own_list(company, session, say, clock):
+    for user in (company.managers[0], company.boss):
+        tasks.add_task(session, actor=Actor.of(user), assignee_id=None, title="看周报", now=clock())
+        session.commit()
+        assert say(user, "#今日#").splitlines() == ["今日待办 1 项（逾期在前）：", "1. 看周报"]

@@ -234,6 +234,24 @@ def test_text_longer_than_its_column_is_a_row_error_not_a_failed_import(session,
     assert result.report[0]["row"] == 2 and result.report[0]["field"] == "区域"
 
 
+def test_emails_are_imported_and_a_malformed_one_is_a_row_error(session, clock, tmp_path):
+    rep = make_company(session).reps[0][0]
+    path = write_xlsx(
+        tmp_path / "emails.xlsx",
+        [
+            ["客户名称", "电子邮箱"],
+            ["张先生", "Zhang@Example.COM"],
+            ["李先生", "不是邮箱"],
+        ],
+    )
+
+    result = run(session, rep, path, clock)
+
+    assert (result.created, result.errors) == (1, 1)
+    assert result.report[0]["row"] == 3 and result.report[0]["field"] == "电子邮箱"
+    assert session.scalar(select(Customer.email)) == "Zhang@example.com"
+
+
 # --- CSV as people save it ---------------------------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from workers import queues
 BASE_HEADERS = [
     "客户名称",
     "电话",
+    "邮箱",
     "公司",
     "区域",
     "分类",
@@ -255,14 +256,14 @@ def test_a_formula_like_name_is_exported_as_text_not_a_formula(client, session, 
 
     xlsx = export(client, headers, format="xlsx")
     workbook = load_workbook(io.BytesIO(xlsx.data))
-    name_cell, _, company_cell = next(workbook["客户"].iter_rows(min_row=2, max_col=3))
+    name_cell, _, _, company_cell = next(workbook["客户"].iter_rows(min_row=2, max_col=4))
     assert (name_cell.value, name_cell.data_type) == (FORMULA_NAME, "s")
     assert (company_cell.value, company_cell.data_type) == ("@SUM(A1:A9)", "s")
     sheet_xml = zipfile.ZipFile(io.BytesIO(xlsx.data)).read("xl/worksheets/sheet1.xml")
     assert b"<f>" not in sheet_xml
 
     _, row = csv_rows(export(client, headers, format="csv"))
-    assert (row[0], row[2]) == ("'" + FORMULA_NAME, "'@SUM(A1:A9)")
+    assert (row[0], row[3]) == ("'" + FORMULA_NAME, "'@SUM(A1:A9)")
 
 
 # --- round trip --------------------------------------------------------------------------------
