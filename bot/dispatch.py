@@ -2,13 +2,17 @@
 contact change, decide an order from a card's button; the answer goes out as an app message.
 
 Called by the processing job inside the transaction that marks the message done, so the
-effects and the reply commit together, once.
+effects and the reply commit together, once. What a message needs from WeCom's API is asked
+before that transaction (`ask_wecom`): on SQLite it holds the database's one write lock, which
+the callback needs to store the next message.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -27,6 +31,35 @@ log = logging.getLogger(__name__)
 NOT_TEXT_REPLY = "目前只认识文字命令，发送 #帮助# 查看可用命令。"
 
 
+def ask_wecom(fields: Mapping[str, Any], wecom: WeComClient) -> dict[str, contacts.ContactInfo]:
+    """What handling the message will need from WeCom: the profile of a WeChat contact a rep
+    just added. Raises WeComUnavailable when WeCom cannot be reached (the job tries later)."""
+    if (
+        fields.get("Event") != "change_external_contact"
+        or fields.get("ChangeType") not in contacts.ADDING
+        or not fields.get("ExternalUserID")
+    ):
+        return {}
+    external_userid = str(fields["ExternalUserID"])
+    try:
+        answer = wecom.get_external_contact(external_userid)
+    except WeComUnavailable:
+        raise
+    except WeComError as error:
+        log.warning("externalcontact/get refused (%s); the profile starts unnamed", error)
+        return {external_userid: contacts.ContactInfo(name="")}
+    contact = answer.get("external_contact") or {}
+    rep = str(fields.get("UserID") or "")
+    mine = [f for f in answer.get("follow_user") or [] if f.get("userid") == rep]
+    return {
+        external_userid: contacts.ContactInfo(
+            name=str(contact.get("name") or ""),
+            corp_name=str(contact.get("corp_name") or "") or None,
+            mobiles=[str(m) for f in mine for m in f.get("remark_mobiles") or []],
+        )
+    }
+
+
 def handle(
     session: Session,
     message: InboundMessage,
@@ -34,12 +67,13 @@ def handle(
     now: datetime,
     store: FileStore,
     settings: Settings,
-    wecom: WeComClient,
+    wecom_answers: Mapping[str, contacts.ContactInfo],
 ) -> None:
+    """Act on one message; `wecom_answers` is what `ask_wecom` returned for it."""
     fields = message.payload
     if message.msg_type == "event":
         if message.event == "change_external_contact":
-            _contact_change(session, message, fields, now, wecom)
+            _contact_change(session, message, fields, now, wecom_answers)
         elif message.event == "template_card_event":
             _card_click(session, message, fields, now)
         return  # enter_agent and the like need nothing
@@ -81,7 +115,11 @@ def _reply(session: Session, to: User, message: InboundMessage, text: str, now: 
 
 
 def _contact_change(
-    session: Session, message: InboundMessage, fields: dict, now: datetime, wecom: WeComClient
+    session: Session,
+    message: InboundMessage,
+    fields: dict,
+    now: datetime,
+    wecom_answers: Mapping[str, contacts.ContactInfo],
 ) -> None:
     rep = _member(session, str(fields.get("UserID") or ""))
     external_userid = str(fields.get("ExternalUserID") or "")
@@ -89,20 +127,7 @@ def _contact_change(
         return
 
     def lookup(external_userid: str) -> contacts.ContactInfo:
-        try:
-            answer = wecom.get_external_contact(external_userid)
-        except WeComUnavailable:
-            raise  # the job retries the message later
-        except WeComError as error:
-            log.warning("externalcontact/get refused (%s); creating an unnamed profile", error)
-            return contacts.ContactInfo(name="")
-        contact = answer.get("external_contact") or {}
-        mine = [f for f in answer.get("follow_user") or [] if f.get("userid") == rep.wecom_userid]
-        return contacts.ContactInfo(
-            name=str(contact.get("name") or ""),
-            corp_name=str(contact.get("corp_name") or "") or None,
-            mobiles=[str(m) for f in mine for m in f.get("remark_mobiles") or []],
-        )
+        return wecom_answers.get(external_userid) or contacts.ContactInfo(name="")
 
     outcome = contacts.on_change(
         session,

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import timedelta
 
 from bot import dispatch, inbound
+from models import InboundMessage
 from wecom.client import WeComUnavailable
 from wecrm.runtime import Runtime
 from workers import context, queues
@@ -60,25 +61,27 @@ def drain(rt: Runtime, *, stale_after: timedelta | None = None) -> dict[str, int
 
 def _process_one(rt: Runtime, message_id: int) -> str:
     """Claim and handle one message in one transaction; returns the outcome's name."""
-    with rt.db.session(lock_for_write=True) as session:
-        now = rt.clock()
-        message = inbound.claim(session, message_id=message_id, now=now)
-        if message is None:
-            return "taken"  # another worker got there first
-        try:
+    try:
+        with rt.db.session() as session:  # WeCom is asked before the write transaction
+            message = session.get(InboundMessage, message_id)
+            answers = dispatch.ask_wecom(message.payload, rt.wecom) if message else {}
+        with rt.db.session(lock_for_write=True) as session:
+            now = rt.clock()
+            claimed = inbound.claim(session, message_id=message_id, now=now)
+            if claimed is None:
+                return "taken"  # another worker got there first
             dispatch.handle(
                 session,
-                message,
+                claimed,
                 now=now,
                 store=rt.store,
                 settings=rt.settings,
-                wecom=rt.wecom,
+                wecom_answers=answers,
             )
             session.commit()
             return "done"
-        except Exception as error:
-            session.rollback()
-            failure = error
+    except Exception as error:  # closing the session rolled back whatever it had done
+        failure = error
     # WeCom being down says nothing about the message: wait for it without using up attempts.
     counts = not isinstance(failure, WeComUnavailable)
     with rt.db.session(lock_for_write=True) as session:

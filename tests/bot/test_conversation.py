@@ -145,3 +145,32 @@ def test_messages_from_people_outside_the_directory_are_kept_and_answered_by_nob
     assert wecom_side.send_text("stranger", "#今日#") == []
     [message] = session.scalars(select(InboundMessage)).all()
     assert (message.from_user, message.status) == ("stranger", "done")
+
+
+def test_a_contact_added_while_wecom_is_down_is_created_once_wecom_is_back(
+    wecom_side, fake_wecom, session, clock
+):
+    rep = make_company(session).reps[0][0]
+    fake_wecom.add_external_contact("wmLater", "周先生", userid=rep.wecom_userid)
+    added = {
+        "Event": "change_external_contact",
+        "ChangeType": "add_external_contact",
+        "UserID": rep.wecom_userid,
+        "ExternalUserID": "wmLater",
+    }
+    fake_wecom.set_unreachable(True)
+    assert wecom_side.send_event("sys", added) == []
+    session.rollback()
+    [message] = session.scalars(select(InboundMessage)).all()
+    assert (message.status, message.attempts) == ("pending", 0)  # waiting, no attempt used up
+
+    fake_wecom.set_unreachable(False)
+    clock.advance(minutes=1)
+    wecom_side.sweep()
+    assert wecom_side.inbox(rep.wecom_userid) == [
+        "已为你新建客户档案「周先生」（来自企业微信），记得补全资料。"
+    ]
+    session.rollback()
+    assert session.scalar(select(Customer.name).where(Customer.external_userid == "wmLater")) == (
+        "周先生"
+    )

@@ -31,6 +31,7 @@ from bot.callback import CALLBACK_PATH
 from config import Settings
 from fake_wecom.callback import CallbackApp, Envelope
 from fake_wecom.server import FakeWeCom
+from workers import inbound as inbound_jobs
 from workers import queues
 
 # Far above anything the official vectors or a hand-written test use, so ids never collide.
@@ -94,6 +95,11 @@ class WeComSide:
         SimpleWorker([queues.INBOUND, queues.NOTIFICATIONS], connection=self.connection).work(
             burst=True
         )
+
+    def sweep(self) -> None:
+        """What the scheduler does every minute (the sweeper), then a worker."""
+        queues.queue(self.connection, queues.INBOUND).enqueue(inbound_jobs.sweep_inbound)
+        self.work()
 
     # -- the conversation ------------------------------------------------------------------------
 
