@@ -367,6 +367,7 @@ def send(
     )
     session.add(email)
     session.flush()
+    delivery.start_after_commit(session, delivery.MAIL)
     return email
 
 
@@ -402,6 +403,7 @@ def retry(
         raise EmailNotConfigured()
     delivery.retry(email, now=now)
     session.flush()
+    delivery.start_after_commit(session, delivery.MAIL)
     return email
 
 

@@ -23,9 +23,6 @@ from crm.delivery import DeliveryStatus
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from models import OutboxMessage, User
 
-# The edge that made the session reads this flag after its commit and enqueues the sender
-# (see wecrm/runtime.py), so callers of notify() never think about queues.
-SEND_AFTER_COMMIT = "wecrm.outbox.send_after_commit"
 MSGTYPES = ("text", "markdown", "textcard", "template_card")
 MAX_PAGE_SIZE = 100
 # WeCom's documented limits (https://developer.work.weixin.qq.com/document/path/90236); longer
@@ -137,7 +134,7 @@ def notify(
                 continue
         added.append(message)
     if added:
-        session.info[SEND_AFTER_COMMIT] = True
+        delivery.start_after_commit(session, delivery.OUTBOX)
     return added
 
 
@@ -290,5 +287,5 @@ def retry(session: Session, *, actor: Actor, message_id: int, now: datetime) -> 
         raise Conflict("只有发送失败的通知可以重发", code="not_failed")
     delivery.retry(message, now=now)
     session.flush()
-    session.info[SEND_AFTER_COMMIT] = True
+    delivery.start_after_commit(session, delivery.OUTBOX)
     return message

@@ -3,10 +3,7 @@ delivers them over SMTP (workers/mail.py)."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
-
-import redis
 
 from crm import emails, followups
 from miniapp_api import api
@@ -25,19 +22,6 @@ from miniapp_api.schemas import (
     OutgoingEmailList,
     OutgoingEmailOut,
 )
-from workers import queues
-
-log = logging.getLogger(__name__)
-
-
-def _deliver_after_commit() -> None:
-    """Commit, so the worker finds the email, and start a delivery run."""
-    session().commit()
-    try:
-        queues.enqueue_mail(runtime().redis)
-    except redis.RedisError:
-        # The email is committed; the periodic run (workers/schedule.py) delivers it.
-        log.warning("could not enqueue email delivery", exc_info=True)
 
 
 @operation(
@@ -192,7 +176,6 @@ def send_email(customer_id: int, body: EmailSendIn) -> Any:
         company_name=settings.company_name,
         is_configured=settings.email_configured,
     )
-    _deliver_after_commit()
     return email
 
 
@@ -224,5 +207,4 @@ def retry_email(email_id: int) -> Any:
         now=now(),
         is_configured=runtime().settings.email_configured,
     )
-    _deliver_after_commit()
     return email

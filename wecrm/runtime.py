@@ -35,22 +35,22 @@ class Runtime:
     def db(self) -> Database:
         db = Database(self.settings.database_url)
         # Installed here, where every edge (request, job, bot, command) gets its sessions, so a
-        # commit that queued notifications starts the sender without the edge knowing.
+        # commit that queued messages or emails starts their sender without the edge knowing.
         for factory in (db.sessions, db.writer_sessions):
             event.listen(factory, "after_commit", self._after_commit)
         return db
 
     def _after_commit(self, session: Session) -> None:
-        from crm.notifications import SEND_AFTER_COMMIT
+        from crm import delivery
         from workers import queues  # workers import this module
 
-        if not session.info.pop(SEND_AFTER_COMMIT, False):
-            return
-        try:
-            queues.enqueue_outbox(self.redis)
-        except redis.RedisError:
-            # The rows are committed; the periodic catch-up run sends them if this enqueue is lost.
-            log.warning("could not enqueue the outbox sender", exc_info=True)
+        starters = {delivery.OUTBOX: queues.enqueue_outbox, delivery.MAIL: queues.enqueue_mail}
+        for sender in session.info.pop(delivery.START_AFTER_COMMIT, ()):
+            try:
+                starters[sender](self.redis)
+            except redis.RedisError:
+                # The rows are committed; the periodic catch-up run sends them if this is lost.
+                log.warning("could not start the %s sender", sender, exc_info=True)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -248,7 +248,7 @@ def test_manager_retries_a_failed_message_of_their_team_only(outbox, session, cl
     retried = notifications.retry(session, actor=manager, message_id=own_team.id, now=clock())
     assert retried.status == OutboxStatus.PENDING and retried.attempts == 0
     assert retried.next_attempt_at == clock()
-    assert session.info.get(notifications.SEND_AFTER_COMMIT) is True
+    assert session.info.get(delivery.START_AFTER_COMMIT) == {delivery.OUTBOX}
     with pytest.raises(NotFound):
         notifications.retry(session, actor=manager, message_id=other_team.id, now=clock())
     with pytest.raises(Conflict):
