@@ -29,6 +29,7 @@ from wecom.client import WeComClient, WeComError, WeComUnavailable
 
 log = logging.getLogger(__name__)
 NOT_TEXT_REPLY = "目前只认识文字命令，发送 #帮助# 查看可用命令。"
+FAILED_REPLY = "抱歉，这条消息没能处理好，请稍后再发一次，或到小程序里操作。"
 
 
 def ask_wecom(fields: Mapping[str, Any], wecom: WeComClient) -> dict[str, contacts.ContactInfo]:
@@ -91,6 +92,15 @@ def handle(
         max_attachment_bytes=settings.max_attachment_bytes,
     )
     _reply(session, sender, message, commands.run(context, str(fields.get("Content") or "")), now)
+
+
+def tell_failed(session: Session, message: InboundMessage, *, now: datetime) -> None:
+    """The member's message failed for good: say so rather than stay silent (events, which
+    nobody typed, fail quietly)."""
+    if message.msg_type == "text":
+        sender = _member(session, message.from_user)
+        if sender is not None:
+            _reply(session, sender, message, FAILED_REPLY, now)
 
 
 def _member(session: Session, wecom_userid: str) -> User | None:

@@ -92,6 +92,10 @@ def _process_one(rt: Runtime, message_id: int) -> str:
             max_attempts=MAX_ATTEMPTS,
             counts=counts,
         )
+        if status == inbound.FAILED:
+            message = session.get(InboundMessage, message_id)
+            assert message is not None  # inbound rows are never deleted
+            dispatch.tell_failed(session, message, now=rt.clock())
         session.commit()
     if status == inbound.FAILED:
         log.error("inbound message %d failed for good", message_id, exc_info=failure)

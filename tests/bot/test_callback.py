@@ -484,6 +484,7 @@ def test_the_sweeper_handles_a_message_whose_enqueue_was_lost(wecom_side, runtim
 def test_a_message_whose_handling_raises_is_retried_then_failed_without_blocking_others(
     wecom_side, runtime, clock, session, monkeypatch
 ):
+    make_company(session)  # rep00 is a member, so the failure can be told
     handled: list[str] = []
 
     def handle(session, message, **kwargs):
@@ -507,6 +508,9 @@ def test_a_message_whose_handling_raises_is_retried_then_failed_without_blocking
         sweep(runtime)
         assert stored(session)[0].attempts == attempt
     assert stored(session)[0].status == "failed"
+    # The member hears that it failed (once), instead of nothing.
+    wecom_side.work()
+    assert wecom_side.inbox("rep00") == [dispatch.FAILED_REPLY]
 
     clock.advance(seconds=inbound_jobs.SWEEP_AFTER_SECONDS + 1)
     wecom_side.post(wecom_side.text_fields("rep00", "later"))
