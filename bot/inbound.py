@@ -43,6 +43,8 @@ EVENT_DISCRIMINATORS = (
 )
 _LIMITS = {"FromUserName": 64, "MsgType": 32, "Event": 64, "MsgId": 64}
 ERROR_MAX_CHARS = 255
+# The batch writer gives its connection back after this long without a message.
+IDLE_SECONDS = 10.0
 
 
 class MalformedMessage(ValueError):
@@ -180,7 +182,11 @@ class BatchWriter:
     def _run(self) -> None:
         pending = self._queue
         while True:
-            batch = [pending.get()]
+            try:
+                batch = [pending.get(timeout=IDLE_SECONDS)]
+            except queue.Empty:
+                self._drop_connection()  # a quiet process holds no database connection
+                continue
             while len(batch) < self._max_batch:
                 try:
                     batch.append(pending.get_nowait())
