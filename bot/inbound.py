@@ -198,6 +198,9 @@ class BatchWriter:
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
+                # Closed for real, not returned to the pool: it may be broken, and its engine
+                # may have been disposed since (the pool would then never close it).
+                connection.invalidate()
                 connection.close()
             except Exception:  # a broken connection may fail to close; it is gone either way
                 log.warning("could not close the inbound writer's connection", exc_info=True)
