@@ -124,13 +124,6 @@ def insert(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]
     return {key: row_id for row_id, key in connection.execute(statement, rows)}
 
 
-def store(session: Session, fields: Mapping[str, Any], now: datetime) -> int | None:
-    """Insert one decrypted message as pending and return its id; None when its dedupe key is
-    already stored. Raises MalformedMessage."""
-    values = message_values(fields, now)
-    return insert(session.connection(), [values]).get(values["dedupe_key"])
-
-
 class BatchWriter:
     """Group commit for the callback: the request threads of one process hand their messages
     to one writer thread, which stores whatever is waiting in one INSERT and one commit, then
@@ -156,7 +149,8 @@ class BatchWriter:
         self._pid: int | None = None
 
     def store(self, fields: Mapping[str, Any], now: datetime, *, timeout: float) -> int | None:
-        """Like `store`, committed. Raises MalformedMessage, or TimeoutError when the database
+        """Store one decrypted message as pending, committed; its id, or None when its dedupe
+        key is already stored. Raises MalformedMessage, or TimeoutError when the database
         did not take the message in time (the item may still be stored; WeCom's retry of it
         then dedupes), or the database's error."""
         waiting = _Waiting(message_values(fields, now))

@@ -125,7 +125,7 @@ def log_follow_up(
 def add_follow_up(
     session: Session,
     *,
-    actor: Actor | None,
+    actor: Actor,
     customer: Customer,
     method: ContactMethod,
     summary: str,
@@ -141,7 +141,7 @@ def add_follow_up(
     follow-up triggers: typed, captured and emailed follow-ups all take this one path."""
     follow_up = FollowUp(
         customer_id=customer.id,
-        author_id=actor.user_id if actor else None,
+        author_id=actor.user_id,
         happened_at=happened_at,
         method=method,
         summary=summary,

@@ -458,7 +458,7 @@ def test_dedupe_keys_of_messages_and_events():
 )
 def test_fields_no_wecom_message_has_are_malformed(fields, session, clock):
     with pytest.raises(inbound.MalformedMessage):
-        inbound.store(session, fields, clock())
+        inbound.message_values(fields, clock())
 
 
 # -- processing ----------------------------------------------------------------------------------
