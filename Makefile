@@ -23,6 +23,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy crm models config
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/python -m bench.customer_book --db both

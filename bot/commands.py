@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
-from crm import customers, followups, orders, pool, tasks
+from crm import customer_changes, customers, followups, orders, pool, tasks
 from crm.actors import Actor, customer_scope, user_scope
 from crm.errors import DomainError
 from crm.storage import FileStore
@@ -180,7 +180,7 @@ def _assign(ctx: Context, args: str) -> str:
     elif customer.owner_id == member.id:
         return f"「{customer.name}」已经由{member.name}负责。"
     else:
-        customers.reassign(
+        customer_changes.reassign(
             ctx.session,
             actor=ctx.actor,
             customer_id=customer.id,

@@ -12,7 +12,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import customers
+from crm import customer_changes, customers
 from crm.actors import Actor
 from crm.errors import Invalid
 from crm.phones import normalise_phone
@@ -123,7 +123,7 @@ def _create_or_link(
         values["company"] = info.corp_name[:NAME_MAX_CHARS]
     if phone:
         values["phone"] = phone
-    customer = customers.create_customer(
+    customer = customer_changes.create_customer(
         session, actor=actor, values=values, now=now, cause="企业微信添加客户"
     )
     customer.external_userid = external_userid

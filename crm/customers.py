@@ -1,7 +1,9 @@
-"""The customer book: find, read, create, change, move through stages and reassign customers.
+"""The customer book: find and read customers, clean their fields, move them through stages.
 
 Every query starts from `customer_scope(actor)`, so a customer outside the actor's scope is
-simply not there: reads and writes alike answer NotFound.
+simply not there: reads and writes alike answer NotFound. These are the steps the rules use
+too (a trigger's stage move is `change_stage`); the changes people make, which the rules react
+to, are in `crm.customer_changes`.
 """
 
 from __future__ import annotations
@@ -14,19 +16,17 @@ from typing import Any
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from crm import audit, completeness, custom_fields
-from crm.actors import Actor, customer_scope, user_scope
+from crm import audit, custom_fields
+from crm.actors import Actor, customer_scope
 from crm.email_addresses import normalise_email
-from crm.errors import Conflict, Forbidden, Invalid, NotFound
+from crm.errors import Conflict, Invalid, NotFound
 from crm.phones import normalise_phone
-from crm.rules import grading, triggers
 from crm.text import check_text, escape_like
-from crm.vocab import ALLOWED_STAGE_MOVES, Category, Grade, NeedMatch, Source, Stage
-from models import ContactEvent, Customer, CustomerTag, FollowUp, StageChange, Task, User
+from crm.vocab import ALLOWED_STAGE_MOVES, Category, NeedMatch, Source, Stage
+from models import ContactEvent, Customer, CustomerTag, FollowUp, StageChange, Task
 
 MAX_PAGE_SIZE = 100
 TIMELINE_LIMIT = 100
-MAX_TAGS = 20
 
 # Plain fields a create or an update may set; owner, stage and grade have their own verbs.
 EDITABLE_FIELDS = (
@@ -176,129 +176,6 @@ def customer_detail(session: Session, *, actor: Actor, customer_id: int) -> Cust
     return CustomerDetail(customer=customer, timeline=events[:TIMELINE_LIMIT])
 
 
-def create_customer(
-    session: Session,
-    *,
-    actor: Actor,
-    values: dict[str, Any],
-    now: datetime,
-    owner_id: int | None = None,
-    stage: str = Stage.LEAD,
-    grade: str | None = None,
-    tags: list[str] | None = None,
-    custom_values: dict[str, Any] | None = None,
-    cause: str = "新建客户",
-) -> Customer:
-    """Create a customer owned by the actor (or, for managers, by someone they manage)."""
-    owner = _resolve_owner(session, actor, owner_id)
-    cleaned = clean_fields(values)
-    _refuse_duplicate_phone(session, cleaned.get("phone"), exclude_id=None)
-    cleaned.setdefault("inquiry_count", 0)
-    cleaned.setdefault("has_budget", False)
-    cleaned.setdefault("attended_expo", False)
-    customer = Customer(
-        **cleaned,
-        stage=_clean_enum(Stage, stage, "stage", "阶段"),
-        grade=_clean_enum(Grade, grade, "grade", "等级") if grade else None,
-        owner_id=owner.id if owner else None,
-        team_id=owner.team_id if owner else actor.team_id,
-        custom_values=custom_fields.clean_values(
-            custom_fields.active_fields(session), custom_values or {}
-        ),
-        stage_entered_at=now,
-        created_at=now,
-        updated_at=now,
-    )
-    customer.tags = [CustomerTag(tag=t) for t in _clean_tags(tags or [])]
-    customer.completeness = completeness.score(customer, completeness.required_custom_keys(session))
-    session.add(customer)
-    session.flush()
-    if grade is None:  # a grade a manager imports or types in stands until the next event
-        customer.grade = grading.grade_for(session, customer=customer, now=now)[0]
-    session.add(
-        StageChange(
-            customer_id=customer.id,
-            from_stage=None,
-            to_stage=customer.stage,
-            changed_at=now,
-            actor_id=actor.user_id,
-            cause=cause,
-        )
-    )
-    audit.record(
-        session,
-        actor=actor,
-        entity="customer",
-        entity_id=customer.id,
-        action="create",
-        before={},
-        after=snapshot(customer),
-        now=now,
-        reason=cause,
-    )
-    return customer
-
-
-def update_customer(
-    session: Session,
-    *,
-    actor: Actor,
-    customer_id: int,
-    values: dict[str, Any],
-    now: datetime,
-    tags: list[str] | None = None,
-    custom_values: dict[str, Any] | None = None,
-    grade: str | None = None,
-    reason: str | None = None,
-) -> Customer:
-    """Change plain fields, tags, custom values or (managers) the grade; audited."""
-    customer = get_customer(session, actor=actor, customer_id=customer_id, for_update=True)
-    session.refresh(customer, ["tags"])
-    before = snapshot(customer)
-    cleaned = clean_fields(values)
-    if "phone" in cleaned and cleaned["phone"] != customer.phone:
-        _refuse_duplicate_phone(session, cleaned["phone"], exclude_id=customer.id)
-    for name, value in cleaned.items():
-        setattr(customer, name, value)
-    if tags is not None:
-        existing = {t.tag: t for t in customer.tags}
-        customer.tags = [existing.get(t) or CustomerTag(tag=t) for t in _clean_tags(tags)]
-    if custom_values:
-        customer.custom_values = custom_fields.clean_values(
-            custom_fields.active_fields(session), custom_values, current=customer.custom_values
-        )
-    if grade is not None:
-        if not actor.can_manage:
-            raise Forbidden("客户等级由规则或主管设定")
-        customer.grade = _clean_enum(Grade, grade, "grade", "等级")
-    after = snapshot(customer)
-    if after == before:
-        return customer
-    customer.completeness = completeness.score(customer, completeness.required_custom_keys(session))
-    customer.updated_at = now
-    audit.record(
-        session,
-        actor=actor,
-        entity="customer",
-        entity_id=customer.id,
-        action="update",
-        before=_changed(before, after),
-        after=_changed(after, before),
-        now=now,
-        reason=reason,
-    )
-    session.flush()
-    triggers.on_event(
-        session,
-        customer=customer,
-        event="customer_updated",
-        now=now,
-        data={"changed_fields": sorted(_changed(after, before))},
-        regrade=grade is None,
-    )
-    return customer
-
-
 def change_stage(
     session: Session,
     *,
@@ -309,7 +186,7 @@ def change_stage(
     cause: str,
 ) -> StageChange:
     """Move a customer along the allowed stage moves, recording history and audit."""
-    target = _clean_enum(Stage, to_stage, "stage", "阶段")
+    target = clean_enum(Stage, to_stage, "stage", "阶段")
     current = Stage(customer.stage)
     if target == current:
         raise Conflict(f"客户已处于「{current}」阶段", code="same_stage")
@@ -344,71 +221,6 @@ def change_stage(
     return change
 
 
-def move_stage(
-    session: Session, *, actor: Actor, customer_id: int, to_stage: str, now: datetime, cause: str
-) -> Customer:
-    """Change stage on behalf of a person (the API and bot verb)."""
-    customer = get_customer(session, actor=actor, customer_id=customer_id, for_update=True)
-    change = change_stage(
-        session,
-        actor=actor,
-        customer=customer,
-        to_stage=to_stage,
-        now=now,
-        cause=cause or "手动调整",
-    )
-    triggers.on_event(
-        session,
-        customer=customer,
-        event="stage_changed",
-        now=now,
-        data={"previous_stage": change.from_stage},
-    )
-    return customer
-
-
-def reassign(
-    session: Session,
-    *,
-    actor: Actor,
-    customer_id: int,
-    owner_id: int | None,
-    now: datetime,
-    reason: str,
-) -> Customer:
-    """Give a customer to another rep (managers within their team; the boss anywhere)."""
-    if not actor.can_manage:
-        raise Forbidden("只有主管或老板可以调整客户归属")
-    customer = get_customer(session, actor=actor, customer_id=customer_id, for_update=True)
-    owner = _resolve_owner(session, actor, owner_id) if owner_id is not None else None
-    before = {"owner_id": customer.owner_id, "team_id": customer.team_id}
-    customer.owner_id = owner.id if owner else None
-    if owner is not None:
-        customer.team_id = owner.team_id
-    customer.updated_at = now
-    audit.record(
-        session,
-        actor=actor,
-        entity="customer",
-        entity_id=customer.id,
-        action="reassign",
-        before=before,
-        after={"owner_id": customer.owner_id, "team_id": customer.team_id},
-        now=now,
-        reason=reason,
-    )
-    session.flush()
-    triggers.on_event(
-        session,
-        customer=customer,
-        event="customer_updated",
-        now=now,
-        data={"changed_fields": ["owner_id"]},
-    )
-    session.refresh(customer, ["owner"])
-    return customer
-
-
 def find_by_phone(session: Session, phone: str) -> Customer | None:
     """The customer with this normalised phone, in any scope (imports and duplicate checks)."""
     return session.scalar(select(Customer).where(Customer.phone == phone).limit(1))
@@ -433,11 +245,11 @@ def clean_fields(values: dict[str, Any]) -> dict[str, Any]:
         elif name == "email":
             value = normalise_email(value)
         elif name == "category" and value is not None:
-            value = _clean_enum(Category, value, name, "客户分类")
+            value = clean_enum(Category, value, name, "客户分类")
         elif name == "source" and value is not None:
-            value = _clean_enum(Source, value, name, "客户来源")
+            value = clean_enum(Source, value, name, "客户来源")
         elif name == "need_match" and value is not None:
-            value = _clean_enum(NeedMatch, value, name, "需求匹配度")
+            value = clean_enum(NeedMatch, value, name, "需求匹配度")
         elif name == "expected_amount" and value is not None:
             value = _clean_amount(value)
         elif name == "inquiry_count":
@@ -458,10 +270,6 @@ def snapshot(customer: Customer) -> dict[str, Any]:
         values["expected_amount"] = str(values["expected_amount"])
     values["custom_values"] = dict(customer.custom_values or {})
     return values
-
-
-def _changed(this: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in this.items() if other.get(k) != v}
 
 
 def filter_conditions(session: Session, query: CustomerQuery) -> list[Any]:
@@ -519,32 +327,8 @@ def sort_order(sort: str) -> list[Any]:
     return [primary, Customer.id.desc() if descending else Customer.id.asc()]
 
 
-def _resolve_owner(session: Session, actor: Actor, owner_id: int | None) -> User | None:
-    """The owner a write names: a rep's own customers are theirs; managers pick within scope."""
-    if owner_id is None:
-        return session.get(User, actor.user_id) if actor.is_rep else None
-    if owner_id != actor.user_id and not actor.can_manage:
-        raise Forbidden("销售只能为自己创建客户")
-    owner = session.scalar(select(User).where(User.id == owner_id, user_scope(actor)))
-    if owner is None:
-        raise NotFound("成员")
-    if not owner.is_active:
-        raise Invalid("不能分配给已停用的成员", field="owner_id")
-    return owner
-
-
-def _refuse_duplicate_phone(session: Session, phone: str | None, *, exclude_id: int | None) -> None:
-    if not phone:
-        return
-    query = select(Customer.id).where(Customer.phone == phone)
-    if exclude_id is not None:
-        query = query.where(Customer.id != exclude_id)
-    if session.scalar(query.limit(1)) is not None:
-        # Which rep holds it is not said: that would leak another rep's customer.
-        raise Conflict(f"电话 {phone} 已登记在其他客户名下（撞单）", code="duplicate_phone")
-
-
-def _clean_enum(kind: type[Any], value: Any, field_name: str, label: str) -> Any:
+def clean_enum(kind: type[Any], value: Any, field_name: str, label: str) -> Any:
+    """`value` as a member of the enum `kind`; Invalid lists the choices."""
     try:
         return kind(value)
     except ValueError:
@@ -573,14 +357,3 @@ def _clean_count(value: Any) -> int:
     if not 0 <= number <= 100000:
         raise Invalid("询价次数应在 0 到 100000 之间", field="inquiry_count")
     return number
-
-
-def _clean_tags(tags: list[str]) -> list[str]:
-    cleaned = list(
-        dict.fromkeys(check_text(t, field="tags").strip() for t in tags if t and t.strip())
-    )
-    if len(cleaned) > MAX_TAGS:
-        raise Invalid(f"标签最多{MAX_TAGS}个", field="tags")
-    if any(len(t) > 32 for t in cleaned):
-        raise Invalid("单个标签不能超过32字", field="tags")
-    return cleaned

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from crm import custom_fields
 from crm.actors import Actor, user_scope
-from crm.customers import create_customer, find_by_phone, get_customer, update_customer
+from crm.customer_changes import create_customer, update_customer
+from crm.customers import find_by_phone, get_customer
 from crm.errors import Conflict, DomainError, Invalid, NotFound
 from crm.phones import normalise_phone
 from models import Customer, User

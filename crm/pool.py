@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from crm import audit, calendar
 from crm.actors import Actor, user_scope
+from crm.customers import get_customer
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.rulesets import store
 from crm.rulesets.policy import AutoAssign, PoolPolicy
@@ -80,8 +81,6 @@ def release_by_hand(
     session: Session, *, actor: Actor, customer_id: int, reason: str, now: datetime
 ) -> Customer:
     """A manager (or the boss) puts a customer of their scope in the pool."""
-    from crm.customers import get_customer
-
     if not actor.can_manage:
         raise Forbidden("只有主管或老板可以把客户释放到公海")
     customer = get_customer(session, actor=actor, customer_id=customer_id, for_update=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Response, send_file
 
-from crm import completeness, customers, exports, followups
+from crm import completeness, customer_changes, customers, exports, followups
 from crm.customers import CustomerQuery
 from crm.errors import NotFound
 from miniapp_api import api
@@ -75,7 +75,7 @@ def list_customers(query: CustomerListQuery) -> Any:
 )
 def create_customer(body: CustomerIn) -> Any:
     values = body.model_dump(include=PLAIN_FIELDS | {"name"}, exclude_unset=True)
-    customer = customers.create_customer(
+    customer = customer_changes.create_customer(
         session(),
         actor=actor(),
         values=values,
@@ -117,7 +117,7 @@ def get_customer(customer_id: int) -> Any:
     response=CustomerOut,
 )
 def update_customer(customer_id: int, body: CustomerPatch) -> Any:
-    customer = customers.update_customer(
+    customer = customer_changes.update_customer(
         session(),
         actor=actor(),
         customer_id=customer_id,
@@ -142,7 +142,7 @@ def update_customer(customer_id: int, body: CustomerPatch) -> Any:
     response=CustomerOut,
 )
 def change_stage(customer_id: int, body: StageIn) -> Any:
-    customer = customers.move_stage(
+    customer = customer_changes.move_stage(
         session(),
         actor=actor(),
         customer_id=customer_id,
@@ -164,7 +164,7 @@ def change_stage(customer_id: int, body: StageIn) -> Any:
     response=CustomerOut,
 )
 def reassign(customer_id: int, body: ReassignIn) -> Any:
-    customer = customers.reassign(
+    customer = customer_changes.reassign(
         session(),
         actor=actor(),
         customer_id=customer_id,

@@ -10,7 +10,7 @@ from typing import Any
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
-from crm import customers
+from crm import customer_changes
 from crm.actors import Actor
 from fake_wecom.server import FakeWeCom
 from models import Customer, Team, User
@@ -79,7 +79,7 @@ def make_customer(session: Session, owner: User, now: datetime, **values: Any) -
     stage = values.pop("stage", "潜在")
     tags = values.pop("tags", None)
     custom = values.pop("custom_values", None)
-    customer = customers.create_customer(
+    customer = customer_changes.create_customer(
         session,
         actor=Actor.of(owner),
         values=values,

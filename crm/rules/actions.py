@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import audit, placeholders
+from crm import audit, customers, notifications, placeholders, pool, tasks
 from crm.rules.conditions import Problem
 from crm.rulesets.policy import AutoAssign
 from crm.vocab import ALLOWED_STAGE_MOVES, Grade, Stage
@@ -125,8 +125,6 @@ def _set_grade(run: Run, params: Mapping[str, Any]) -> None:
 
 
 def _set_stage(run: Run, params: Mapping[str, Any]) -> None:
-    from crm import customers
-
     current, target = Stage(run.customer.stage), Stage(params["stage"])
     if target == current or target not in ALLOWED_STAGE_MOVES[current]:
         log.info("rule %s: no stage move %s -> %s", run.rule, current, target)
@@ -172,8 +170,6 @@ def _audit_tag(run: Run, action: str, tag: str) -> None:
 
 
 def _create_task(run: Run, params: Mapping[str, Any]) -> None:
-    from crm import tasks
-
     assignees = _people(run, params["for"], params.get("user_id"))
     if not assignees:
         log.info("rule %s: nobody to give a task about customer %s", run.rule, run.customer.id)
@@ -194,8 +190,6 @@ def _create_task(run: Run, params: Mapping[str, Any]) -> None:
 
 
 def _notify(run: Run, params: Mapping[str, Any]) -> None:
-    from crm import notifications
-
     title = run.render(params.get("title") or "客户提醒：{customer}")
     text = run.render(params["text"])
     recipients = _people(run, params["to"], params.get("user_id"))
@@ -215,14 +209,10 @@ def _notify(run: Run, params: Mapping[str, Any]) -> None:
 
 
 def _release(run: Run, params: Mapping[str, Any]) -> None:
-    from crm import pool
-
     pool.release(run.session, customer=run.customer, reason=params["reason"], now=run.now)
 
 
 def _reassign(run: Run, params: Mapping[str, Any]) -> None:
-    from crm import pool
-
     strategy = AutoAssign(params["strategy"]) if params.get("strategy") else None
     excluded = {run.customer.owner_id} if run.customer.owner_id else set()
     pool.auto_assign(

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm.actors import Actor, user_scope
+from crm.pool import holdings
 from crm.rules import conditions, documents, grading
 from crm.rules.facts import registry
 from crm.rules.triggers import follow_up_data
@@ -99,8 +100,6 @@ def pool(
     session: Session, *, actor: Actor, document: dict[str, Any], now: datetime
 ) -> list[dict[str, Any]]:
     """Each rep in scope: open customers held against the policy's cap."""
-    from crm import pool as pool_service
-
     policy = PoolPolicy.from_document(document)
     reps = list(
         session.scalars(
@@ -109,7 +108,7 @@ def pool(
             .order_by(User.id)
         )
     )
-    held = pool_service.holdings(session, [rep.id for rep in reps])
+    held = holdings(session, [rep.id for rep in reps])
     return [
         {
             "rule": rep.name,

@@ -7,7 +7,7 @@ import threading
 import pytest
 from sqlalchemy import func, select, update
 
-from crm import customers, pool
+from crm import customer_changes, pool
 from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, NotFound
 from crm.rules import publisher
@@ -227,7 +227,7 @@ def test_reassigning_a_customer_to_the_pool_by_hand_needs_a_manager(company, ses
 
 
 def test_customers_of_no_team_are_handed_out_with_the_team(company, session, clock):
-    imported = customers.create_customer(
+    imported = customer_changes.create_customer(
         session, actor=Actor.of(company.boss), values={"name": "导入的客户"}, now=clock()
     )
     session.commit()
@@ -308,7 +308,7 @@ def test_auto_assignment_does_not_hand_a_release_straight_back(company, session,
 def test_auto_assignment_needs_an_active_rep_and_touches_nothing_without_one(
     company, session, clock
 ):
-    imported = customers.create_customer(
+    imported = customer_changes.create_customer(
         session, actor=Actor.of(company.boss), values={"name": "无主客户"}, now=clock()
     )
     for rep in company.reps[1]:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from crm import customers, followups
+from crm import customer_changes, followups
 from crm.actors import Actor
 from crm.rules import publisher
 from models import AuditEntry, Customer, CustomerTag, OutboxMessage, StageChange, Task
@@ -113,7 +113,7 @@ def test_an_edit_triggers_on_the_fields_it_changed_and_regrades(company, session
     )
     customer = make_customer(session, rep, clock(), inquiry_count=3)
     assert customer.grade == "C"
-    customers.update_customer(
+    customer_changes.update_customer(
         session,
         actor=Actor.of(rep),
         customer_id=customer.id,
@@ -121,7 +121,7 @@ def test_an_edit_triggers_on_the_fields_it_changed_and_regrades(company, session
         now=clock(),
     )
     assert session.scalars(select(CustomerTag)).all() == []
-    customers.update_customer(
+    customer_changes.update_customer(
         session,
         actor=Actor.of(rep),
         customer_id=customer.id,
@@ -164,7 +164,7 @@ def test_rules_that_trigger_each_other_stop(company, session, clock):
         clock,
     )
     customer = make_customer(session, rep, clock(), stage="意向")
-    customers.move_stage(
+    customer_changes.move_stage(
         session,
         actor=Actor.of(rep),
         customer_id=customer.id,
@@ -185,12 +185,12 @@ def test_rules_that_trigger_each_other_stop(company, session, clock):
 def test_a_manager_set_grade_stands_until_the_next_event(company, session, clock):
     rep, manager = company.reps[0][0], company.managers[0]
     customer = make_customer(session, rep, clock())
-    customers.update_customer(
+    customer_changes.update_customer(
         session, actor=Actor.of(manager), customer_id=customer.id, values={}, grade="B", now=clock()
     )
     session.commit()
     assert session.get(Customer, customer.id).grade == "B"
-    customers.update_customer(
+    customer_changes.update_customer(
         session,
         actor=Actor.of(rep),
         customer_id=customer.id,
@@ -239,7 +239,7 @@ def test_rules_about_tags_and_custom_fields_see_them_on_an_event(company, sessio
     rep = company.reps[0][0]
     customer = make_customer(session, rep, clock())
     assert customer.grade == "D"
-    customers.update_customer(
+    customer_changes.update_customer(
         session,
         actor=Actor.of(rep),
         customer_id=customer.id,
@@ -248,7 +248,7 @@ def test_rules_about_tags_and_custom_fields_see_them_on_an_event(company, sessio
         now=clock(),
     )
     assert session.get(Customer, customer.id).grade == "B"
-    customers.update_customer(
+    customer_changes.update_customer(
         session,
         actor=Actor.of(rep),
         customer_id=customer.id,

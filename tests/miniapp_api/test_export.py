@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from crm import custom_fields, customers
+from crm import custom_fields, customer_changes
 from crm.actors import Actor
 from crm.customers import snapshot
 from models import AuditEntry, Customer
@@ -70,7 +70,7 @@ def book(session, clock):
     for team in company.reps:
         for rep in team:
             make_customer(session, rep, clock(), name=f"{rep.name}的客户")
-    customers.create_customer(
+    customer_changes.create_customer(
         session, actor=Actor.of(company.managers[0]), values={"name": "公海客户"}, now=clock()
     )
     session.commit()

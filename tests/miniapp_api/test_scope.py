@@ -9,7 +9,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy import select
 
-from crm import customers as customer_service
+from crm import customer_changes
 from crm import orders as order_service
 from crm.actors import Actor
 from miniapp_api.routing import OPERATIONS
@@ -103,7 +103,7 @@ def world(session, clock, runtime):
     pool = []
     for manager in company.managers:
         pool.append(
-            customer_service.create_customer(
+            customer_changes.create_customer(
                 session,
                 actor=Actor.of(manager),
                 values={"name": f"{manager.name}的公海客户"},
