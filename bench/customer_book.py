@@ -58,7 +58,7 @@ from miniapp_api.auth import issue_token
 from models import Base, Customer, FollowUp, User
 from models.users import Role
 from wecrm.app import create_app
-from wecrm.runtime import Runtime
+from wecrm.wiring import build_runtime
 
 REPO = Path(__file__).resolve().parent.parent
 DOC_PATH = REPO / "docs" / "benchmarks.md"
@@ -175,7 +175,7 @@ def run_backend(backend: str, args: argparse.Namespace) -> Run:
         "WECRM_REDIS_URL": REDIS_URL,
         "WECRM_SECRET_KEY": secrets.token_urlsafe(32),  # tokens issued here verify in gunicorn
     }
-    runtime = Runtime(Settings.from_env(env))
+    runtime = build_runtime(Settings.from_env(env))
     app = create_app(runtime)
     bare = create_bare_app(env["WECRM_DATABASE_URL"])
     engine = runtime.db.engine

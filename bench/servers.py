@@ -134,9 +134,9 @@ class Served:
 def _serve(kind: str, port: int, workers: int, threads: int) -> None:
     from config import Settings
     from wecrm import server
-    from wecrm.runtime import Runtime
+    from wecrm.wiring import build_runtime
 
-    runtime = Runtime(Settings.from_env())
+    runtime = build_runtime(Settings.from_env())
     if kind == "bare":
         # The same `serve` with the same options; only the app it loads differs.
         class BareGunicorn(server._Gunicorn):  # type: ignore[name-defined,misc]

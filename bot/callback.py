@@ -27,7 +27,7 @@ from wechatpy.exceptions import InvalidSignatureException
 
 from bot import inbound
 from wecrm.runtime import Runtime
-from workers import queues
+from workers.inbound import enqueue_inbound
 
 log = logging.getLogger(__name__)
 
@@ -136,5 +136,5 @@ def _install_writer(state: BlueprintSetupState) -> None:
     runtime: Runtime = state.app.extensions["wecrm"]
     state.app.extensions[WRITER_KEY] = inbound.BatchWriter(
         runtime.db,
-        lambda: queues.enqueue_inbound(runtime.redis),
+        lambda: enqueue_inbound(runtime.redis),
     )

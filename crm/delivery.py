@@ -13,7 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 # The edge that made the session reads this after its commit and starts the senders named in it
-# (see wecrm/runtime.py), so the services that queue rows never think about queues.
+# (see wecrm/runtime.py and wecrm/wiring.py), so the services that queue rows never think about
+# queues.
 START_AFTER_COMMIT = "wecrm.delivery.start_after_commit"
 OUTBOX = "outbox"  # WeCom app messages
 MAIL = "mail"

@@ -9,7 +9,7 @@ from miniapp_api import api
 from miniapp_api.context import actor, now, runtime, session
 from miniapp_api.routing import operation
 from miniapp_api.schemas import CustomFieldIn, CustomFieldList, CustomFieldOut, CustomFieldPatch
-from workers import queues
+from workers.jobs import enqueue_completeness
 
 
 @operation(
@@ -38,7 +38,7 @@ def create_field(body: CustomFieldIn) -> Any:
     field = custom_fields.define_field(session(), actor=actor(), now=now(), **body.model_dump())
     if field.is_required:
         session().commit()  # the job must see the new field
-        queues.enqueue_completeness(runtime().redis)
+        enqueue_completeness(runtime().redis)
     return field
 
 
@@ -58,5 +58,5 @@ def change_field(field_id: int, body: CustomFieldPatch) -> Any:
     )
     if {"is_required", "is_active"} & changes.keys():
         session().commit()
-        queues.enqueue_completeness(runtime().redis)
+        enqueue_completeness(runtime().redis)
     return field

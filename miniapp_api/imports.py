@@ -14,8 +14,7 @@ from miniapp_api.routing import operation, uploaded_files
 from miniapp_api.schemas import ImportIn, ImportJobOut
 from models import ImportJob
 from models.users import Role
-from workers import queues
-from workers.jobs import PROGRESS_KEY
+from workers.jobs import PROGRESS_KEY, enqueue_import
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 MAX_FILENAME_LENGTH = 255
@@ -55,7 +54,7 @@ def upload_import(body: ImportIn) -> Any:
     )
     session().add(job)
     session().commit()  # the worker must find the job
-    queues.enqueue_import(runtime().redis, job.id)
+    enqueue_import(runtime().redis, job.id)
     return job
 
 

@@ -32,6 +32,7 @@ from fake_wecom.server import FakeWeCom
 from models import Base
 from wecrm.app import create_app
 from wecrm.runtime import Runtime
+from wecrm.wiring import build_runtime
 from workers import context
 
 
@@ -108,7 +109,7 @@ def clock() -> Clock:
 
 @pytest.fixture(scope="session")
 def runtime(settings: Settings, clock: Clock) -> Iterator[Runtime]:
-    rt = Runtime(settings, clock=clock)
+    rt = build_runtime(settings, clock=clock)
     if not rt.db.is_sqlite:
         with rt.db.engine.begin() as conn:  # a fresh schema for every run on a shared server
             conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))

@@ -11,6 +11,7 @@ from bot.callback import callback
 from config import Settings
 from miniapp_api import api, errors
 from wecrm.runtime import Runtime
+from wecrm.wiring import build_runtime
 
 log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 64 * 1024 * 1024
@@ -18,7 +19,7 @@ MAX_REQUEST_BYTES = 64 * 1024 * 1024
 
 def create_app(runtime: Runtime | None = None) -> Flask:
     """Build the app; with no runtime, settings come from the environment."""
-    runtime = runtime or Runtime(Settings.from_env())
+    runtime = runtime or build_runtime(Settings.from_env())
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max(
         MAX_REQUEST_BYTES, runtime.settings.max_attachment_bytes * 2

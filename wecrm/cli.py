@@ -8,16 +8,25 @@ import sys
 from pathlib import Path
 
 import click
+from rq import Worker
+from tqdm import tqdm
 
 from config import Settings, SettingsError
 from config.settings import mask_url
+from crm import imports, users
+from crm.actors import Actor
+from crm.errors import DomainError
+from wecom.client import WeComError
 from wecrm.runtime import Runtime
+from wecrm.wiring import build_runtime
+from workers import context, queues
+from workers.schedule import build_scheduler
 
 
 def _runtime() -> Runtime:
     """The command's runtime, closed (pools, sockets) when the command ends."""
     try:
-        runtime = Runtime(Settings.from_env())
+        runtime = build_runtime(Settings.from_env())
     except SettingsError as error:
         raise click.ClickException(f"配置错误 (configuration error): {error}") from None
     click.get_current_context().call_on_close(runtime.close)
@@ -49,6 +58,7 @@ def init() -> None:
 @click.option("--threads", default=4, show_default=True, type=int)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
     """Serve the callback and the mini-app API with gunicorn."""
+    # Imported here so the other commands start without loading gunicorn, Flask and every view.
     from wecrm.server import serve as run_server
 
     runtime = _runtime()
@@ -65,11 +75,6 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 )
 def worker(burst: bool, with_scheduler: bool) -> None:
     """Run an RQ worker on every wecrm queue."""
-    from rq import Worker
-
-    from workers import context, queues
-    from workers.schedule import build_scheduler
-
     runtime = _runtime()
     context.use(runtime)
     scheduler = None
@@ -89,8 +94,6 @@ def worker(burst: bool, with_scheduler: bool) -> None:
 @main.command()
 def scheduler() -> None:
     """Run the periodic-job scheduler (RQ cron)."""
-    from workers.schedule import build_scheduler
-
     build_scheduler(_runtime().redis).start()
 
 
@@ -107,12 +110,6 @@ def scheduler() -> None:
 )
 def import_customers(file: Path, as_user: str, on_duplicate: str, report: Path | None) -> None:
     """Import customers from an .xlsx or .csv file."""
-    from tqdm import tqdm
-
-    from crm import imports, users
-    from crm.actors import Actor
-    from crm.errors import DomainError
-
     runtime = _runtime()
     with runtime.db.session() as session:
         user = users.user_by_wecom_id(session, as_user)
@@ -157,9 +154,6 @@ def import_customers(file: Path, as_user: str, on_duplicate: str, report: Path |
 @main.command("sync-users")
 def sync_users() -> None:
     """Load teams and people from WeCom's directory (department + user list APIs)."""
-    from crm import users
-    from wecom.client import WeComError
-
     runtime = _runtime()
     if not runtime.settings.wecom_configured:
         raise click.ClickException("请先配置 WECOM_CORP_ID 和 WECOM_SECRET")
@@ -183,6 +177,7 @@ def sync_users() -> None:
 @click.option("--customers", default=1200, show_default=True, type=click.IntRange(min=1))
 def demo(host: str, port: int, customers: int) -> None:
     """Run everything on the embedded default with a believable sample company."""
+    # Imported here so the other commands start without loading the demo's company planner.
     from wecrm.demo import run_demo
 
     run_demo(host=host, port=port, customer_count=customers)

@@ -68,6 +68,7 @@ from models import (
 )
 from models.users import Role
 from wecrm.runtime import Runtime
+from wecrm.wiring import build_runtime
 
 # --- the company -------------------------------------------------------------------------------
 
@@ -1559,7 +1560,7 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
                 WECOM_AES_KEY=new_aes_key(),
             )
             settings = Settings.from_env(env)
-        runtime = Runtime(settings)
+        runtime = build_runtime(settings)
         _say(f"数据目录：{settings.data_dir}")
         runtime.db.upgrade()
         with runtime.db.session() as session:

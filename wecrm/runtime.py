@@ -1,10 +1,13 @@
 """The long-lived parts one process needs (database, Redis, file store, WeCom client), built
-lazily from Settings so the web app, the workers and the commands wire them the same way."""
+lazily from Settings so the web app, the workers and the commands wire them the same way.
+
+The runtime reaches no further up than the domain: what it starts after a commit (the senders
+the workers run) is handed in by whoever builds it, through `wecrm.wiring.build_runtime`."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
 
@@ -13,6 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from config import Settings
+from crm import delivery
 from crm.storage import DiskFileStore
 from models import Database
 from wecom.client import WeComClient
@@ -24,11 +28,22 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+# Starts one run of a sender (delivery.OUTBOX, delivery.MAIL) on this Redis.
+SenderStarter = Callable[[redis.Redis], object]
+
+
 class Runtime:
     """One per process; cheap to build, everything inside is created on first use."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        senders: Mapping[str, SenderStarter],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.settings = settings
+        self.senders = senders
         self.clock = clock
 
     @cached_property
@@ -41,13 +56,9 @@ class Runtime:
         return db
 
     def _after_commit(self, session: Session) -> None:
-        from crm import delivery
-        from workers import queues  # workers import this module
-
-        starters = {delivery.OUTBOX: queues.enqueue_outbox, delivery.MAIL: queues.enqueue_mail}
         for sender in session.info.pop(delivery.START_AFTER_COMMIT, ()):
             try:
-                starters[sender](self.redis)
+                self.senders[sender](self.redis)
             except redis.RedisError:
                 # The rows are committed; the periodic catch-up run sends them if this is lost.
                 log.warning("could not start the %s sender", sender, exc_info=True)

@@ -1,10 +1,9 @@
-"""The runtime a job uses: built from the environment in a worker, handed in by tests and demo."""
+"""The runtime a job uses: installed by whatever runs jobs (`wecrm worker`, the tests)."""
 
 from __future__ import annotations
 
 import os
 
-from config import Settings
 from wecrm.runtime import Runtime
 
 _current: Runtime | None = None
@@ -21,8 +20,7 @@ def runtime() -> Runtime:
     """The process's runtime; after RQ forks a work horse, its database pool is not shared."""
     global _pid
     if _current is None:
-        use(Runtime(Settings.from_env()))
-    assert _current is not None
+        raise RuntimeError("no runtime for jobs in this process: run workers with `wecrm worker`")
     if _pid != os.getpid():
         if "db" in _current.__dict__:
             _current.db.engine.dispose(close=False)  # the parent's connections stay the parent's

@@ -12,6 +12,8 @@ import logging
 from collections import Counter
 from datetime import timedelta
 
+import redis
+
 from bot import dispatch, inbound
 from models import InboundMessage
 from wecom.client import WeComUnavailable
@@ -20,6 +22,10 @@ from workers import context, queues
 
 log = logging.getLogger(__name__)
 
+# One inbound drain waits at a time: a burst of WeCom messages costs one SET NX each, not an RQ
+# job each; the run deletes the key as it starts.
+INBOUND_LOCK_KEY = "wecrm:lock:process_inbound"
+INBOUND_LOCK_SECONDS = 600
 BATCH_SIZE = 100
 MAX_MESSAGES_PER_RUN = 2000  # then the run hands over to a fresh job, so one run stays bounded
 MAX_ATTEMPTS = 3
@@ -27,10 +33,22 @@ MAX_ATTEMPTS = 3
 SWEEP_AFTER_SECONDS = 30
 
 
+def enqueue_inbound(connection: redis.Redis) -> None:
+    """Start one drain of stored WeCom messages, however many arrived meanwhile."""
+    if connection.set(INBOUND_LOCK_KEY, "1", nx=True, ex=INBOUND_LOCK_SECONDS):
+        try:
+            queues.queue(connection, queues.INBOUND).enqueue(process_inbound, job_timeout=600)
+        except redis.RedisError:
+            # No job behind the key: without this, messages would wait for the sweeper until
+            # the key expires.
+            connection.delete(INBOUND_LOCK_KEY)
+            raise
+
+
 def process_inbound() -> dict[str, int]:
     """Handle every pending message, oldest first (the job the callback enqueues)."""
     rt = context.runtime()
-    rt.redis.delete(queues.INBOUND_LOCK_KEY)  # messages stored from now on need another run
+    rt.redis.delete(INBOUND_LOCK_KEY)  # messages stored from now on need another run
     return drain(rt)
 
 
@@ -55,7 +73,7 @@ def drain(rt: Runtime, *, stale_after: timedelta | None = None) -> dict[str, int
         for message_id in ids:
             report[_process_one(rt, message_id)] += 1
         last_id = ids[-1]
-    queues.enqueue_inbound(rt.redis)  # more than one run's worth: continue in a new job
+    enqueue_inbound(rt.redis)  # more than one run's worth: continue in a new job
     return dict(report)
 
 

@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,9 +19,25 @@ from models import Attachment, ImportJob, User
 from workers import context, queues
 
 log = logging.getLogger(__name__)
+# While one completeness recompute waits in the queue, more requests for it add nothing.
+COMPLETENESS_LOCK_KEY = "wecrm:lock:recompute_completeness"
+COMPLETENESS_LOCK_SECONDS = 600
 PROGRESS_KEY = "wecrm:import:{id}:progress"
 ORPHAN_UPLOAD_AGE_SECONDS = 24 * 3600
 INTERNAL_IMPORT_ERROR = "导入时发生内部错误，已全部撤销，请联系管理员"
+
+
+def enqueue_import(connection: redis.Redis, import_id: int) -> None:
+    """Queue the import of one uploaded file."""
+    queues.queue(connection, queues.IMPORTS).enqueue(run_import, import_id, job_timeout=3600)
+
+
+def enqueue_completeness(connection: redis.Redis) -> None:
+    """Re-score every customer's completeness once, however many field edits asked for it."""
+    if connection.set(COMPLETENESS_LOCK_KEY, "1", nx=True, ex=COMPLETENESS_LOCK_SECONDS):
+        queues.queue(connection, queues.MAINTENANCE).enqueue(
+            recompute_completeness, job_timeout=1800
+        )
 
 
 def run_import(import_id: int) -> dict[str, int]:
@@ -84,7 +101,7 @@ def _fail_import(
 def recompute_completeness() -> int:
     """Re-score every customer after required fields changed."""
     rt = context.runtime()
-    rt.redis.delete(queues.COMPLETENESS_LOCK_KEY)  # edits from now on need another pass
+    rt.redis.delete(COMPLETENESS_LOCK_KEY)  # edits from now on need another pass
     with rt.db.session(lock_for_write=True) as session:
         changed = completeness.recompute_all(session)
         session.commit()

@@ -31,6 +31,9 @@ from workers import context, queues
 log = logging.getLogger(__name__)
 
 # Every socket operation (connect, each command, each block of data) gives up after this long.
+# One email delivery run waits at a time; the run deletes the key as it starts.
+MAIL_LOCK_KEY = "wecrm:lock:send_mail"
+MAIL_LOCK_SECONDS = 600
 SMTP_TIMEOUT_SECONDS = 20
 BATCH_SIZE = 20
 MAX_BATCHES_PER_RUN = 10  # then the run hands over to a fresh job, so one run stays bounded
@@ -78,10 +81,20 @@ class _Claimed:
     created_at: datetime
 
 
+def enqueue_mail(connection: redis.Redis) -> None:
+    """Start one email delivery run, however many emails were queued meanwhile."""
+    if connection.set(MAIL_LOCK_KEY, "1", nx=True, ex=MAIL_LOCK_SECONDS):
+        try:
+            queues.queue(connection, queues.MAIL).enqueue(send_mail, job_timeout=1800)
+        except redis.RedisError:
+            connection.delete(MAIL_LOCK_KEY)  # no job behind the key: let the next call try
+            raise
+
+
 def send_mail() -> dict[str, int]:
     """Deliver every due email (the job sends, retries and the schedule enqueue)."""
     rt = context.runtime()
-    rt.redis.delete(queues.MAIL_LOCK_KEY)  # emails queued from now on need another run
+    rt.redis.delete(MAIL_LOCK_KEY)  # emails queued from now on need another run
     server = rt.settings.smtp
     if server is None:
         log.warning("WECRM_SMTP_URL is not set; emails wait until it is")
@@ -125,7 +138,7 @@ def deliver_due(
                     report["released"] += len(rest)
                 return dict(report)
     else:
-        queues.enqueue_mail(connection)  # more than one run's worth: continue in a new job
+        enqueue_mail(connection)  # more than one run's worth: continue in a new job
     return dict(report)
 
 

@@ -28,6 +28,9 @@ from workers import context, queues
 
 log = logging.getLogger(__name__)
 
+# One outbox run waits at a time; the run deletes the key as it starts.
+OUTBOX_LOCK_KEY = "wecrm:lock:send_outbox"
+OUTBOX_LOCK_SECONDS = 600
 BATCH_SIZE = 50
 MAX_BATCHES_PER_RUN = 20  # then the run hands over to a fresh job, so one run stays bounded
 # Far longer than a batch takes (each send times out after seconds); expiry means a dead worker.
@@ -88,10 +91,16 @@ class _Claimed:
     payload: dict[str, Any]
 
 
+def enqueue_outbox(connection: redis.Redis) -> None:
+    """Start one outbox run, however many commits queued messages meanwhile."""
+    if connection.set(OUTBOX_LOCK_KEY, "1", nx=True, ex=OUTBOX_LOCK_SECONDS):
+        queues.queue(connection, queues.NOTIFICATIONS).enqueue(send_outbox, job_timeout=600)
+
+
 def send_outbox() -> dict[str, int]:
     """Send every due outbox message (the job the edges' commits and the schedule enqueue)."""
     rt = context.runtime()
-    rt.redis.delete(queues.OUTBOX_LOCK_KEY)  # messages queued from now on need another run
+    rt.redis.delete(OUTBOX_LOCK_KEY)  # messages queued from now on need another run
     return send_due(rt.db, rt.redis, rt.wecom, rt.clock, public_url=rt.settings.public_url)
 
 
@@ -122,7 +131,7 @@ def send_due(
                     report["released"] += len(rest)
                 return dict(report)
     else:
-        queues.enqueue_outbox(connection)  # more than one run's worth: continue in a new job
+        enqueue_outbox(connection)  # more than one run's worth: continue in a new job
     return dict(report)
 
 

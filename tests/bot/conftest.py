@@ -12,6 +12,7 @@ from fake_wecom.server import FakeWeCom
 from tests.bot.wecom_side import WeComSide
 from wecrm.app import create_app
 from wecrm.runtime import Runtime
+from wecrm.wiring import build_runtime
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def callback_client(runtime: Runtime) -> Iterator[Callable[..., FlaskClient]]:
     made: list[Runtime] = []
 
     def make(**wecom: str) -> FlaskClient:
-        configured = Runtime(runtime.settings.with_overrides(**wecom), clock=runtime.clock)
+        configured = build_runtime(runtime.settings.with_overrides(**wecom), clock=runtime.clock)
         made.append(configured)
         app = create_app(configured)
         app.config["TESTING"] = True

@@ -470,7 +470,7 @@ def test_the_sweeper_handles_a_message_whose_enqueue_was_lost(wecom_side, runtim
     )
     wecom_side.post(wecom_side.text_fields("rep00", "#帮助#"))
     Queue(queues.INBOUND, connection=runtime.redis).empty()  # the enqueue never happened
-    runtime.redis.delete(queues.INBOUND_LOCK_KEY)
+    runtime.redis.delete(inbound_jobs.INBOUND_LOCK_KEY)
 
     clock.advance(seconds=inbound_jobs.SWEEP_AFTER_SECONDS - 5)
     sweep(runtime)  # too young: its own job may still be on the way
@@ -535,7 +535,7 @@ def test_wecom_being_down_does_not_use_up_a_messages_attempts(
     for _ in range(inbound_jobs.MAX_ATTEMPTS + 1):
         work(runtime)
         clock.advance(seconds=inbound_jobs.SWEEP_AFTER_SECONDS + 1)
-        queues.enqueue_inbound(runtime.redis)
+        inbound_jobs.enqueue_inbound(runtime.redis)
     (row,) = stored(session)
     assert (row.status, row.attempts) == ("pending", 0)
     assert "WeComUnavailable" in row.last_error

@@ -6,7 +6,7 @@ from rq import SimpleWorker
 
 from crm import delivery, notifications
 from tests.factories import make_company, sign_in
-from workers import queues
+from workers import outbox, queues
 
 
 def _work(runtime) -> None:
@@ -24,7 +24,7 @@ def test_failed_message_is_listed_then_retried_by_the_manager_and_sent(
     for _ in range(delivery.MAX_ATTEMPTS):
         _work(runtime)
         clock.advance(seconds=delivery.BACKOFF_MAX_SECONDS)
-        queues.enqueue_outbox(runtime.redis)  # what the periodic catch-up does
+        outbox.enqueue_outbox(runtime.redis)  # what the periodic catch-up does
     _work(runtime)
     assert fake_wecom.messages == []
 

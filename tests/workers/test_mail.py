@@ -21,7 +21,7 @@ from models import FollowUp, OutgoingEmail
 from tests.conftest import SMTP_PASSWORD, SMTP_USER
 from tests.factories import make_company, make_customer, sign_in
 from workers import queues
-from workers.mail import SmtpMailer, deliver_due
+from workers.mail import SmtpMailer, deliver_due, enqueue_mail
 
 PDF = b"%PDF-1.4 brochure"
 DAY_SECONDS = 24 * 3600
@@ -73,7 +73,7 @@ def sent(session, clock, runtime, use_smtp):
             is_configured=True,
         )
         session.commit()
-        queues.enqueue_mail(runtime.redis)  # what the API does after its commit
+        enqueue_mail(runtime.redis)  # what the API does after its commit
         return email
 
     return company, customer, send
@@ -96,11 +96,11 @@ def test_smtp_down_backs_off_then_fails_visibly_and_a_retry_after_it_returns_del
         assert email.status == "pending"
         waits.append(email.next_attempt_at - clock())
         clock.advance(seconds=1)
-        queues.enqueue_mail(runtime.redis)  # the periodic catch-up: not due yet, nothing tried
+        enqueue_mail(runtime.redis)  # the periodic catch-up: not due yet, nothing tried
         _work(runtime)
         assert _rows(session)[0].attempts == attempt
         clock.current = email.next_attempt_at
-        queues.enqueue_mail(runtime.redis)
+        enqueue_mail(runtime.redis)
     assert [w.total_seconds() for w in waits] == [30, 60, 120, 240]  # doubling back-off
     assert (email.status, email.attempts) == ("failed", delivery.MAX_ATTEMPTS)
 
@@ -113,7 +113,7 @@ def test_smtp_down_backs_off_then_fails_visibly_and_a_retry_after_it_returns_del
     retried = client.post(f"/api/v1/emails/{email.id}/retry", headers=headers)
     assert retried.status_code == 200 and retried.json["status"] == "pending"
     _work(runtime)
-    queues.enqueue_mail(runtime.redis)
+    enqueue_mail(runtime.redis)
     _work(runtime)
 
     assert len(smtp_server.envelopes) == 1
@@ -143,7 +143,7 @@ def test_a_wrong_port_counts_an_attempt_and_the_rest_of_the_batch_waits_untried(
 
     use_smtp(smtp_server.url())
     clock.advance(seconds=30)
-    queues.enqueue_mail(runtime.redis)
+    enqueue_mail(runtime.redis)
     _work(runtime)
     assert [e.status for e in _rows(session)] == ["sent", "sent"]
     assert len(smtp_server.envelopes) == 2
