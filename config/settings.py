@@ -138,7 +138,6 @@ class Settings:
     dev_login: bool = False
     token_ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
-    whisper_model: str = ""
     # Where members open wecrm in a browser; WeCom textcard messages link here.
     public_url: str = DEFAULT_PUBLIC_URL
     # Empty: email is not configured and sending is refused.
@@ -249,7 +248,6 @@ class Settings:
                 if max_bytes_raw
                 else DEFAULT_MAX_ATTACHMENT_BYTES
             ),
-            whisper_model=env.get("WECRM_WHISPER_MODEL", ""),
             public_url=public_url,
             smtp_url=smtp_url,
             mail_from=mail_from,

@@ -112,12 +112,6 @@ def grade_for(session: Session, *, customer: Customer, now: datetime) -> tuple[s
     return grading.grade(subject_of(session, customer, now))
 
 
-def grade_one(session: Session, *, customer: Customer, now: datetime) -> bool:
-    """Re-grade one customer after an event with the active rules; True if its grade changed."""
-    grade, reason = grade_for(session, customer=customer, now=now)
-    return apply(session, customer=customer, grade=grade, reason=reason, now=now)
-
-
 def apply(
     session: Session, *, customer: Customer, grade: str | None, reason: str, now: datetime
 ) -> bool:

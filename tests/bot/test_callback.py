@@ -32,7 +32,9 @@ from workers.schedule import PERIODIC_JOBS
 
 @dataclass(frozen=True)
 class Vectors:
-    """One official set from wecom-facts.md §1.5, quoted exactly."""
+    """One set of WeCom's official callback test vectors, quoted exactly from Tencent's sample
+    (sbzhu/weworkapi_python callback/Sample.py; set A is also the example on
+    https://developer.work.weixin.qq.com/document/path/91144)."""
 
     token: str
     aes_key: str

@@ -45,7 +45,8 @@ UNSCOPED = {
     "get_import",
     "retry_notification",  # scoped by recipient; tests/miniapp_api/test_notifications_api.py
 }
-# Rule sets are company-wide and for managers; their previews are scoped (tests/crm/test_rules*).
+# Rule sets are company-wide and for managers; their previews are scoped
+# (tests/miniapp_api/test_rules_api.py).
 UNSCOPED |= {
     "list_rule_sets",
     "rule_vocabulary",
