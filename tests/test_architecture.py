@@ -4,6 +4,7 @@ Each test lints a copy of the tree in tmp_path, so a deliberately bad import nev
 real one.
 """
 
+import ast
 import shutil
 import subprocess
 import sys
@@ -76,3 +77,18 @@ def test_an_import_inside_a_function_that_closes_a_cycle_breaks_the_floors(tmp_p
         result.stdout
     )
     assert "crm.customers -> crm.customer_changes" in result.stdout
+
+
+def test_crm_imports_only_at_the_top_of_its_modules():
+    # An import inside a function hides a dependency from the reader and from the contracts'
+    # floors; a genuinely optional heavy dependency would be named here with its reason.
+    late = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sorted((ROOT / "crm").rglob("*.py"))
+        for function in ast.walk(ast.parse(path.read_text()))
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+        for node in ast.walk(function)
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+
+    assert late == []
