@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.factories import make_company, sign_in
+from wecrm.wiring import build_runtime
 
 
 def test_login_with_a_wecom_code_returns_a_token_for_that_user(client, session, fake_wecom):
@@ -77,7 +78,7 @@ def test_dev_login_exists_only_when_the_demo_turns_it_on(client, session, app, r
     make_company(session)
     refused = client.post("/api/v1/auth/dev-login", json={"userid": "boss"})
     assert refused.status_code == 404
-    app.extensions["wecrm"] = type(runtime)(
+    app.extensions["wecrm"] = build_runtime(
         runtime.settings.with_overrides(dev_login=True), clock=runtime.clock
     )
     try:
