@@ -35,7 +35,10 @@ from models import (
 from models.customers import Customer
 from models.users import Role
 from tests.factories import sign_in
-from wecrm import demo
+from synthetic import sample
+from synthetic.directory import wecom_directory
+from wecrm.demo import seeding
+from wecrm.demo.directory import directory_from_db
 
 SEED_SECONDS_LIMIT = 15  # seeding 1,200 customers takes about 1-2 s; per-row services take minutes
 DEMO_START_SECONDS = 45
@@ -43,7 +46,7 @@ DEMO_STOP_SECONDS = 20
 
 
 def _seed(session, clock, count):
-    company = demo.seed_company(session, now=clock(), customer_count=count)
+    company = seeding.seed_company(session, now=clock(), customer_count=count)
     session.commit()
     return company
 
@@ -55,7 +58,7 @@ def _fingerprint(plans):
     return [
         (
             p.values,
-            p.owner_userid,
+            p.owner,
             [(m.at, m.from_stage, m.to_stage, m.cause) for m in p.moves],
             [(f.at, f.method, f.summary, f.next_follow_up_on) for f in p.follow_ups],
             p.tags,
@@ -66,15 +69,15 @@ def _fingerprint(plans):
 
 
 def test_the_same_seed_plans_the_same_company(clock):
-    first = demo.plan_customers(now=clock(), customer_count=200, rng_seed=7)
-    again = demo.plan_customers(now=clock(), customer_count=200, rng_seed=7)
-    other = demo.plan_customers(now=clock(), customer_count=200, rng_seed=8)
+    first = sample.plan_customers(now=clock(), customer_count=200, rng_seed=7)
+    again = sample.plan_customers(now=clock(), customer_count=200, rng_seed=7)
+    other = sample.plan_customers(now=clock(), customer_count=200, rng_seed=8)
     assert _fingerprint(first) == _fingerprint(again)
     assert _fingerprint(first) != _fingerprint(other)
 
 
 def test_planned_moves_are_moves_the_customer_book_allows():
-    for stage, moves in demo.STAGE_MOVES.items():
+    for stage, moves in sample.STAGE_MOVES.items():
         for target, _weight in moves:
             assert target in ALLOWED_STAGE_MOVES[stage], (stage, target)
 
@@ -83,7 +86,7 @@ def test_planning_refuses_a_naive_now():
     from datetime import datetime
 
     with pytest.raises(ValueError):
-        demo.plan_customers(now=datetime(2026, 3, 2), customer_count=1, rng_seed=7)
+        sample.plan_customers(now=datetime(2026, 3, 2), customer_count=1, rng_seed=7)
 
 
 # --- the seeded company ------------------------------------------------------------------------
@@ -216,7 +219,7 @@ def test_stage_history_leads_to_each_customers_stage(session, clock):
 def test_seed_refuses_a_database_that_already_has_people(session, clock):
     _seed(session, clock, 5)
     with pytest.raises(ValueError):
-        demo.seed_company(session, now=clock(), customer_count=5)
+        seeding.seed_company(session, now=clock(), customer_count=5)
 
 
 # --- the WeCom directory -----------------------------------------------------------------------
@@ -228,7 +231,7 @@ def _by_userid(members):
 
 def test_directory_read_back_from_the_database_is_the_seeded_one(session, clock):
     company = _seed(session, clock, 5)
-    departments, members = demo.directory_from_db(session)
+    departments, members = directory_from_db(session)
     assert sorted(departments, key=lambda d: d["id"]) == sorted(
         company.departments, key=lambda d: d["id"]
     )
@@ -347,7 +350,7 @@ def test_wecrm_demo_runs_everything_and_leaves_no_process_behind(tmp_path):
         # the demo, a worker, the scheduler, gunicorn and its workers, the redis-server
         assert len(started) >= 6, [p.cmdline() for p in started]
 
-        rep = next(m for m in demo.demo_directory()[1] if m["is_leader_in_dept"] == [0])
+        rep = next(m for m in wecom_directory(sample.SAMPLE_ORG)[1] if m["is_leader_in_dept"] == [0])
         login = requests.post(
             f"{base}/api/v1/auth/dev-login", json={"userid": rep["userid"]}, timeout=5
         )
