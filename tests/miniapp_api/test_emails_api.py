@@ -15,7 +15,8 @@ from crm import emails
 from models import Customer, EmailTemplate, FollowUp, OutgoingEmail, Task
 from tests.conftest import SMTP_USER
 from tests.factories import make_company, make_customer, sign_in
-from wecrm.demo import brochure, seeding
+from wecrm.demo import seeding
+from wecrm.demo.brochure import BROCHURE_FILENAME, brochure_pdf
 from workers import queues
 
 # Binary on purpose: a NUL, high bytes and CRLFs must arrive exactly as stored.
@@ -424,7 +425,9 @@ def test_the_demo_brochure_template_reaches_a_demo_customer_with_a_well_formed_p
     client, session, clock, fake_wecom, runtime, smtp_server, use_smtp
 ):
     company = seeding.seed_company(session, now=clock(), customer_count=30)
-    seeding.seed_email_templates(session, author=company.managers[0], store=runtime.store, now=clock())
+    seeding.seed_email_templates(
+        session, author=company.managers[0], store=runtime.store, now=clock()
+    )
     session.commit()
     customer = session.scalars(
         select(Customer).where(Customer.email.is_not(None), Customer.owner_id.is_not(None))
@@ -447,9 +450,9 @@ def test_the_demo_brochure_template_reaches_a_demo_customer_with_a_well_formed_p
     (message,) = smtp_server.messages
     assert message["Subject"] == f"{customer.name}您好：{COMPANY}瓷砖卫浴产品手册"
     (attachment,) = message.iter_attachments()
-    assert attachment.get_filename() == brochure.BROCHURE_FILENAME
+    assert attachment.get_filename() == BROCHURE_FILENAME
     pdf = attachment.get_content()
-    assert pdf == brochure.brochure_pdf() and pdf.endswith(b"%%EOF\n")
+    assert pdf == brochure_pdf() and pdf.endswith(b"%%EOF\n")
     # Every cross-reference entry points at its object, as PDF readers require.
     xref = int(pdf.rsplit(b"startxref\n", 1)[1].split()[0])
     entries = pdf[xref:].split(b"\n")[3:8]
