@@ -32,6 +32,7 @@ from synthetic.plans import (
     PlannedTask,
     TeamPlan,
 )
+from synthetic.rules import local_date
 
 CUSTOMERS_PER_CHUNK = 5000
 
@@ -418,7 +419,7 @@ def _follow_up(
         summary=summary,
         author=worker.userid if rng.random() < 0.93 else manager.userid,
         next_plan=rng.choice(NEXT_PLANS) if rng.random() < 0.5 else None,
-        next_follow_up_on=(at + timedelta(days=rng.randint(1, 14))).date()
+        next_follow_up_on=local_date(at) + timedelta(days=rng.randint(1, 14))
         if rng.random() < 0.3
         else None,
     )

@@ -6,7 +6,7 @@ source, completeness) is derived here, once, the way the services would have set
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
@@ -73,7 +73,7 @@ def history_rows(
     *,
     ids: Ids,
     now: datetime,
-    counters: dict[str, Iterator[int]] | None = None,
+    counters: Mapping[str, Iterator[int]] | None = None,
     audit_note: str | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """Rows of every HISTORY_TABLES table for one customer.

@@ -1,4 +1,5 @@
-"""The demo company: its shape, its history, its use through the API, and `wecrm demo` itself."""
+"""The demo company as seeded, its use through the API, and `wecrm demo` itself (the plan it
+seeds is tested in tests/synthetic/test_sample.py)."""
 
 from __future__ import annotations
 
@@ -54,44 +55,6 @@ def _seed(session, clock, count):
     company = seeding.seed_company(session, now=clock(), customer_count=count)
     session.commit()
     return company
-
-
-# --- the plan, without a database --------------------------------------------------------------
-
-
-def _fingerprint(plans):
-    return [
-        (
-            p.values,
-            p.owner,
-            [(m.at, m.from_stage, m.to_stage, m.cause) for m in p.moves],
-            [(f.at, f.method, f.summary, f.next_follow_up_on) for f in p.follow_ups],
-            p.tags,
-            p.custom_values,
-        )
-        for p in plans
-    ]
-
-
-def test_the_same_seed_plans_the_same_company(clock):
-    first = sample.plan_customers(now=clock(), customer_count=200, rng_seed=7)
-    again = sample.plan_customers(now=clock(), customer_count=200, rng_seed=7)
-    other = sample.plan_customers(now=clock(), customer_count=200, rng_seed=8)
-    assert _fingerprint(first) == _fingerprint(again)
-    assert _fingerprint(first) != _fingerprint(other)
-
-
-def test_planned_moves_are_moves_the_customer_book_allows():
-    for stage, moves in sample.STAGE_MOVES.items():
-        for target, _weight in moves:
-            assert target in ALLOWED_STAGE_MOVES[stage], (stage, target)
-
-
-def test_planning_refuses_a_naive_now():
-    from datetime import datetime
-
-    with pytest.raises(ValueError):
-        sample.plan_customers(now=datetime(2026, 3, 2), customer_count=1, rng_seed=7)
 
 
 # --- the seeded company ------------------------------------------------------------------------

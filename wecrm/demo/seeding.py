@@ -194,6 +194,7 @@ def seed_orders(session: Session, *, boss: User, now: datetime, rng_seed: int) -
         day = local_date(created_at)
         per_day[day] = per_day.get(day, 0) + 1
         amount = customer.expected_amount or Decimal(rng.randrange(20, 600) * 500)
+        assert customer.owner_id is not None  # picked among owned customers
         owner = Actor.of(people[customer.owner_id])
         order = orders.create_order(
             session,
