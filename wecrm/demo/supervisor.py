@@ -43,10 +43,8 @@ from wecrm.demo.directory import directory_from_db
 from wecrm.demo.seeding import seed_company, seed_email_templates
 from wecrm.runtime import Runtime
 
-DEFAULT_PORT = 8000
 DEFAULT_FAKE_WECOM_PORT = 8801
 DEMO_MAIL_FROM = f"{COMPANY_NAME} <crm@{EMAIL_DOMAIN}>"
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 READY_TIMEOUT_SECONDS = 60
 STOP_TIMEOUT_SECONDS = 15
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -188,9 +186,9 @@ def _log_to_file(path: Path) -> logging.Handler:
     beside the children's; the terminal keeps the progress lines and the banner."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     for existing in list(root.handlers):
+        handler.setFormatter(existing.formatter)  # the format `wecrm` set for the terminal
         root.removeHandler(existing)
     root.addHandler(handler)
     return handler
