@@ -44,7 +44,9 @@ def init() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", envvar="WECRM_PORT", default=8000, show_default=True, type=int)
+@click.option(
+    "--port", envvar="WECRM_PORT", show_envvar=True, default=8000, show_default=True, type=int
+)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
 @click.option("--threads", default=4, show_default=True, type=int)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
@@ -180,11 +182,17 @@ def sync_users() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option(
-    "--port", envvar="WECRM_PORT", default=8000, show_default=True, type=click.IntRange(1, 65535)
+    "--port",
+    envvar="WECRM_PORT",
+    show_envvar=True,
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
 )
 @click.option(
     "--fake-wecom-port",
     envvar="WECRM_FAKE_WECOM_PORT",
+    show_envvar=True,
     type=click.IntRange(1, 65535),
     help="The fake WeCom's port  [default: 8801, or any free port when 8801 is taken]",
 )
