@@ -121,8 +121,8 @@ class PlannedCustomer:
     owner: str | None
     team: int | None  # index into Org.teams
     created_at: datetime
-    moves: list[PlannedMove]
-    follow_ups: list[PlannedFollowUp]
+    moves: list[PlannedMove]  # oldest first, the first one the creation (from_stage None)
+    follow_ups: list[PlannedFollowUp]  # oldest first
     tags: list[str]
     custom_values: dict[str, Any]
     tasks: list[PlannedTask] = field(default_factory=list)
