@@ -1,4 +1,6 @@
 # The README's commands. `make demo` runs the product; `make test` runs the suite.
+# `make demo PORT=8123 FAKE_WECOM_PORT=8124` picks the ports (or set WECRM_PORT,
+# WECRM_FAKE_WECOM_PORT in the environment).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
@@ -14,7 +16,7 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 demo: install
-	$(BIN)/wecrm demo
+	$(BIN)/wecrm demo $(if $(PORT),--port $(PORT)) $(if $(FAKE_WECOM_PORT),--fake-wecom-port $(FAKE_WECOM_PORT))
 
 test: install
 	$(BIN)/python -m pytest

@@ -53,7 +53,9 @@ def init() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--port", envvar="WECRM_PORT", show_envvar=True, default=8000, show_default=True, type=int
+)
 @click.option("--workers", default=2, show_default=True, type=int, help="gunicorn processes")
 @click.option("--threads", default=4, show_default=True, type=int)
 def serve(host: str, port: int, workers: int, threads: int) -> None:
@@ -173,14 +175,28 @@ def sync_users() -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--port",
+    envvar="WECRM_PORT",
+    show_envvar=True,
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+)
+@click.option(
+    "--fake-wecom-port",
+    envvar="WECRM_FAKE_WECOM_PORT",
+    show_envvar=True,
+    type=click.IntRange(1, 65535),
+    help="The fake WeCom's port  [default: 8801, or any free port when 8801 is taken]",
+)
 @click.option("--customers", default=1200, show_default=True, type=click.IntRange(min=1))
-def demo(host: str, port: int, customers: int) -> None:
+def demo(host: str, port: int, fake_wecom_port: int | None, customers: int) -> None:
     """Run everything on the embedded default with a believable sample company."""
     # Imported here so the other commands start without loading the demo's company planner.
-    from wecrm.demo import run_demo
+    from wecrm.demo.supervisor import run_demo
 
-    run_demo(host=host, port=port, customer_count=customers)
+    run_demo(host=host, port=port, fake_wecom_port=fake_wecom_port, customer_count=customers)
 
 
 if __name__ == "__main__":

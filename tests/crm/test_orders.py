@@ -655,9 +655,9 @@ def test_a_card_of_another_orders_step_is_not_found(session, company, customer, 
 
 
 def test_the_demo_seeds_orders_in_every_state_through_the_services(session, clock):
-    from wecrm import demo
+    from wecrm.demo.seeding import seed_company
 
-    company = demo.seed_company(session, now=clock(), customer_count=300)
+    company = seed_company(session, now=clock(), customer_count=300)
     session.commit()
     seeded = session.scalars(select(Order)).all()
     assert company.order_count == len(seeded) >= 25

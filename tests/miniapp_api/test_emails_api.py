@@ -15,7 +15,8 @@ from crm import emails
 from models import Customer, EmailTemplate, FollowUp, OutgoingEmail, Task
 from tests.conftest import SMTP_USER
 from tests.factories import make_company, make_customer, sign_in
-from wecrm import demo
+from wecrm.demo import seeding
+from wecrm.demo.brochure import BROCHURE_FILENAME, brochure_pdf
 from workers import queues
 
 # Binary on purpose: a NUL, high bytes and CRLFs must arrive exactly as stored.
@@ -423,8 +424,10 @@ def test_failed_email_is_retried_by_its_sender_or_a_manager_but_not_another_rep(
 def test_the_demo_brochure_template_reaches_a_demo_customer_with_a_well_formed_pdf(
     client, session, clock, fake_wecom, runtime, smtp_server, use_smtp
 ):
-    company = demo.seed_company(session, now=clock(), customer_count=30)
-    demo.seed_email_templates(session, author=company.managers[0], store=runtime.store, now=clock())
+    company = seeding.seed_company(session, now=clock(), customer_count=30)
+    seeding.seed_email_templates(
+        session, author=company.managers[0], store=runtime.store, now=clock()
+    )
     session.commit()
     customer = session.scalars(
         select(Customer).where(Customer.email.is_not(None), Customer.owner_id.is_not(None))
@@ -433,7 +436,7 @@ def test_the_demo_brochure_template_reaches_a_demo_customer_with_a_well_formed_p
     owner = next(rep for rep in company.reps if rep.id == customer.owner_id)
     headers = sign_in(client, fake_wecom, owner)
     templates = client.get("/api/v1/email-templates", headers=headers).json["items"]
-    assert [t["name"] for t in templates] == sorted(name for name, *_ in demo.EMAIL_TEMPLATES)
+    assert [t["name"] for t in templates] == sorted(name for name, *_ in seeding.EMAIL_TEMPLATES)
     brochure = next(t for t in templates if t["attachments"])
 
     sent = client.post(
@@ -447,9 +450,9 @@ def test_the_demo_brochure_template_reaches_a_demo_customer_with_a_well_formed_p
     (message,) = smtp_server.messages
     assert message["Subject"] == f"{customer.name}您好：{COMPANY}瓷砖卫浴产品手册"
     (attachment,) = message.iter_attachments()
-    assert attachment.get_filename() == demo.BROCHURE_FILENAME
+    assert attachment.get_filename() == BROCHURE_FILENAME
     pdf = attachment.get_content()
-    assert pdf == demo.brochure_pdf() and pdf.endswith(b"%%EOF\n")
+    assert pdf == brochure_pdf() and pdf.endswith(b"%%EOF\n")
     # Every cross-reference entry points at its object, as PDF readers require.
     xref = int(pdf.rsplit(b"startxref\n", 1)[1].split()[0])
     entries = pdf[xref:].split(b"\n")[3:8]

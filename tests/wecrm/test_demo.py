@@ -1,7 +1,9 @@
-"""The demo company: its shape, its history, its use through the API, and `wecrm demo` itself."""
+"""The demo company as seeded, its use through the API, and `wecrm demo` itself (the plan it
+seeds is tested in tests/synthetic/test_sample.py)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -34,56 +36,25 @@ from models import (
 )
 from models.customers import Customer
 from models.users import Role
+from synthetic import sample
+from synthetic.directory import wecom_directory
 from tests.factories import sign_in
-from wecrm import demo
+from wecrm.demo import seeding
+from wecrm.demo.banner import RULE
+from wecrm.demo.directory import directory_from_db
 
 SEED_SECONDS_LIMIT = 15  # seeding 1,200 customers takes about 1-2 s; per-row services take minutes
-DEMO_START_SECONDS = 45
+DEMO_START_SECONDS = 60
 DEMO_STOP_SECONDS = 20
+# The root page and the API reference come with the `firsthour` branch: until it is merged they
+# answer 404 here, the only links allowed to.
+PENDING_PAGES = ("/", "/api/v1/docs")
 
 
 def _seed(session, clock, count):
-    company = demo.seed_company(session, now=clock(), customer_count=count)
+    company = seeding.seed_company(session, now=clock(), customer_count=count)
     session.commit()
     return company
-
-
-# --- the plan, without a database --------------------------------------------------------------
-
-
-def _fingerprint(plans):
-    return [
-        (
-            p.values,
-            p.owner_userid,
-            [(m.at, m.from_stage, m.to_stage, m.cause) for m in p.moves],
-            [(f.at, f.method, f.summary, f.next_follow_up_on) for f in p.follow_ups],
-            p.tags,
-            p.custom_values,
-        )
-        for p in plans
-    ]
-
-
-def test_the_same_seed_plans_the_same_company(clock):
-    first = demo.plan_customers(now=clock(), customer_count=200, rng_seed=7)
-    again = demo.plan_customers(now=clock(), customer_count=200, rng_seed=7)
-    other = demo.plan_customers(now=clock(), customer_count=200, rng_seed=8)
-    assert _fingerprint(first) == _fingerprint(again)
-    assert _fingerprint(first) != _fingerprint(other)
-
-
-def test_planned_moves_are_moves_the_customer_book_allows():
-    for stage, moves in demo.STAGE_MOVES.items():
-        for target, _weight in moves:
-            assert target in ALLOWED_STAGE_MOVES[stage], (stage, target)
-
-
-def test_planning_refuses_a_naive_now():
-    from datetime import datetime
-
-    with pytest.raises(ValueError):
-        demo.plan_customers(now=datetime(2026, 3, 2), customer_count=1, rng_seed=7)
 
 
 # --- the seeded company ------------------------------------------------------------------------
@@ -216,7 +187,7 @@ def test_stage_history_leads_to_each_customers_stage(session, clock):
 def test_seed_refuses_a_database_that_already_has_people(session, clock):
     _seed(session, clock, 5)
     with pytest.raises(ValueError):
-        demo.seed_company(session, now=clock(), customer_count=5)
+        seeding.seed_company(session, now=clock(), customer_count=5)
 
 
 # --- the WeCom directory -----------------------------------------------------------------------
@@ -228,7 +199,7 @@ def _by_userid(members):
 
 def test_directory_read_back_from_the_database_is_the_seeded_one(session, clock):
     company = _seed(session, clock, 5)
-    departments, members = demo.directory_from_db(session)
+    departments, members = directory_from_db(session)
     assert sorted(departments, key=lambda d: d["id"]) == sorted(
         company.departments, key=lambda d: d["id"]
     )
@@ -314,62 +285,98 @@ def _processes_using(data_dir: Path):
     return found
 
 
-def _wait_healthy(url, demo_process, output):
+def _wait_for_banner(demo_process, output):
+    """The banner, once printed: everything between its two rules."""
     deadline = time.monotonic() + DEMO_START_SECONDS
     while time.monotonic() < deadline:
         assert demo_process.poll() is None, output.read_text()
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass  # not listening yet, or gunicorn's workers still booting
+        text = output.read_text()
+        if text.count(RULE) >= 2:
+            return text[text.index(RULE) : text.rindex(RULE) + len(RULE)]
         time.sleep(0.3)
-    pytest.fail(f"the demo did not answer {url}:\n{output.read_text()}")
+    pytest.fail(f"the demo printed no banner:\n{output.read_text()}")
 
 
-def test_wecrm_demo_runs_everything_and_leaves_no_process_behind(tmp_path):
+def _links(banner):
+    """Every http link the banner shows, outside the commands to paste."""
+    commands = ("curl ", "TOKEN=")
+    lines = [line for line in banner.splitlines() if not line.strip().startswith(commands)]
+    return re.findall(r"https?://[^\s'\"]+", "\n".join(lines))
+
+
+def _commands(banner):
+    """The commands to paste: each curl line, a TOKEN= line together with the line after it."""
+    lines = [line.strip() for line in banner.splitlines()]
+    found = []
+    for index, line in enumerate(lines):
+        if line.startswith("TOKEN="):
+            found.append(f"{line}\n{lines[index + 1]}")
+        elif line.startswith("curl ") and not lines[index - 1].startswith("TOKEN="):
+            found.append(line)
+    return found
+
+
+def test_wecrm_demo_on_chosen_ports_prints_a_banner_last_whose_links_and_commands_work(tmp_path):
     data_dir = tmp_path / "data"
-    output = tmp_path / "demo.log"
-    port = _free_port()
+    output = tmp_path / "demo.out"
+    port, fake_port = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "WECRM_"))} | {
-        "WECRM_DATA_DIR": str(data_dir)
+        "WECRM_DATA_DIR": str(data_dir),
+        "WECRM_PORT": str(port),
+        "WECRM_FAKE_WECOM_PORT": str(fake_port),
     }
-    command = [sys.executable, "-m", "wecrm.cli", "demo", "--port", str(port), "--customers", "60"]
+    command = [sys.executable, "-m", "wecrm.cli", "demo", "--customers", "60"]
     with output.open("wb") as sink:
         # Its own session, so the SIGTERM below reaches the demo alone, as from a supervisor.
         demo_process = subprocess.Popen(
             command, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
+        banner = _wait_for_banner(demo_process, output)
         base = f"http://127.0.0.1:{port}"
-        _wait_healthy(f"{base}/healthz", demo_process, output)
         started = _processes_using(data_dir)
         # the demo, a worker, the scheduler, gunicorn and its workers, the redis-server
         assert len(started) >= 6, [p.cmdline() for p in started]
 
-        rep = next(m for m in demo.demo_directory()[1] if m["is_leader_in_dept"] == [0])
-        login = requests.post(
-            f"{base}/api/v1/auth/dev-login", json={"userid": rep["userid"]}, timeout=5
-        )
-        assert login.status_code == 200, login.text
-        headers = {"Authorization": f"Bearer {login.json()['token']}"}
-        listing = requests.get(f"{base}/api/v1/customers?page_size=100", headers=headers, timeout=5)
-        assert listing.status_code == 200, listing.text
-        me = login.json()["user"]["id"]
-        assert listing.json()["items"]
-        assert {c["owner"]["id"] for c in listing.json()["items"]} == {me}
+        # The banner comes last; the children's logs went to files it names.
+        assert output.read_text().rstrip().endswith(banner)
+        logs = data_dir / "logs"
+        assert f"{logs}/" in banner
+        assert "Listening at" in (logs / "web.log").read_text()
+        assert "Listening at" not in output.read_text()
+        assert {"web.log", "worker.log", "scheduler.log", "demo.log"} <= {
+            p.name for p in logs.iterdir()
+        }
 
-        # The real sign-in flow through the fake WeCom the demo started and loaded.
-        code_login = requests.post(
-            f"{base}/api/v1/auth/login", json={"code": f"demo-{rep['userid']}"}, timeout=5
+        links = _links(banner)
+        assert f"{base}/healthz" in links and f"{base}/api/v1/openapi.json" in links
+        fake_page = re.search(r"模拟企业微信：\s+(http://\S+)", banner)
+        assert fake_page and fake_page.group(1).startswith(f"http://127.0.0.1:{fake_port}/")
+        assert {f"{base}{path}" for path in PENDING_PAGES} <= set(links)
+        for link in links:
+            response = requests.get(link, timeout=5)
+            if response.status_code == 404 and link.removeprefix(base) in PENDING_PAGES:
+                continue
+            assert 200 <= response.status_code < 300, (link, response.status_code)
+        assert "企业微信模拟服务" in requests.get(fake_page.group(1), timeout=5).text
+
+        # Every command pasted as printed: sign-ins as each role, a rep's customers (their own
+        # only), and the code sign-in, which reaches the fake WeCom on its chosen port.
+        rep = next(
+            m for m in wecom_directory(sample.SAMPLE_ORG)[1] if m["is_leader_in_dept"] == [0]
         )
-        assert code_login.status_code == 200, code_login.text
-        text = output.read_text()
-        assert "在这里查看销售和主管会收到的企业微信消息" in text
-        assert f"{base}/api/v1/auth/dev-login" in text
-        page = re.search(r"模拟企业微信：\s+(http://\S+)", text)
-        assert page, text
-        assert "企业微信模拟服务" in requests.get(page.group(1), timeout=5).text
+        commands = _commands(banner)
+        assert len(commands) == 5, commands
+        for script in commands:
+            run = subprocess.run(
+                ["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True
+            )
+            answer = json.loads(run.stdout)
+            if "/customers" in script:
+                assert answer["items"], answer
+                assert {c["owner"]["name"] for c in answer["items"]} == {rep["name"]}
+            else:
+                assert answer["token"], answer
     finally:
         if demo_process.poll() is None:
             demo_process.send_signal(signal.SIGTERM)
@@ -386,3 +393,21 @@ def test_wecrm_demo_runs_everything_and_leaves_no_process_behind(tmp_path):
     left = _processes_using(data_dir)
     assert not left, [p.cmdline() for p in left]
     assert "演示已停止" in output.read_text()
+
+
+def test_wecrm_demo_refuses_a_taken_port_before_seeding(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "WECRM_"))}
+        run = subprocess.run(
+            [sys.executable, "-m", "wecrm.cli", "demo", "--port", str(port)],
+            env=env | {"WECRM_DATA_DIR": str(tmp_path / "data")},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert run.returncode != 0
+    assert f"无法监听 127.0.0.1:{port}" in run.stderr
+    assert not (tmp_path / "data" / "wecrm.sqlite3").exists()
