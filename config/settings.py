@@ -16,6 +16,9 @@ DEFAULT_WECOM_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_TOKEN_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+# WeCom signs each callback with its current time; one further from ours than this is refused as
+# a replay. Five minutes, as WeCom's own SDK samples allow.
+DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS = 300
 SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
 MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url"})
 # smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
@@ -138,6 +141,8 @@ class Settings:
     dev_login: bool = False
     token_ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    # 0 turns the replay check off (a server whose clock cannot be fixed).
+    callback_max_clock_skew_seconds: int = DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS
     whisper_model: str = ""
     # Where members open wecrm in a browser; WeCom textcard messages link here.
     public_url: str = DEFAULT_PUBLIC_URL
@@ -227,6 +232,7 @@ class Settings:
 
         ttl_raw = env.get("WECRM_TOKEN_TTL_SECONDS", "")
         max_bytes_raw = env.get("WECRM_MAX_ATTACHMENT_BYTES", "")
+        skew_raw = env.get("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -248,6 +254,11 @@ class Settings:
                 _parse_int("WECRM_MAX_ATTACHMENT_BYTES", max_bytes_raw, minimum=1024)
                 if max_bytes_raw
                 else DEFAULT_MAX_ATTACHMENT_BYTES
+            ),
+            callback_max_clock_skew_seconds=(
+                _parse_int("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", skew_raw)
+                if skew_raw
+                else DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS
             ),
             whisper_model=env.get("WECRM_WHISPER_MODEL", ""),
             public_url=public_url,
