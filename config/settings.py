@@ -146,6 +146,9 @@ class Settings:
     whisper_model: str = ""
     # Where members open wecrm in a browser; WeCom textcard messages link here.
     public_url: str = DEFAULT_PUBLIC_URL
+    # Where people see WeCom's side (the admin console, or the demo's fake WeCom page); the root
+    # page links to it when set.
+    wecom_console_url: str = ""
     # Empty: email is not configured and sending is refused.
     smtp_url: str = ""
     mail_from: str = ""  # the From header of customer emails
@@ -220,6 +223,10 @@ class Settings:
         public_url = env.get("WECRM_PUBLIC_URL") or DEFAULT_PUBLIC_URL
         public_url = _parse_url("WECRM_PUBLIC_URL", public_url, ("http", "https")).rstrip("/")
 
+        console_url = env.get("WECRM_WECOM_CONSOLE_URL", "")
+        if console_url:
+            console_url = _parse_url("WECRM_WECOM_CONSOLE_URL", console_url, ("http", "https"))
+
         smtp_url = env.get("WECRM_SMTP_URL", "")
         smtp = parse_smtp_url("WECRM_SMTP_URL", smtp_url) if smtp_url else None
         company_name = env.get("WECRM_COMPANY_NAME", "").strip()
@@ -262,6 +269,7 @@ class Settings:
             ),
             whisper_model=env.get("WECRM_WHISPER_MODEL", ""),
             public_url=public_url,
+            wecom_console_url=console_url,
             smtp_url=smtp_url,
             mail_from=mail_from,
             company_name=company_name,

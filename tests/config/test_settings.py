@@ -64,6 +64,7 @@ def test_the_callback_clock_skew_defaults_to_five_minutes_and_zero_is_allowed(
         ("WECRM_SMTP_URL", "smtps://mail.example.com:port", "WECRM_SMTP_URL"),
         ("WECRM_MAIL_FROM", "湘瓷 <not-an-address>", "WECRM_MAIL_FROM"),
         ("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "5m", "WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS"),
+        ("WECRM_WECOM_CONSOLE_URL", "work.weixin.qq.com", "WECRM_WECOM_CONSOLE_URL"),
         ("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "-1", "WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS"),
     ],
 )
