@@ -4,7 +4,6 @@ sync-users."""
 from __future__ import annotations
 
 import logging
-import math
 import subprocess
 import sys
 import time
@@ -15,6 +14,10 @@ import click
 from config import Settings, SettingsError
 from config.settings import mask_url
 from wecrm.runtime import Runtime
+
+# `wecrm sweep` waits for results in short blocking reads: redis-py ends a read that blocks
+# longer than its socket timeout (5 s by default) with an error.
+RESULT_WAIT_SECONDS = 1
 
 
 def _runtime() -> Runtime:
@@ -122,8 +125,9 @@ def sweep(timeout: int) -> None:
     deadline = time.monotonic() + timeout
     failed = []
     for periodic, job in round_:
-        wait = max(1, math.ceil(deadline - time.monotonic()))
-        result = job.latest_result(timeout=wait)
+        result = job.latest_result(timeout=RESULT_WAIT_SECONDS)
+        while result is None and time.monotonic() < deadline:
+            result = job.latest_result(timeout=RESULT_WAIT_SECONDS)
         if result is None:
             raise click.ClickException(
                 f"{timeout} 秒内没有 worker 完成「{periodic.label}」：请确认 `make demo` 或 "
