@@ -8,6 +8,11 @@ the answer (WeCom retries what it got no answer for, and a crash then loses noth
 `workers.inbound`; the answer is empty, since replies go out through the message
 API. Whatever is wrong with a request gets a short 4xx, and the log names the kind of failure
 but never the message's content.
+
+WeCom signs its current time into every request; one whose time is further from this server's
+clock than WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS is refused as a replay. That check comes after
+the signature: only a request WeCom really signed can say "this server's clock is off", so the
+log line naming the skew is never a forger's noise.
 """
 
 from __future__ import annotations
@@ -35,8 +40,6 @@ callback = Blueprint("wecom_callback", __name__)
 CALLBACK_PATH = "/wecom/callback"
 # WeCom's envelopes are a few KiB; anything far larger is not WeCom and is not decrypted.
 MAX_BODY_BYTES = 64 * 1024
-# WeCom signs the current time; a captured request replayed later than this is refused.
-REPLAY_WINDOW_SECONDS = 300
 # WeCom gives up on an answer after 5 seconds and sends the message again.
 STORE_TIMEOUT_SECONDS = 4.0
 WRITER_KEY = "wecrm.inbound_writer"
@@ -72,9 +75,24 @@ def _checked_request(*names: str) -> tuple[WeChatCrypto, list[str]] | Response:
     timestamp = values[1]
     if not timestamp.isdigit() or len(timestamp) > 12:
         return _refuse(400, "timestamp is not a number")
-    if abs(int(timestamp) - g.now.timestamp()) > REPLAY_WINDOW_SECONDS:
-        return _refuse(403, "timestamp outside the replay window")
     return _crypto(settings.wecom_token, settings.wecom_aes_key, settings.wecom_corp_id), values
+
+
+def _outside_clock_skew(timestamp: str) -> Response | None:
+    """The refusal of a signed request whose time is too far from ours, or None to go on."""
+    limit = current_app.extensions["wecrm"].settings.callback_max_clock_skew_seconds
+    skew = int(timestamp) - g.now.timestamp()
+    if not limit or abs(skew) <= limit:
+        return None
+    log.warning(
+        "WeCom callback refused (403): WeCom's signed time is %d s %s this server's clock, "
+        "beyond WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS=%d; if every request is refused so, set "
+        "the server's clock right (NTP) or raise the setting (0 turns the check off)",
+        round(abs(skew)),
+        "ahead of" if skew > 0 else "behind",
+        limit,
+    )
+    return Response("timestamp outside the replay window", status=403, mimetype="text/plain")
 
 
 @callback.get(CALLBACK_PATH)
@@ -92,6 +110,9 @@ def verify_url() -> Response:
         return _refuse(403, "wrong CorpID")
     except MALFORMED_INPUT_ERRORS as error:
         return _refuse(400, f"malformed echostr ({_kind(error)})")
+    refusal = _outside_clock_skew(timestamp)
+    if refusal is not None:
+        return refusal
     return Response(plain, mimetype="text/plain")
 
 
@@ -118,6 +139,9 @@ def receive() -> Response:
         return _refuse(403, "wrong CorpID")
     except MALFORMED_INPUT_ERRORS as error:
         return _refuse(400, f"malformed message ({_kind(error)})")
+    refusal = _outside_clock_skew(timestamp)
+    if refusal is not None:
+        return refusal
 
     writer: inbound.BatchWriter = current_app.extensions[WRITER_KEY]
     try:

@@ -16,6 +16,9 @@ DEFAULT_WECOM_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_TOKEN_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
+# WeCom signs each callback with its current time; one further from ours than this is refused as
+# a replay. Five minutes, as WeCom's own SDK samples allow.
+DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS = 300
 SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
 MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url"})
 # smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
@@ -138,8 +141,13 @@ class Settings:
     dev_login: bool = False
     token_ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
+    # 0 turns the replay check off (a server whose clock cannot be fixed).
+    callback_max_clock_skew_seconds: int = DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS
     # Where members open wecrm in a browser; WeCom textcard messages link here.
     public_url: str = DEFAULT_PUBLIC_URL
+    # Where people see WeCom's side (the admin console, or the demo's fake WeCom page); the root
+    # page links to it when set.
+    wecom_console_url: str = ""
     # Empty: email is not configured and sending is refused.
     smtp_url: str = ""
     mail_from: str = ""  # the From header of customer emails
@@ -214,6 +222,10 @@ class Settings:
         public_url = env.get("WECRM_PUBLIC_URL") or DEFAULT_PUBLIC_URL
         public_url = _parse_url("WECRM_PUBLIC_URL", public_url, ("http", "https")).rstrip("/")
 
+        console_url = env.get("WECRM_WECOM_CONSOLE_URL", "")
+        if console_url:
+            console_url = _parse_url("WECRM_WECOM_CONSOLE_URL", console_url, ("http", "https"))
+
         smtp_url = env.get("WECRM_SMTP_URL", "")
         smtp = parse_smtp_url("WECRM_SMTP_URL", smtp_url) if smtp_url else None
         company_name = env.get("WECRM_COMPANY_NAME", "").strip()
@@ -226,6 +238,7 @@ class Settings:
 
         ttl_raw = env.get("WECRM_TOKEN_TTL_SECONDS", "")
         max_bytes_raw = env.get("WECRM_MAX_ATTACHMENT_BYTES", "")
+        skew_raw = env.get("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -248,7 +261,13 @@ class Settings:
                 if max_bytes_raw
                 else DEFAULT_MAX_ATTACHMENT_BYTES
             ),
+            callback_max_clock_skew_seconds=(
+                _parse_int("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", skew_raw)
+                if skew_raw
+                else DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS
+            ),
             public_url=public_url,
+            wecom_console_url=console_url,
             smtp_url=smtp_url,
             mail_from=mail_from,
             company_name=company_name,

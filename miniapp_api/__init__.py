@@ -9,6 +9,7 @@ from miniapp_api import (  # noqa: E402,F401
     auth,
     custom_fields,
     customers,
+    docs,
     emails,
     imports,
     notifications,

@@ -58,6 +58,17 @@ class UnsupportedMedia(ApiError):
         super().__init__(messages.UNSUPPORTED_MEDIA)
 
 
+class UnknownParameter(ApiError):
+    code = "unknown_parameter"
+
+    def __init__(self, name: str, declared: tuple[str, ...]) -> None:
+        if declared:
+            message = messages.UNKNOWN_PARAMETER.format(name=name, declared="、".join(declared))
+        else:
+            message = messages.NO_PARAMETERS.format(name=name)
+        super().__init__(message, field=name)
+
+
 class Unauthenticated(ApiError):
     code = "unauthenticated"
     status = 401

@@ -10,6 +10,7 @@ from pydantic.json_schema import models_json_schema
 
 from miniapp_api import api
 from miniapp_api.errors import ErrorBody
+from miniapp_api.examples import EXAMPLES, PATH_EXAMPLES
 from miniapp_api.routing import MAX_ID, OPERATIONS, Operation
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -24,6 +25,18 @@ ERROR_DESCRIPTIONS = {
     422: "字段校验失败",
     503: "企业微信暂时不可用",
 }
+
+# Shown at the top of the API reference page.
+DESCRIPTION = """wecrm 小程序后端接口。每个接口都附有请求示例（点开接口即可看到）。
+
+**登录**：小程序用 `POST /auth/login`（企业微信 `wx.qy.login` 返回的 code）换取 token；
+演示环境也可以用 `POST /auth/dev-login` 按企业微信账号直接登录。把 token 填进右上角的
+**Authorize**，之后的请求都会带上 `Authorization: Bearer <token>`。
+
+**权限**：销售只看到自己的客户，主管看到本团队，老板看到全部；看不到的记录一律返回 404。
+
+**错误**：所有错误都是 `{"error": {"code", "message", "field"}}`，`code` 稳定可供程序判断，`message`
+是给人看的中文说明；未声明的查询参数返回 400 `unknown_parameter`。"""
 
 
 @functools.cache
@@ -44,7 +57,7 @@ def build_document() -> dict[str, Any]:
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, keys, schemas)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "wecrm mini-app API", "version": "1"},
+        "info": {"title": "wecrm mini-app API", "version": "1", "description": DESCRIPTION},
         "servers": [{"url": api.url_prefix}],
         "paths": paths,
         "components": {
@@ -69,6 +82,9 @@ def _operation(op: Operation, keys: dict, schemas: dict) -> dict[str, Any]:
         content: dict[str, Any] = {"application/json": {"schema": body_ref}}
         if op.files:
             content["multipart/form-data"] = {"schema": _multipart_schema(op, schemas)}
+        if op.body in EXAMPLES:
+            for media in content.values():
+                media["example"] = EXAMPLES[op.body]
         doc["requestBody"] = {"required": True, "content": content}
     return doc
 
@@ -81,6 +97,7 @@ def _path_parameters(path: str) -> list[dict[str, Any]]:
             "in": "path",
             "required": True,
             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            **({"example": PATH_EXAMPLES[n]} if n in PATH_EXAMPLES else {}),
         }
         for n in names
     ]
@@ -92,6 +109,7 @@ def _query_parameters(op: Operation, schemas: dict) -> list[dict[str, Any]]:
     schema = op.query.model_json_schema(ref_template=REF_TEMPLATE)
     schemas.update(schema.pop("$defs", {}))
     required = set(schema.get("required", []))
+    examples = EXAMPLES.get(op.query, {})
     return [
         {
             "name": name,
@@ -100,6 +118,7 @@ def _query_parameters(op: Operation, schemas: dict) -> list[dict[str, Any]]:
             "schema": prop,
             "style": "form",
             "explode": True,
+            **({"example": examples[name]} if name in examples else {}),
         }
         for name, prop in schema["properties"].items()
     ]

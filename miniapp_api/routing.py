@@ -78,6 +78,7 @@ def operation(
                 errors.require_actor()
             if any(value > MAX_ID for value in path_args.values()):
                 raise NotFound()  # beyond any id the database can hold
+            _refuse_unknown_parameters(query)
             kwargs: dict[str, Any] = dict(path_args)
             if query is not None:
                 kwargs["query"] = query.model_validate(_query_values(query))
@@ -126,6 +127,15 @@ def _parse_body(model: type[BaseModel], *, multipart: bool) -> BaseModel:
     if not isinstance(data, dict):
         raise errors.BadJson()
     return model.model_validate(data)
+
+
+def _refuse_unknown_parameters(query: type[BaseModel] | None) -> None:
+    """A query parameter the operation does not declare is a mistake, not something to ignore:
+    `?budget_wan=12` would otherwise return every customer as if it had filtered them."""
+    declared = query.model_fields if query is not None else {}
+    unknown = [name for name in request.args if name not in declared]
+    if unknown:
+        raise errors.UnknownParameter(unknown[0], tuple(declared))
 
 
 def _query_values(model: type[BaseModel]) -> dict[str, Any]:

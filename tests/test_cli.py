@@ -1,6 +1,9 @@
 """The `wecrm` command against the test runtime's database, Redis and fake WeCom server."""
 
 import csv
+import os
+import subprocess
+import sys
 
 import pytest
 from click.testing import CliRunner
@@ -12,6 +15,7 @@ from models.users import Role
 from tests.factories import make_company, make_customer
 from wecrm import cli
 from workers import context
+from workers.schedule import PERIODIC_JOBS
 
 
 @pytest.fixture
@@ -269,3 +273,48 @@ def test_a_worker_with_the_scheduler_runs_the_timers(wecrm, runtime, session, cl
     session.expire_all()
     released = session.get(Customer, customer.id)
     assert released.owner_id is None and released.release_reason == "30天未跟进，自动释放"
+
+
+# --- sweep -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def running_worker(cli_env):
+    """A `wecrm worker` in its own process, as a deployment (or the demo) runs one."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "WECRM_"))}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "wecrm.cli", "worker"],
+        env=env | cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield worker
+    worker.terminate()
+    worker.wait(timeout=30)
+
+
+def test_sweep_runs_every_periodic_job_once_on_the_workers_and_prints_each_result(
+    wecrm, runtime, session, clock, running_worker
+):
+    """A customer untouched for 30 days (the worker's real clock is far past the test's) is
+    released by the round of timers the command asked for."""
+    rep = make_company(session).reps[0][0]
+    customer = make_customer(session, rep, clock())
+
+    result = wecrm("sweep")
+
+    assert result.exit_code == 0, result.output
+    assert f"已把 {len(PERIODIC_JOBS)} 个定时任务交给 worker" in result.output
+    assert "定时规则触发（次）：1" in result.output
+    for periodic in PERIODIC_JOBS:
+        assert f"  {periodic.label}：" in result.output
+    session.expire_all()
+    released = session.get(Customer, customer.id)
+    assert released.owner_id is None and released.release_reason == "30天未跟进，自动释放"
+
+
+def test_sweep_without_a_worker_says_what_to_start(wecrm, runtime):
+    result = wecrm("sweep", "--timeout", "1")
+
+    assert result.exit_code == 1
+    assert "没有 worker 完成" in result.output and "wecrm worker" in result.output

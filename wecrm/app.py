@@ -10,6 +10,7 @@ from sqlalchemy import text
 from bot.callback import callback
 from config import Settings
 from miniapp_api import api, errors
+from wecrm.home import home
 from wecrm.runtime import Runtime
 from wecrm.wiring import build_runtime
 
@@ -56,6 +57,7 @@ def create_app(runtime: Runtime | None = None) -> Flask:
         healthy = all(v == "ok" for v in checks.values())
         return {"status": "ok" if healthy else "degraded", **checks}, 200 if healthy else 503
 
+    app.register_blueprint(home)
     app.register_blueprint(api)
     app.register_blueprint(callback)  # WeCom signs its requests: no API auth, no OpenAPI entry
     errors.register(app)

@@ -1,14 +1,17 @@
-"""The `wecrm` command: init, serve, worker, scheduler, demo, import-customers, sync-users."""
+"""The `wecrm` command: init, serve, worker, scheduler, sweep, demo, import-customers,
+sync-users."""
 
 from __future__ import annotations
 
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import click
 from rq import Worker
+from rq.results import Result
 from tqdm import tqdm
 
 from config import Settings, SettingsError
@@ -20,7 +23,11 @@ from wecom.client import WeComError
 from wecrm.runtime import Runtime
 from wecrm.wiring import build_runtime
 from workers import context, queues
-from workers.schedule import build_scheduler
+from workers.schedule import build_scheduler, enqueue_round
+
+# `wecrm sweep` waits for results in short blocking reads: redis-py ends a read that blocks
+# longer than its socket timeout (5 s by default) with an error.
+RESULT_WAIT_SECONDS = 1
 
 
 def _runtime() -> Runtime:
@@ -81,7 +88,7 @@ def worker(burst: bool, with_scheduler: bool) -> None:
     context.use(runtime)
     scheduler = None
     if with_scheduler and burst:
-        build_scheduler(runtime.redis).enqueue_jobs()  # one round of them, worked off below
+        enqueue_round(runtime.redis)  # worked off below
     elif with_scheduler:
         # RQ's cron scheduler blocks its process, so it runs beside the worker, not in it.
         scheduler = subprocess.Popen([sys.executable, "-m", "wecrm.cli", "scheduler"])
@@ -97,6 +104,53 @@ def worker(burst: bool, with_scheduler: bool) -> None:
 def scheduler() -> None:
     """Run the periodic-job scheduler (RQ cron)."""
     build_scheduler(_runtime().redis).start()
+
+
+@main.command()
+@click.option(
+    "--timeout",
+    default=120,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Seconds to wait for the workers to finish the round.",
+)
+def sweep(timeout: int) -> None:
+    """Run every periodic job (timers, outbox, email, inbound, clean-up) once, now.
+
+    The jobs go to the running workers, which hold WeCom's and the SMTP server's settings; this
+    command only needs the same Redis. Against `make demo` that is the default: started in the
+    same folder, it finds the demo's embedded Redis through the data folder `./.wecrm`.
+    """
+    runtime = _runtime()
+    round_ = enqueue_round(runtime.redis)
+    click.echo(f"已把 {len(round_)} 个定时任务交给 worker，等待结果……")
+    deadline = time.monotonic() + timeout
+    failed = []
+    for periodic, job in round_:
+        result = job.latest_result(timeout=RESULT_WAIT_SECONDS)
+        while result is None and time.monotonic() < deadline:
+            result = job.latest_result(timeout=RESULT_WAIT_SECONDS)
+        if result is None:
+            raise click.ClickException(
+                f"{timeout} 秒内没有 worker 完成「{periodic.label}」：请确认 `make demo` 或 "
+                "`wecrm worker` 正在运行，且和本命令用同一个 Redis（同一数据目录，或同样的 "
+                "WECRM_REDIS_URL）。任务仍在队列里，worker 启动后会执行。"
+            )
+        if result.type == Result.Type.SUCCESSFUL:
+            click.echo(f"  {periodic.label}：{_describe_result(result.return_value)}")
+        else:
+            failed.append(periodic.label)
+            click.echo(f"  {periodic.label}：失败（详情见 worker 日志）")
+    if failed:
+        raise click.ClickException(f"{len(failed)} 个定时任务失败：{'、'.join(failed)}")
+    click.echo("完成。")
+
+
+def _describe_result(value: object) -> str:
+    """A job's return value for people: a count, or each outcome and its count."""
+    if isinstance(value, dict):
+        return "，".join(f"{outcome} {count}" for outcome, count in value.items()) or "无"
+    return str(value)
 
 
 @main.command("import-customers")

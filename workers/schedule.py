@@ -1,4 +1,5 @@
-"""The one list of periodic jobs, run by RQ's own cron scheduler."""
+"""The one list of periodic jobs, run by RQ's own cron scheduler, or one round of them at once
+(`wecrm sweep`, a burst worker)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from dataclasses import dataclass
 
 import redis
 from rq.cron import CronScheduler
+from rq.job import Job
 
 from workers import inbound, jobs, mail, outbox, queues
 
@@ -17,19 +19,35 @@ class Periodic:
     func: Callable[..., object]
     queue: str
     every_seconds: int
+    label: str  # what `wecrm sweep` prints before the job's result
 
 
 PERIODIC_JOBS = (
-    Periodic(jobs.purge_orphan_uploads, queues.MAINTENANCE, every_seconds=6 * 3600),
+    Periodic(
+        jobs.purge_orphan_uploads,
+        queues.MAINTENANCE,
+        every_seconds=6 * 3600,
+        label="清理无主的上传文件（个）",
+    ),
     # Catches messages whose after-commit enqueue was lost, and retries that came due.
-    Periodic(outbox.send_outbox, queues.NOTIFICATIONS, every_seconds=60),
+    Periodic(outbox.send_outbox, queues.NOTIFICATIONS, every_seconds=60, label="发送企业微信消息"),
     # Timer rules count days; a sweep every five minutes acts within minutes of a deadline.
-    Periodic(jobs.run_timers, queues.MAINTENANCE, every_seconds=300),
+    Periodic(jobs.run_timers, queues.MAINTENANCE, every_seconds=300, label="定时规则触发（次）"),
     # Emails whose after-commit enqueue was lost, and retries that came due.
-    Periodic(mail.send_mail, queues.MAIL, every_seconds=60),
+    Periodic(mail.send_mail, queues.MAIL, every_seconds=60, label="发送客户邮件"),
     # WeCom messages stored but not processed (a lost enqueue, a crashed worker, a retry due).
-    Periodic(inbound.sweep_inbound, queues.INBOUND, every_seconds=60),
+    Periodic(
+        inbound.sweep_inbound, queues.INBOUND, every_seconds=60, label="处理积压的企业微信消息"
+    ),
 )
+
+
+def enqueue_round(connection: redis.Redis) -> list[tuple[Periodic, Job]]:
+    """One run of every periodic job, queued now for whichever workers serve `connection`."""
+    return [
+        (periodic, queues.queue(connection, periodic.queue).enqueue(periodic.func))
+        for periodic in PERIODIC_JOBS
+    ]
 
 
 def build_scheduler(connection: redis.Redis) -> CronScheduler:

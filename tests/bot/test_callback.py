@@ -342,6 +342,68 @@ def test_the_signed_envelope_of_the_refusal_tests_is_itself_accepted(
     assert [r.payload for r in stored(session)] == [SET_A_MESSAGE]
 
 
+# -- the clock-skew window -----------------------------------------------------------------------
+
+SKEW_SETTING = "WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS"
+
+
+def test_a_signed_request_from_too_far_in_the_past_is_refused_naming_the_skew_and_the_setting(
+    callback_client, clock, session, caplog
+):
+    client = callback_client(**SET_A.settings)
+    clock.current = at(SET_A.post_timestamp + 412)  # this server's clock runs 412 s fast
+
+    with caplog.at_level(logging.WARNING, logger="bot.callback"):
+        answer = signed_post(client, seal(padded(framed(SET_A_XML))))
+
+    assert answer.status_code == 403
+    assert "412 s behind this server's clock" in caplog.text
+    assert f"{SKEW_SETTING}=300" in caplog.text
+    assert stored(session) == []
+
+
+def test_a_wider_setting_accepts_the_same_request_and_zero_turns_the_check_off(
+    callback_client, clock, session
+):
+    clock.current = at(SET_A.post_timestamp - 412)  # this server's clock runs 412 s slow
+    wider = callback_client(**SET_A.settings, callback_max_clock_skew_seconds=600)
+    assert signed_post(wider, seal(padded(framed(SET_A_XML)))).status_code == 200
+
+    clock.current = at(SET_A.post_timestamp + 30 * 24 * 3600)
+    unchecked = callback_client(**SET_A.settings, callback_max_clock_skew_seconds=0)
+    other = SET_A_XML.replace("4561255354251345929", "4561255354251345930")  # a new MsgId
+    assert signed_post(unchecked, seal(padded(framed(other)))).status_code == 200
+    assert len(stored(session)) == 2
+
+
+def test_a_forged_request_is_refused_for_its_signature_before_its_clock_is_judged(
+    callback_client, clock, caplog
+):
+    client = callback_client(**SET_A.settings)
+    clock.current = at(SET_A.post_timestamp + 3600)
+    forged = SET_A.post_query.replace("msg_signature=4", "msg_signature=5")
+
+    with caplog.at_level(logging.WARNING, logger="bot.callback"):
+        answer = client.post(f"{CALLBACK_PATH}?{forged}", data=SET_A.post_body)
+
+    assert answer.status_code == 403
+    assert "bad signature" in caplog.text
+    assert SKEW_SETTING not in caplog.text
+
+
+def test_url_verification_is_refused_outside_the_window_and_answered_with_the_check_off(
+    callback_client, clock
+):
+    clock.current = at(SET_A.get_timestamp + 301)
+
+    refused = callback_client(**SET_A.settings).get(f"{CALLBACK_PATH}?{SET_A.get_query}")
+    unchecked = callback_client(**SET_A.settings, callback_max_clock_skew_seconds=0)
+    answered = unchecked.get(f"{CALLBACK_PATH}?{SET_A.get_query}")
+
+    assert refused.status_code == 403 and SET_A.echo_plaintext not in refused.data
+    assert answered.status_code == 200 and answered.data == SET_A.echo_plaintext
+
+
 BAD_ECHOSTR = "**P9nAzCzy"  # signed correctly, but no ciphertext
 
 

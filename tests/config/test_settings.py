@@ -37,6 +37,16 @@ def test_postgres_url_gets_the_shipped_driver(tmp_path):
     assert settings.database_url == "postgresql+psycopg://u:pw@db:5432/crm"
 
 
+@pytest.mark.parametrize(("raw", "seconds"), [(None, 300), ("900", 900), ("0", 0)])
+def test_the_callback_clock_skew_defaults_to_five_minutes_and_zero_is_allowed(
+    tmp_path, raw, seconds
+):
+    env = {"WECRM_DATA_DIR": str(tmp_path)}
+    if raw is not None:
+        env["WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS"] = raw
+    assert Settings.from_env(env).callback_max_clock_skew_seconds == seconds
+
+
 @pytest.mark.parametrize(
     ("name", "value", "fragment"),
     [
@@ -53,6 +63,9 @@ def test_postgres_url_gets_the_shipped_driver(tmp_path):
         ("WECRM_SMTP_URL", "smtp://", "WECRM_SMTP_URL"),
         ("WECRM_SMTP_URL", "smtps://mail.example.com:port", "WECRM_SMTP_URL"),
         ("WECRM_MAIL_FROM", "湘瓷 <not-an-address>", "WECRM_MAIL_FROM"),
+        ("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "5m", "WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS"),
+        ("WECRM_WECOM_CONSOLE_URL", "work.weixin.qq.com", "WECRM_WECOM_CONSOLE_URL"),
+        ("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "-1", "WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):

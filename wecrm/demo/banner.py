@@ -82,7 +82,11 @@ def banner(
     lines += ["", "演示成员（企业微信账号）："]
     for member in members:
         lines.append(f"  {member['position']:<6} {member['name']:<4} {member['userid']}")
-    lines += ["", f"各进程的日志（web、worker、scheduler、demo）：{log_dir}/"]
+    lines += [
+        "",
+        "定时任务马上跑一轮（在同一个目录另开终端）：.venv/bin/wecrm sweep",
+        f"各进程的日志（web、worker、scheduler、demo）：{log_dir}/",
+    ]
     if mail_dir is not None:
         lines.append(f"本地邮件服务器：客户邮件不会真的发出，保存在 {mail_dir}/")
     lines.append(RULE)

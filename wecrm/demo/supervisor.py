@@ -93,6 +93,8 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                 # The app's callback secrets, as the WeCom admin console would generate them.
                 WECOM_TOKEN=new_token(),
                 WECOM_AES_KEY=new_aes_key(),
+                # The root page links here: where the demo's WeCom messages can be seen.
+                WECRM_WECOM_CONSOLE_URL=fake.page_url,
             )
             settings = Settings.from_env(env)
         runtime = build_runtime(settings)
