@@ -649,6 +649,9 @@ class EmailTemplateIn(Strict):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     subject: Annotated[str, Field(min_length=1, max_length=200)]
     body: Annotated[str, Field(min_length=1, max_length=20000)]
+    team_id: Id | None = Field(
+        default=None, description="老板可指定团队；不填为公司模板。主管的模板总是本团队的"
+    )
 
 
 class EmailTemplatePatch(Strict):
@@ -684,6 +687,7 @@ class EmailAttachmentOut(Out):
 
 class EmailTemplateOut(Out):
     id: int
+    team_id: int | None
     name: str
     subject: str
     body: str

@@ -1403,7 +1403,8 @@ EMAIL_TEMPLATES = (
 def seed_email_templates(
     session: Session, *, author: User, store: FileStore, now: datetime
 ) -> None:
-    """The templates a manager keeps: a brochure email with its PDF, and a quote follow-up."""
+    """The company's templates (the boss keeps them): a brochure email with its PDF, and a quote
+    follow-up."""
     actor = Actor.of(author)
     for name, subject, body, with_brochure in EMAIL_TEMPLATES:
         template = emails.create_template(
@@ -1570,7 +1571,7 @@ def run_demo(*, host: str, port: int, customer_count: int) -> None:
                 started = time.perf_counter()
                 company = seed_company(session, now=runtime.clock(), customer_count=customer_count)
                 seed_email_templates(
-                    session, author=company.managers[0], store=runtime.store, now=runtime.clock()
+                    session, author=company.boss, store=runtime.store, now=runtime.clock()
                 )
                 session.commit()
                 seconds = time.perf_counter() - started
