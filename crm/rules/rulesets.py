@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from crm.rules.conditions import Problem
 from crm.rules.defaults import DEFAULT_DOCUMENTS
 from crm.rules.documents import KIND_LABELS, KINDS
 from models import RuleSetVersion
+from models.users import Role
 
 MAX_DOCUMENT_CHARS = 100_000
 REPLAY_DAYS = 30
@@ -133,7 +134,7 @@ def overview(session: Session, *, actor: Actor) -> list[dict[str, Any]]:
     drafts = list(
         session.scalars(
             select(RuleSetVersion)
-            .where(RuleSetVersion.status == "draft")
+            .where(RuleSetVersion.status == "draft", _own_drafts(actor))
             .order_by(RuleSetVersion.id)
         )
     )
@@ -174,9 +175,14 @@ def create_draft(
 
 
 def get_draft(session: Session, *, actor: Actor, draft_id: int) -> RuleSetVersion:
+    """One draft of the actor's own (the boss may open anyone's); others' answer like missing."""
     _require_manager(actor)
-    draft = session.get(RuleSetVersion, draft_id)
-    if draft is None or draft.status != "draft":
+    draft = session.scalar(
+        select(RuleSetVersion).where(
+            RuleSetVersion.id == draft_id, RuleSetVersion.status == "draft", _own_drafts(actor)
+        )
+    )
+    if draft is None:
         raise NotFound("规则草稿")
     return draft
 
@@ -395,6 +401,11 @@ def _active_row(session: Session, kind: str) -> RuleSetVersion | None:
     return session.scalar(
         select(RuleSetVersion).where(RuleSetVersion.kind == kind, RuleSetVersion.status == "active")
     )
+
+
+def _own_drafts(actor: Actor) -> ColumnElement[bool]:
+    """Drafts belong to their author, and the boss may open every draft."""
+    return true() if actor.role is Role.BOSS else RuleSetVersion.created_by == actor.user_id
 
 
 def _require_manager(actor: Actor) -> None:

@@ -172,6 +172,37 @@ def test_a_draft_is_edited_until_it_is_right(book, client, fake_wecom):
     assert client.get(f"/api/v1/rule-sets/drafts/{draft['id']}", headers=headers).status_code == 404
 
 
+def test_a_draft_belongs_to_its_author_and_the_boss(book, client, session, fake_wecom):
+    author, other = (sign_in(client, fake_wecom, m) for m in book.managers)
+    boss = sign_in(client, fake_wecom, book.boss)
+    draft = client.post(
+        "/api/v1/rule-sets/drafts",
+        headers=author,
+        json={"kind": "grading", "document": _with_expo_rule(), "note": "一组的草稿"},
+    ).json
+    url = f"/api/v1/rule-sets/drafts/{draft['id']}"
+    missing = "/api/v1/rule-sets/drafts/2000000000"
+    for method, suffix, body in [
+        ("get", "", None),
+        ("put", "", {"document": DEFAULT_DOCUMENTS["grading"]}),
+        ("delete", "", None),
+        ("post", "/preview", None),
+        ("post", "/publish", {"reason": "抢先发布"}),
+    ]:
+        call = getattr(client, method)
+        hidden, absent = (call(u + suffix, headers=other, json=body) for u in (url, missing))
+        assert hidden.status_code == 404 and hidden.json == absent.json, (method, suffix)
+    listed = client.get("/api/v1/rule-sets", headers=other).json["items"]
+    assert all(kind["drafts"] == [] for kind in listed)
+
+    assert client.get(url, headers=boss).json["note"] == "一组的草稿"
+    by_boss = client.get("/api/v1/rule-sets", headers=boss).json["items"]
+    assert [d["id"] for kind in by_boss for d in kind["drafts"]] == [draft["id"]]
+    kept = session.get(RuleSetVersion, draft["id"])
+    assert (kept.status, kept.document) == ("draft", _with_expo_rule())
+    assert client.delete(url, headers=author).status_code == 204
+
+
 def test_reps_cannot_read_or_change_rules(book, client, fake_wecom):
     headers = sign_in(client, fake_wecom, book.reps[0][0])
     body = {"kind": "grading", "document": _with_expo_rule()}
