@@ -2,7 +2,7 @@
 
 Per backend, each figure beside its baseline measured in the same run:
 
-* **publish** a changed grading rule set through `crm.rules.rulesets.publish` as the boss
+* **publish** a changed grading rule set through `crm.rules.publisher.publish` as the boss
   (checks, version row, every customer re-graded, each change audited, commit included), two
   rule sets in turn so every publish changes many grades; beside the **naive baseline**: the
   same rule set applied one customer at a time in Python (load the ORM object, read its facts
@@ -63,8 +63,8 @@ from bench.customer_book import (
     write_doc_block,
 )
 from crm.actors import Actor
-from crm.rules import grading, rulesets, timers
-from crm.rules.defaults import DEFAULT_DOCUMENTS
+from crm.rules import grading, publisher, timers
+from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from models import (
     AuditEntry,
     Customer,
@@ -213,7 +213,7 @@ def publish(db: Database, boss: Actor, document: dict[str, Any]) -> tuple[Timed,
     """A draft saved beforehand (its own request), then the publish timed, commit included."""
     now = datetime.now(UTC)
     with db.session(lock_for_write=True) as session:
-        draft = rulesets.create_draft(
+        draft = publisher.create_draft(
             session, actor=boss, kind="grading", document=document, note="bench", now=now
         )
         session.commit()
@@ -221,7 +221,7 @@ def publish(db: Database, boss: Actor, document: dict[str, Any]) -> tuple[Timed,
 
     def act() -> Any:
         with db.session(lock_for_write=True) as session:
-            published = rulesets.publish(
+            published = publisher.publish(
                 session, actor=boss, draft_id=draft_id, reason="基准测试", now=now
             )
             session.commit()
@@ -285,7 +285,7 @@ def measure_preview(
             with db.session() as session:
                 timed, preview = measured(
                     db,
-                    lambda s=session, a=actor: rulesets.preview(
+                    lambda s=session, a=actor: publisher.preview(
                         s, actor=a, kind="grading", document=CHANGED_GRADING, now=now
                     ),
                 )
@@ -658,7 +658,7 @@ ABOUT = """## Rules engine
 customer book's seed (100,000 customers, reused from `bench/seed.py`), each figure beside its
 baseline from the same run:
 
-- **publish**: `crm.rules.rulesets.publish` of a grading rule set as the boss, timed from the
+- **publish**: `crm.rules.publisher.publish` of a grading rule set as the boss, timed from the
   publish call to the commit (checks, version row, every customer re-graded in one `INSERT …
   SELECT` of audit rows and one `UPDATE`). Two sets in turn, so each publish changes many
   grades: the default pack (询价≥3且有明确预算 → A, else C) and the same plus 参加过展会 → B

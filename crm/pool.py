@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from crm import audit, calendar
 from crm.actors import Actor, user_scope
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
-from crm.rules.policy import AutoAssign, PoolPolicy, pool_policy
+from crm.rulesets import store
+from crm.rulesets.policy import AutoAssign, PoolPolicy
 from crm.text import escape_like
 from crm.vocab import OPEN_STAGES
 from models import Customer, PoolEvent, Team, User
@@ -40,6 +41,11 @@ class PoolPage:
     total: int
     page: int
     page_size: int
+
+
+def pool_policy(session: Session) -> PoolPolicy:
+    """The pool policy in force (the active `pool` rule set, or the defaults)."""
+    return PoolPolicy.from_document(store.active(session, "pool").document)
 
 
 def pool_scope(actor: Actor) -> ColumnElement[bool]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from crm import pool
-from crm.rules.policy import AutoAssign
+from crm.rulesets.policy import AutoAssign
 from miniapp_api import api
 from miniapp_api.context import actor, now, session
 from miniapp_api.routing import operation

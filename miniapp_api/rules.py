@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from crm.rules import rulesets
+from crm.rules import publisher
 from miniapp_api import api
 from miniapp_api.context import actor, now, session
 from miniapp_api.routing import operation
@@ -28,7 +28,7 @@ from models import RuleSetVersion
 
 
 def _draft(draft: RuleSetVersion) -> dict[str, Any]:
-    found = rulesets.problems(session(), draft.kind, draft.document)
+    found = publisher.problems(session(), draft.kind, draft.document)
     return {**_columns(draft), "problems": [asdict(p) for p in found]}
 
 
@@ -36,11 +36,11 @@ def _columns(row: RuleSetVersion) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in RuleSetVersion.__mapper__.columns}
 
 
-def _published(published: rulesets.Published) -> dict[str, Any]:
+def _published(published: publisher.Published) -> dict[str, Any]:
     return {**_columns(published.row), "regraded": published.regraded}
 
 
-def _preview(preview: rulesets.Preview) -> dict[str, Any]:
+def _preview(preview: publisher.Preview) -> dict[str, Any]:
     return {**asdict(preview), "valid": not preview.problems}
 
 
@@ -48,7 +48,7 @@ def _preview(preview: rulesets.Preview) -> dict[str, Any]:
     api, "GET", "/rule-sets", summary="各类规则的当前版本与草稿", tag="rules", response=RuleSetList
 )
 def list_rule_sets() -> Any:
-    return {"items": rulesets.overview(session(), actor=actor())}
+    return {"items": publisher.overview(session(), actor=actor())}
 
 
 @operation(
@@ -60,7 +60,7 @@ def list_rule_sets() -> Any:
     response=VocabularyOut,
 )
 def rule_vocabulary() -> Any:
-    return rulesets.vocabulary(session(), actor=actor())
+    return publisher.vocabulary(session(), actor=actor())
 
 
 @operation(
@@ -73,7 +73,7 @@ def rule_vocabulary() -> Any:
     response=CheckOut,
 )
 def validate_rules(body: RuleCheckIn) -> Any:
-    found = rulesets.check(session(), actor=actor(), kind=body.kind, document=body.document)
+    found = publisher.check(session(), actor=actor(), kind=body.kind, document=body.document)
     return {"valid": not found, "problems": [asdict(p) for p in found]}
 
 
@@ -88,7 +88,7 @@ def validate_rules(body: RuleCheckIn) -> Any:
 )
 def preview_rules(body: RuleCheckIn) -> Any:
     return _preview(
-        rulesets.preview(
+        publisher.preview(
             session(), actor=actor(), kind=body.kind, document=body.document, now=now()
         )
     )
@@ -105,7 +105,7 @@ def preview_rules(body: RuleCheckIn) -> Any:
     status=201,
 )
 def create_rule_draft(body: DraftIn) -> Any:
-    draft = rulesets.create_draft(
+    draft = publisher.create_draft(
         session(), actor=actor(), kind=body.kind, document=body.document, note=body.note, now=now()
     )
     return _draft(draft)
@@ -115,7 +115,7 @@ def create_rule_draft(body: DraftIn) -> Any:
     api, "GET", "/rule-sets/drafts/{draft_id}", summary="规则草稿", tag="rules", response=DraftOut
 )
 def get_rule_draft(draft_id: int) -> Any:
-    return _draft(rulesets.get_draft(session(), actor=actor(), draft_id=draft_id))
+    return _draft(publisher.get_draft(session(), actor=actor(), draft_id=draft_id))
 
 
 @operation(
@@ -128,7 +128,7 @@ def get_rule_draft(draft_id: int) -> Any:
     response=DraftOut,
 )
 def update_rule_draft(draft_id: int, body: DraftPatch) -> Any:
-    draft = rulesets.update_draft(
+    draft = publisher.update_draft(
         session(), actor=actor(), draft_id=draft_id, document=body.document, note=body.note
     )
     return _draft(draft)
@@ -138,7 +138,7 @@ def update_rule_draft(draft_id: int, body: DraftPatch) -> Any:
     api, "DELETE", "/rule-sets/drafts/{draft_id}", summary="删除规则草稿", tag="rules", status=204
 )
 def delete_rule_draft(draft_id: int) -> Any:
-    rulesets.delete_draft(session(), actor=actor(), draft_id=draft_id)
+    publisher.delete_draft(session(), actor=actor(), draft_id=draft_id)
 
 
 @operation(
@@ -150,9 +150,9 @@ def delete_rule_draft(draft_id: int) -> Any:
     response=PreviewOut,
 )
 def preview_rule_draft(draft_id: int) -> Any:
-    draft = rulesets.get_draft(session(), actor=actor(), draft_id=draft_id)
+    draft = publisher.get_draft(session(), actor=actor(), draft_id=draft_id)
     return _preview(
-        rulesets.preview(
+        publisher.preview(
             session(), actor=actor(), kind=draft.kind, document=draft.document, now=now()
         )
     )
@@ -169,7 +169,9 @@ def preview_rule_draft(draft_id: int) -> Any:
 )
 def publish_rule_draft(draft_id: int, body: PublishIn) -> Any:
     return _published(
-        rulesets.publish(session(), actor=actor(), draft_id=draft_id, reason=body.reason, now=now())
+        publisher.publish(
+            session(), actor=actor(), draft_id=draft_id, reason=body.reason, now=now()
+        )
     )
 
 
@@ -185,7 +187,7 @@ def publish_rule_draft(draft_id: int, body: PublishIn) -> Any:
 def rule_history(query: HistoryQuery) -> Any:
     return {
         "kind": query.kind,
-        "items": rulesets.history(session(), actor=actor(), kind=query.kind),
+        "items": publisher.history(session(), actor=actor(), kind=query.kind),
     }
 
 
@@ -200,7 +202,7 @@ def rule_history(query: HistoryQuery) -> Any:
 )
 def rollback_rules(body: RollbackIn) -> Any:
     return _published(
-        rulesets.rollback(
+        publisher.rollback(
             session(),
             actor=actor(),
             kind=body.kind,

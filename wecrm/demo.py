@@ -37,8 +37,8 @@ from crm import completeness, custom_fields, emails, orders, users
 from crm.actors import Actor
 from crm.followups import Upload
 from crm.notifications import OutboxStatus
-from crm.rules import rulesets
-from crm.rules.defaults import DEFAULT_DOCUMENTS
+from crm.rules import publisher
+from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from crm.storage import FileStore
 from crm.vocab import (
     OPEN_STAGES,
@@ -1477,7 +1477,7 @@ DEMO_GRADING: dict[str, Any] = {
 def _publish_grading(session: Session, boss: User, now: datetime) -> None:
     actor = Actor.of(boss)
     published_at = now - timedelta(days=GRADING_PUBLISHED_DAYS_AGO)
-    draft = rulesets.create_draft(
+    draft = publisher.create_draft(
         session,
         actor=actor,
         kind="grading",
@@ -1485,7 +1485,7 @@ def _publish_grading(session: Session, boss: User, now: datetime) -> None:
         note="淡季：展会客户升B类",
         now=published_at,
     )
-    rulesets.publish(
+    publisher.publish(
         session, actor=actor, draft_id=draft.id, reason="淡季主推展会客户", now=published_at
     )
 

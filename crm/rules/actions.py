@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from crm import audit, placeholders
 from crm.rules.conditions import Problem
-from crm.rules.policy import AutoAssign
+from crm.rulesets.policy import AutoAssign
 from crm.vocab import ALLOWED_STAGE_MOVES, Grade, Stage
 from models import Customer, CustomerTag, User
 from models.users import Role

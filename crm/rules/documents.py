@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from crm.rules import actions, conditions
 from crm.rules.conditions import Problem
 from crm.rules.facts import Context, Fact
-from crm.rules.policy import AutoAssign, PoolPolicy
+from crm.rulesets.policy import AutoAssign, PoolPolicy
 from crm.vocab import Grade
 from models import User
 

@@ -18,9 +18,10 @@ from sqlalchemy.orm import Session
 
 from crm import audit
 from crm.actors import Actor
-from crm.rules import conditions, documents, rulesets
+from crm.rules import conditions, documents
 from crm.rules.documents import GradingRule
 from crm.rules.facts import Fact, Subject, registry
+from crm.rulesets import store
 from models import AuditEntry, Customer, CustomerTag, User
 
 BATCH_SIZE = 2000
@@ -106,7 +107,7 @@ def subject_of(
 
 def grade_for(session: Session, *, customer: Customer, now: datetime) -> tuple[str | None, str]:
     """The grade the active rules give one customer, and why."""
-    active = rulesets.active(session, "grading")
+    active = store.active(session, "grading")
     grading = Grading.of(session, active.document, active.version)
     return grading.grade(subject_of(session, customer, now))
 

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from crm.actors import Actor, user_scope
 from crm.rules import conditions, documents, grading
 from crm.rules.facts import registry
-from crm.rules.policy import PoolPolicy
 from crm.rules.triggers import follow_up_data
+from crm.rulesets.policy import PoolPolicy
 from models import Attachment, Customer, FollowUp, StageChange, User
 from models.users import Role
 

@@ -20,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from crm.actors import Actor, customer_scope
 from crm.errors import DomainError
-from crm.rules import actions, conditions, documents, grading, rulesets
+from crm.rules import actions, conditions, documents, grading
 from crm.rules.documents import TimerRule, TimerStep
 from crm.rules.facts import Fact, registry
+from crm.rulesets import store
 from models import Customer, TimerFiring
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ def _still_due(
 
 def sweep(session: Session, *, now: datetime, limit: int = SWEEP_LIMIT) -> Sweep:
     """Fire every due timer step (at most `limit` firings); flushes, the caller commits."""
-    active = rulesets.active(session, "timers")
+    active = store.active(session, "timers")
     facts = registry(session, include_retired=True)
     result = Sweep()
     for rule in documents.timer_rules(active.document):

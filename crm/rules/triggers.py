@@ -15,8 +15,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from crm.rules import actions, conditions, documents, grading, rulesets
+from crm.rules import actions, conditions, documents, grading
 from crm.rules.facts import BUILT_IN, registry
+from crm.rulesets import store
 from models import Customer
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ def on_event(
 
     `regrade=False` when a manager has just set the grade by hand: it stands until the next event.
     """
-    sets = rulesets.active_sets(session, ("grading", "triggers"))
+    sets = store.active_sets(session, ("grading", "triggers"))
     rules = documents.trigger_rules(sets["triggers"].document)
     # Writes are the hot path: custom fields and tags are read only if some rule asks.
     used = documents.facts_used(sets["grading"].document) | documents.facts_used(

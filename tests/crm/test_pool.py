@@ -10,8 +10,8 @@ from sqlalchemy import func, select, update
 from crm import customers, pool
 from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, NotFound
-from crm.rules import rulesets
-from crm.rules.policy import AutoAssign
+from crm.rules import publisher
+from crm.rulesets.policy import AutoAssign
 from models import AuditEntry, Customer, PoolEvent, User
 from tests.factories import make_company, make_customer
 
@@ -33,10 +33,10 @@ def _pooled(session, owner, clock, count=1, **values):
 
 
 def _policy(session, boss, clock, **values):
-    draft = rulesets.create_draft(
+    draft = publisher.create_draft(
         session, actor=Actor.of(boss), kind="pool", document=values, note=None, now=clock()
     )
-    rulesets.publish(session, actor=Actor.of(boss), draft_id=draft.id, reason="测试", now=clock())
+    publisher.publish(session, actor=Actor.of(boss), draft_id=draft.id, reason="测试", now=clock())
     session.commit()
 
 

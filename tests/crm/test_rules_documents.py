@@ -6,8 +6,8 @@ import copy
 
 import pytest
 
-from crm.rules import rulesets
-from crm.rules.defaults import DEFAULT_DOCUMENTS
+from crm.rules import publisher
+from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from tests.factories import make_company
 
 
@@ -22,7 +22,7 @@ def _grading(when, grade="A"):
 
 @pytest.mark.parametrize("kind", sorted(DEFAULT_DOCUMENTS))
 def test_the_default_pack_is_valid(kind, session, company):
-    assert rulesets.problems(session, kind, DEFAULT_DOCUMENTS[kind]) == []
+    assert publisher.problems(session, kind, DEFAULT_DOCUMENTS[kind]) == []
 
 
 @pytest.mark.parametrize(
@@ -51,7 +51,7 @@ def test_the_default_pack_is_valid(kind, session, company):
     ],
 )
 def test_a_bad_condition_is_named_by_its_path(when, path, words, session, company):
-    problems = rulesets.problems(session, "grading", _grading(when))
+    problems = publisher.problems(session, "grading", _grading(when))
     assert [p.path for p in problems] == [path]
     assert "第1条规则「高意向」" in problems[0].message
     assert words in problems[0].message
@@ -66,7 +66,7 @@ def test_a_grading_rule_needs_a_known_grade_and_a_unique_name(session, company):
         "default": "Z",
         "extra": 1,
     }
-    paths = {p.path for p in rulesets.problems(session, "grading", document)}
+    paths = {p.path for p in publisher.problems(session, "grading", document)}
     assert paths == {"extra", "rules[0].grade", "rules[1].name", "default"}
 
 
@@ -81,7 +81,7 @@ def test_trigger_actions_are_checked_against_the_registry(session, company):
         {"action": "create_task", "for": "user", "user_id": 999999, "title": "回访"},
         {"action": "notify", "to": "owner", "text": "好", "colour": "red"},
     ]
-    problems = {p.path: p.message for p in rulesets.problems(session, "triggers", document)}
+    problems = {p.path: p.message for p in publisher.problems(session, "triggers", document)}
     assert set(problems) == {
         "rules[0].do[0].action",
         "rules[0].do[1].stage",
@@ -97,7 +97,7 @@ def test_trigger_actions_are_checked_against_the_registry(session, company):
 
 def test_a_trigger_names_a_known_event(session, company):
     document = {"rules": [{"name": "x", "on": "customer_deleted", "do": []}]}
-    problems = rulesets.problems(session, "triggers", document)
+    problems = publisher.problems(session, "triggers", document)
     assert [p.path for p in problems] == ["rules[0].on"]
 
 
@@ -108,7 +108,7 @@ def test_timer_ladders_must_climb_and_grades_must_exist(session, company):
     ladder["steps"].append({"after_days": 7, "do": [{"action": "reassign"}]})
     ladder["steps"][0]["after_days_by_grade"] = {"A": -1}
     ladder["clock"] = "whenever"
-    paths = {p.path for p in rulesets.problems(session, "timers", document)}
+    paths = {p.path for p in publisher.problems(session, "timers", document)}
     assert paths == {
         "rules[0].exempt_grades",
         "rules[0].steps[1].after_days",
@@ -119,7 +119,7 @@ def test_timer_ladders_must_climb_and_grades_must_exist(session, company):
 
 def test_pool_policy_values_are_bounded(session, company):
     document = {"claims_per_day": -1, "max_holdings": 0, "cooldown_days": 7.5, "auto_assign": "x"}
-    paths = {p.path for p in rulesets.problems(session, "pool", document)}
+    paths = {p.path for p in publisher.problems(session, "pool", document)}
     assert paths == {"claims_per_day", "max_holdings", "cooldown_days", "auto_assign"}
 
 
@@ -128,4 +128,4 @@ def test_pool_policy_values_are_bounded(session, company):
     [[], "rules", {"rules": "x"}, {"rules": [1]}, {"rules": [{"name": float("nan")}]}],
 )
 def test_malformed_documents_are_problems_not_crashes(document, session, company):
-    assert rulesets.problems(session, "grading", document)
+    assert publisher.problems(session, "grading", document)

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from crm import followups
 from crm.actors import Actor
-from crm.rules import rulesets, timers
+from crm.rules import publisher, timers
 from models import Customer, OutboxMessage, PoolEvent, Task, TimerFiring
 from tests.factories import make_company, make_customer
 
@@ -121,10 +121,10 @@ def _ladder(session, boss, clock):
             },
         ]
     }
-    draft = rulesets.create_draft(
+    draft = publisher.create_draft(
         session, actor=Actor.of(boss), kind="timers", document=document, note=None, now=clock()
     )
-    rulesets.publish(session, actor=Actor.of(boss), draft_id=draft.id, reason="阶梯", now=clock())
+    publisher.publish(session, actor=Actor.of(boss), draft_id=draft.id, reason="阶梯", now=clock())
     session.commit()
 
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from crm import customers, followups
 from crm.actors import Actor
-from crm.rules import rulesets
+from crm.rules import publisher
 from models import AuditEntry, Customer, CustomerTag, OutboxMessage, StageChange, Task
 from tests.factories import make_company, make_customer
 
@@ -38,10 +38,10 @@ def _log(session, runtime, clock, rep, customer, summary, files=()):
 
 
 def _publish(session, boss, kind, document, clock):
-    draft = rulesets.create_draft(
+    draft = publisher.create_draft(
         session, actor=Actor.of(boss), kind=kind, document=document, note=None, now=clock()
     )
-    rulesets.publish(session, actor=Actor.of(boss), draft_id=draft.id, reason="测试", now=clock())
+    publisher.publish(session, actor=Actor.of(boss), draft_id=draft.id, reason="测试", now=clock())
     session.commit()
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from crm import pool
 from crm.actors import Actor
-from crm.rules import rulesets
+from crm.rules import publisher
 from tests.factories import make_company, make_customer, sign_in
 
 
@@ -91,10 +91,10 @@ def test_caps_and_roles_are_refused_with_stable_codes_and_chinese_messages(
     spare = make_customer(session, company.reps[0][0], clock())
     pool.release(session, customer=spare, reason="客户要求换人", now=clock())
     session.commit()
-    rulesets.publish(
+    publisher.publish(
         session,
         actor=Actor.of(company.boss),
-        draft_id=rulesets.create_draft(
+        draft_id=publisher.create_draft(
             session,
             actor=Actor.of(company.boss),
             kind="pool",

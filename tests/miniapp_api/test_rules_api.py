@@ -7,7 +7,7 @@ import copy
 import pytest
 from sqlalchemy import select
 
-from crm.rules.defaults import DEFAULT_DOCUMENTS
+from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from models import AuditEntry, Customer, RuleSetVersion
 from tests.factories import make_company, make_customer, sign_in
 

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from crm import completeness, users
 from crm.phones import normalise_phone
-from crm.rules import rulesets
+from crm.rulesets import store
 from crm.vocab import ALLOWED_STAGE_MOVES, ContactMethod, Grade, Source, Stage
 from models import (
     AuditEntry,
@@ -155,7 +155,7 @@ def test_seed_writes_1200_customers_over_every_stage_source_grade_and_category(s
 
 def test_the_seeded_grades_are_what_the_published_grading_rules_give(session, clock):
     _seed(session, clock, 300)
-    assert rulesets.active(session, "grading").version == 1
+    assert store.active(session, "grading").version == 1
     published = session.scalars(select(AuditEntry).where(AuditEntry.entity == "rule_set")).one()
     assert published.reason == "淡季主推展会客户"
     # The publish re-graded every customer and found nothing to change.

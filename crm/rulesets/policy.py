@@ -1,12 +1,13 @@
-"""The public-pool policy: the one rule set that is settings rather than rules."""
+"""The public-pool policy: the one rule set that is settings rather than rules.
+
+`crm.pool.pool_policy` reads the one in force from the store.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any
-
-from sqlalchemy.orm import Session
 
 
 class AutoAssign(StrEnum):
@@ -33,10 +34,3 @@ class PoolPolicy:
 
     def to_document(self) -> dict[str, Any]:
         return {**asdict(self), "auto_assign": self.auto_assign.value}
-
-
-def pool_policy(session: Session) -> PoolPolicy:
-    """The pool policy in force (the active `pool` rule set, or the defaults)."""
-    from crm.rules import rulesets
-
-    return PoolPolicy.from_document(rulesets.active(session, "pool").document)

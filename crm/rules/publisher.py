@@ -1,16 +1,15 @@
-"""Rule sets as versions: drafts, check, preview, publish, history and rollback.
+"""Managers edit rule sets here: drafts, check, preview, publish, history and rollback.
 
-Exactly one version of each kind is active; without one the default pack (version 0) is. A
-publish gives a draft the next version number and, for grading, re-grades every customer in the
+A publish gives a draft the next version number and, for grading, re-grades every customer in the
 same transaction, so the new version and its grades land together or not at all. A rollback
-publishes a copy of an earlier version: history only grows, and the rollback is in it.
+publishes a copy of an earlier version: history only grows, and the rollback is in it. What is
+in force is read from `crm.rulesets.store`.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,9 +21,11 @@ from sqlalchemy.orm import Session
 from crm import audit
 from crm.actors import Actor, customer_scope
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
+from crm.rules import actions, conditions, documents, grading, previews, timers
 from crm.rules.conditions import Problem
-from crm.rules.defaults import DEFAULT_DOCUMENTS
 from crm.rules.documents import KIND_LABELS, KINDS
+from crm.rules.facts import registry
+from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from models import RuleSetVersion
 from models.users import Role
 
@@ -32,17 +33,10 @@ MAX_DOCUMENT_CHARS = 100_000
 REPLAY_DAYS = 30
 
 
-@dataclass(frozen=True)
-class ActiveRuleSet:
-    kind: str
-    version: int  # 0: the built-in default pack, never published
-    document: dict[str, Any]
-
-
 @dataclass
 class Published:
     row: RuleSetVersion
-    regraded: Any = None  # grading.Regrade for a grading publish
+    regraded: grading.Regrade | None = None  # for a grading publish
 
 
 @dataclass
@@ -57,30 +51,8 @@ class Preview:
     note: str = ""
 
 
-def active(session: Session, kind: str) -> ActiveRuleSet:
-    """The rule set of `kind` in force: the active version, or the default pack."""
-    return active_sets(session, (kind,))[kind]
-
-
-def active_sets(session: Session, kinds: Iterable[str]) -> dict[str, ActiveRuleSet]:
-    """Several kinds' rule sets in force, read in one statement."""
-    wanted = tuple(kinds)
-    found = {
-        row.kind: ActiveRuleSet(row.kind, row.version, row.document)
-        for row in session.execute(
-            select(RuleSetVersion.kind, RuleSetVersion.version, RuleSetVersion.document).where(
-                RuleSetVersion.kind.in_(wanted), RuleSetVersion.status == "active"
-            )
-        )
-    }
-    return {k: found.get(k) or ActiveRuleSet(k, 0, DEFAULT_DOCUMENTS[k]) for k in wanted}
-
-
 def problems(session: Session, kind: str, document: Any) -> list[Problem]:
     """Everything wrong with a document; [] means it may be published."""
-    from crm.rules import documents
-    from crm.rules.facts import registry
-
     problem = _size_problem(document)
     if problem:
         return [problem]
@@ -96,9 +68,6 @@ def check(session: Session, *, actor: Actor, kind: str, document: Any) -> list[P
 
 def vocabulary(session: Session, *, actor: Actor) -> dict[str, Any]:
     """What a rule may name: facts with their operators, actions, placeholders, events."""
-    from crm.rules import actions, conditions, documents
-    from crm.rules.facts import registry
-
     _require_manager(actor)
     return {
         "facts": [
@@ -331,8 +300,6 @@ def _activate(
     )
     published = Published(row=row)
     if row.kind == "grading":
-        from crm.rules import grading
-
         published.regraded = grading.regrade_all(
             session,
             grading=grading.Grading.of(session, row.document, row.version),
@@ -352,8 +319,6 @@ def preview(session: Session, *, actor: Actor, kind: str, document: Any, now: da
         return result
     scope = customer_scope(actor)
     if kind == "grading":
-        from crm.rules import grading
-
         regrade = grading.preview(
             session, grading=grading.Grading.of(session, document), now=now, scope=scope
         )
@@ -363,16 +328,12 @@ def preview(session: Session, *, actor: Actor, kind: str, document: Any, now: da
         result.sample = regrade.sample
         result.note = "按新规则重新分级后等级会变化的客户"
     elif kind == "timers":
-        from crm.rules import timers
-
         counts, sample = timers.preview(session, document=document, now=now, actor=actor)
         result.changed = sum(counts.values())
         result.rules = [{"rule": key, "customers": n} for key, n in counts.items()]
         result.sample = sample
         result.note = "下一次定时检查时会被提醒、释放或转交的客户"
     elif kind == "triggers":
-        from crm.rules import previews
-
         result.rules, result.sample = previews.triggers(
             session,
             document=document,
@@ -383,8 +344,6 @@ def preview(session: Session, *, actor: Actor, kind: str, document: Any, now: da
         result.changed = sum(r["customers"] for r in result.rules)
         result.note = f"按客户当前资料重放最近{REPLAY_DAYS}天的跟进和阶段变更，规则会被触发的次数"
     else:
-        from crm.rules import previews
-
         result.rules = previews.pool(session, actor=actor, document=document, now=now)
         result.note = "按新规则，各销售当前持有的未成交客户数与上限"
     return result

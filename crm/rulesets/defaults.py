@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from crm.rules.policy import PoolPolicy
+from crm.rulesets.policy import PoolPolicy
 from crm.vocab import OPEN_STAGES
 
 DEFAULT_DOCUMENTS: dict[str, dict[str, Any]] = {
