@@ -18,8 +18,8 @@ from crm import customers as customer_service
 from crm import emails as email_service
 from crm import orders as order_service
 from crm.actors import Actor
-from crm.rules import rulesets
-from crm.rules.defaults import DEFAULT_DOCUMENTS
+from crm.rules import publisher
+from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from miniapp_api.routing import OPERATIONS
 from models import (
     ApprovalNode,
@@ -340,7 +340,7 @@ def settings_world(world, session, clock, runtime):
         now=clock(),
     )
     drafts = {
-        scope: rulesets.create_draft(
+        scope: publisher.create_draft(
             session,
             actor=author,
             kind="grading",
