@@ -387,6 +387,7 @@ def _settings_call(client, op, path, headers, company, visible_customer_id):
         "CustomFieldIn": {"key": "yuequan", "label": "越权", "kind": "text"},
         "CustomFieldPatch": {"label": "越权"},
         "RuleCheckIn": {"kind": "grading", "document": grading},
+        "RulePreviewIn": {"kind": "grading", "document": grading},
         "DraftIn": {"kind": "grading", "document": grading},
         "DraftPatch": {"document": {"default": "D", "rules": []}},
         "PublishIn": {"reason": "越权"},
@@ -541,4 +542,7 @@ def test_settings_lists_hold_only_what_the_role_may_see(role, settings_world, cl
         assert overview.status_code == 403
         return
     drafts = {d["note"] for kind in overview.json["items"] for d in kind["drafts"]}
-    assert drafts == ({"0的草稿"} if role == "manager" else {"company的草稿", "0的草稿", "1的草稿"})
+    assert drafts == ({"0的草稿"} if role == "manager" else {"company的草稿"})
+    if role == "boss":  # a team's drafts, by whoever wrote them, under the team's scope
+        team = client.get(f"/api/v1/rule-sets?team_id={company.teams[1].id}", headers=headers)
+        assert {d["note"] for kind in team.json["items"] for d in kind["drafts"]} == {"1的草稿"}
