@@ -1,8 +1,8 @@
 """Grading: an ordered rule list, first match wins, else the default grade.
 
-One customer (an event) is graded in Python; every customer (a publish) in one SQL statement
-when every condition compiles, else in Python batches. Both go through `facts`, whose Python
-and SQL readings agree, so the two paths cannot disagree.
+One customer (an event) is graded in Python; the customers a set governs (a publish) in one SQL
+statement when every condition compiles, else in Python batches. Both go through `facts`, whose
+Python and SQL readings agree, so the two paths cannot disagree.
 """
 
 from __future__ import annotations
