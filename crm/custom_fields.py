@@ -1,4 +1,5 @@
-"""Fields managers add to every customer, and the validation every write runs them through.
+"""Fields the boss adds to every customer (company settings), and the validation every write runs
+them through.
 
 `is_required` means the field counts toward data completeness (资料完整度): a rep may save a
 customer without it, which is exactly what the completeness score makes visible.
@@ -20,6 +21,7 @@ from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.text import check_text
 from models import CustomField
+from models.users import Role
 
 MAX_TEXT_LENGTH = 500
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -124,7 +126,7 @@ def define_field(
     now: datetime,
 ) -> CustomField:
     """Add a field to every customer at once: no migration, no restart."""
-    _require_manager(actor)
+    _require_boss(actor)
     if not KEY_PATTERN.match(key):
         raise Invalid("字段标识只能用小写字母、数字和下划线，并以字母开头", field="key")
     if session.scalar(select(CustomField.id).where(CustomField.key == key)) is not None:
@@ -164,7 +166,7 @@ def change_field(
     now: datetime,
 ) -> CustomField:
     """Change a field's label, options, required flag or retire it; its kind stays fixed."""
-    _require_manager(actor)
+    _require_boss(actor)
     field = session.get(CustomField, field_id)
     if field is None:
         raise NotFound("自定义字段")
@@ -204,6 +206,7 @@ def _clean_options(kind: str, options: list[str], is_tag_dimension: bool) -> lis
     return cleaned
 
 
-def _require_manager(actor: Actor) -> None:
-    if not actor.can_manage:
-        raise Forbidden("只有主管或老板可以管理自定义字段")
+def _require_boss(actor: Actor) -> None:
+    # Fields are the company's settings: every team's customers carry the same ones.
+    if actor.role is not Role.BOSS:
+        raise Forbidden("只有老板可以管理自定义字段")

@@ -1,7 +1,9 @@
 """Email templates managers keep, and the emails reps send with them from a customer's profile.
 
-Managers and the boss write templates with placeholders ({客户}, {销售}, {公司}, …) and files
-(a product brochure PDF); everyone may read the active ones. `send` renders a template for a
+Templates follow the org chart: the company's (team None) are the boss's to write, a team's are
+its manager's. Everyone sees, and sends with, the company's active templates and their own team's;
+another team's template answers like a missing one. Templates hold placeholders ({客户}, {销售},
+{公司}, …) and files (a product brochure PDF). `send` renders a template for a
 customer in the actor's scope and writes an OutgoingEmail row in the caller's transaction; a job
 (workers/mail.py) hands it to the SMTP server with the state changes below and, once the server
 took it, logs a 邮件 follow-up on the customer's timeline. The rows live like the WeCom outbox's:
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
 from crm import audit, delivery, followups, placeholders
@@ -29,7 +31,16 @@ from crm.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from crm.storage import FileStore
 from crm.text import check_text
 from crm.vocab import ContactMethod, FollowUpSource
-from models import Customer, EmailTemplate, EmailTemplateAttachment, FollowUp, OutgoingEmail, User
+from models import (
+    Customer,
+    EmailTemplate,
+    EmailTemplateAttachment,
+    FollowUp,
+    OutgoingEmail,
+    Team,
+    User,
+)
+from models.users import Role
 
 # An email goes through the WeCom outbox's states, with its attempt limit and back-off.
 EmailStatus = DeliveryStatus
@@ -78,14 +89,23 @@ class Rendered:
 # --- templates ----------------------------------------------------------------------------------
 
 
+def template_scope(actor: Actor) -> ColumnElement[bool]:
+    """The templates an actor may see: all for the boss, else the company's and their team's."""
+    if actor.role is Role.BOSS:
+        return true()
+    company = EmailTemplate.team_id.is_(None)
+    return or_(company, EmailTemplate.team_id == actor.team_id) if actor.team_id else company
+
+
 def list_templates(
     session: Session, *, actor: Actor, include_inactive: bool = False
 ) -> list[EmailTemplate]:
-    """Active templates by name; managers and the boss may ask for deactivated ones too."""
+    """Active templates in scope by name; managers and the boss may ask for deactivated ones."""
     query = (
         select(EmailTemplate)
+        .where(template_scope(actor))
         .options(selectinload(EmailTemplate.attachments))
-        .order_by(EmailTemplate.name)
+        .order_by(EmailTemplate.name, EmailTemplate.id)
     )
     if not (include_inactive and actor.can_manage):
         query = query.where(EmailTemplate.is_active)
@@ -93,10 +113,10 @@ def list_templates(
 
 
 def get_template(session: Session, *, actor: Actor, template_id: int) -> EmailTemplate:
-    """One template; a deactivated one exists only for managers and the boss."""
+    """One template in scope; a deactivated one exists only for managers and the boss."""
     template = session.scalar(
         select(EmailTemplate)
-        .where(EmailTemplate.id == template_id)
+        .where(EmailTemplate.id == template_id, template_scope(actor))
         .options(selectinload(EmailTemplate.attachments))
     )
     if template is None or not (template.is_active or actor.can_manage):
@@ -105,14 +125,23 @@ def get_template(session: Session, *, actor: Actor, template_id: int) -> EmailTe
 
 
 def create_template(
-    session: Session, *, actor: Actor, name: str, subject: str, body: str, now: datetime
+    session: Session,
+    *,
+    actor: Actor,
+    name: str,
+    subject: str,
+    body: str,
+    now: datetime,
+    team_id: int | None = None,
 ) -> EmailTemplate:
-    """A new active template (managers and the boss); placeholders are checked now."""
-    _require_manager(actor)
+    """A new active template: a manager's is their team's; the boss's is the company's, or the
+    team `team_id` names. Placeholders are checked now."""
+    team_id = _team_to_write(session, actor, team_id)
     values = _clean_template({"name": name, "subject": subject, "body": body})
-    _refuse_duplicate_name(session, values["name"], exclude_id=None)
+    _refuse_duplicate_name(session, values["name"], team_id=team_id, exclude_id=None)
     template = EmailTemplate(
         **values,
+        team_id=team_id,
         is_active=True,
         created_by=actor.user_id,
         created_at=now,
@@ -121,7 +150,7 @@ def create_template(
     )
     session.add(template)
     session.flush()
-    _audit(session, actor, template, "create", {}, values, now)
+    _audit(session, actor, template, "create", {}, {**values, "team_id": team_id}, now)
     return template
 
 
@@ -133,9 +162,9 @@ def update_template(
     changes: Mapping[str, Any],
     now: datetime,
 ) -> EmailTemplate:
-    """Change a template's name, subject, body or whether it is active (managers and the boss)."""
-    _require_manager(actor)
-    template = get_template(session, actor=actor, template_id=template_id)
+    """Change a template's name, subject, body or whether it is active (its team's manager, or
+    the boss)."""
+    template = _template_to_write(session, actor, template_id)
     unknown = set(changes) - set(TEMPLATE_FIELDS)
     if unknown:
         raise Invalid(f"未知字段「{sorted(unknown)[0]}」", field=sorted(unknown)[0])
@@ -143,7 +172,9 @@ def update_template(
     if "is_active" in changes:
         values["is_active"] = bool(changes["is_active"])
     if "name" in values and values["name"] != template.name:
-        _refuse_duplicate_name(session, values["name"], exclude_id=template.id)
+        _refuse_duplicate_name(
+            session, values["name"], team_id=template.team_id, exclude_id=template.id
+        )
     before = {k: getattr(template, k) for k in values if getattr(template, k) != values[k]}
     if not before:
         return template
@@ -176,8 +207,7 @@ def add_attachments(
 ) -> EmailTemplate:
     """Attach files every email from the template will carry; all are checked before any is
     stored."""
-    _require_manager(actor)
-    template = get_template(session, actor=actor, template_id=template_id)
+    template = _template_to_write(session, actor, template_id)
     if not uploads:
         raise Invalid("请选择要上传的附件", code="required", field="files")
     checked = [followups.check_upload(u, max_attachment_bytes, ATTACHMENT_TYPES) for u in uploads]
@@ -206,8 +236,7 @@ def remove_attachment(
 ) -> EmailTemplate:
     """Take a file off a template. The stored file stays while emails waiting to go out or
     follow-ups still name it; the orphan sweep (workers/jobs.py) removes it after that."""
-    _require_manager(actor)
-    template = get_template(session, actor=actor, template_id=template_id)
+    template = _template_to_write(session, actor, template_id)
     attachment = next((a for a in template.attachments if a.id == attachment_id), None)
     if attachment is None:
         raise NotFound("附件")
@@ -243,17 +272,41 @@ def _clean_template(values: Mapping[str, Any]) -> dict[str, str]:
     return cleaned
 
 
-def _refuse_duplicate_name(session: Session, name: str, *, exclude_id: int | None) -> None:
+def _refuse_duplicate_name(
+    session: Session, name: str, *, team_id: int | None, exclude_id: int | None
+) -> None:
+    """A name is unique among the templates one person picks from: a company template's among
+    all (the boss sees all), a team's among the company's and that team's."""
     query = select(EmailTemplate.id).where(EmailTemplate.name == name)
+    if team_id is not None:
+        query = query.where(or_(EmailTemplate.team_id.is_(None), EmailTemplate.team_id == team_id))
     if exclude_id is not None:
         query = query.where(EmailTemplate.id != exclude_id)
     if session.scalar(query.limit(1)) is not None:
         raise Conflict(f"已有名为「{name}」的邮件模板", code="duplicate_template")
 
 
-def _require_manager(actor: Actor) -> None:
+def _team_to_write(session: Session, actor: Actor, team_id: int | None) -> int | None:
+    """The scope a new template goes to: the manager's own team, or what the boss names."""
+    if actor.role is Role.BOSS:
+        if team_id is not None and session.get(Team, team_id) is None:
+            raise NotFound("团队")
+        return team_id
+    if actor.role is not Role.MANAGER or actor.team_id is None:
+        raise Forbidden("只有主管和老板可以编辑邮件模板")
+    if team_id not in (None, actor.team_id):
+        raise Forbidden("主管只能为本团队新建邮件模板")
+    return actor.team_id
+
+
+def _template_to_write(session: Session, actor: Actor, template_id: int) -> EmailTemplate:
+    """A template the actor may change: any for the boss, their team's for a manager."""
     if not actor.can_manage:
         raise Forbidden("只有主管和老板可以编辑邮件模板")
+    template = get_template(session, actor=actor, template_id=template_id)
+    if actor.role is not Role.BOSS and template.team_id != actor.team_id:
+        raise Forbidden("公司的邮件模板只有老板可以修改")
+    return template
 
 
 def _audit(

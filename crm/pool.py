@@ -5,6 +5,12 @@ and redistributes it; reps see their team's pool and customers of no team. Owner
 are conditional UPDATEs (`... WHERE owner_id IS NULL`), so of two reps claiming one customer at
 the same moment exactly one wins. Every move is a PoolEvent (caps and cool-downs read them)
 and an audit entry.
+
+The policy (caps, cool-down, auto-assignment) follows the org chart like every rule set: a team
+with its own `pool` set uses it, everyone else the company's. Caps and the cool-down limit a rep,
+so a claim is judged by the claiming rep's team's policy (a rep claims only from their team's
+pool or customers of no team); auto-assignment hands out a team's customers to that team's reps,
+so it uses that team's strategy and cool-down.
 """
 
 from __future__ import annotations
@@ -44,9 +50,9 @@ class PoolPage:
     page_size: int
 
 
-def pool_policy(session: Session) -> PoolPolicy:
-    """The pool policy in force (the active `pool` rule set, or the defaults)."""
-    return PoolPolicy.from_document(store.active(session, "pool").document)
+def pool_policy(session: Session, team_id: int | None) -> PoolPolicy:
+    """The pool policy in force for a team (its own `pool` rule set, else the company's)."""
+    return PoolPolicy.from_document(store.active(session, "pool", team_id).document)
 
 
 def pool_scope(actor: Actor) -> ColumnElement[bool]:
@@ -144,7 +150,7 @@ def claim(session: Session, *, actor: Actor, customer_id: int, now: datetime) ->
     me = session.scalar(select(User).where(User.id == actor.user_id).with_for_update())
     assert me is not None
     customer = _pool_customer(session, actor, customer_id, now)
-    policy = pool_policy(session)
+    policy = pool_policy(session, me.team_id)
     _check_caps(session, actor.user_id, customer.id, policy, now)
     _take(session, customer, me, now)
     _record(session, customer, "claim", me.id, actor, None, "从公海领取", now)
@@ -185,7 +191,7 @@ def auto_assign(
     """
     if customer.team_id is None:
         return None
-    strategy = strategy or pool_policy(session).auto_assign
+    strategy = strategy or pool_policy(session, customer.team_id).auto_assign
     reps = list(
         session.scalars(
             select(User).where(
@@ -240,7 +246,7 @@ def auto_assign_unowned(
         raise NotFound("团队")
     if not session.scalar(select(func.count()).where(*_eligible(team))):
         raise Conflict("该团队没有在职的销售可以分配", code="no_active_rep")
-    policy = pool_policy(session)
+    policy = pool_policy(session, team)
     # The team's own pool, and customers of no team yet (an import, a WeCom contact).
     customers = list(
         session.scalars(

@@ -1,4 +1,4 @@
-"""/custom-fields: fields managers add to every customer, live at once."""
+"""/custom-fields: fields the boss adds to every customer, live at once."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def list_fields() -> Any:
     api,
     "POST",
     "/custom-fields",
-    summary="新增自定义字段（主管）",
+    summary="新增自定义字段（老板）",
     tag="custom-fields",
     body=CustomFieldIn,
     response=CustomFieldOut,
@@ -46,7 +46,7 @@ def create_field(body: CustomFieldIn) -> Any:
     api,
     "PATCH",
     "/custom-fields/{field_id}",
-    summary="修改或停用自定义字段（主管）",
+    summary="修改或停用自定义字段（老板）",
     tag="custom-fields",
     body=CustomFieldPatch,
     response=CustomFieldOut,

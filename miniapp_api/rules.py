@@ -1,4 +1,8 @@
-"""/rule-sets: managers write, check, preview, publish and roll back the rules themselves."""
+"""/rule-sets: managers write, check, preview, publish and roll back the rules themselves.
+
+A manager works on their team's rule sets, the boss on the company's or, naming `team_id`, on a
+team's (crm/rules/publisher.py).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +24,8 @@ from miniapp_api.schemas import (
     PublishOut,
     RollbackIn,
     RuleCheckIn,
+    RulePreviewIn,
+    RuleScopeQuery,
     RuleSetList,
     VersionList,
     VocabularyOut,
@@ -36,19 +42,21 @@ def _columns(row: RuleSetVersion) -> dict[str, Any]:
     return {c.key: getattr(row, c.key) for c in RuleSetVersion.__mapper__.columns}
 
 
-def _published(published: publisher.Published) -> dict[str, Any]:
-    return {**_columns(published.row), "regraded": published.regraded}
-
-
 def _preview(preview: publisher.Preview) -> dict[str, Any]:
     return {**asdict(preview), "valid": not preview.problems}
 
 
 @operation(
-    api, "GET", "/rule-sets", summary="各类规则的当前版本与草稿", tag="rules", response=RuleSetList
+    api,
+    "GET",
+    "/rule-sets",
+    summary="各类规则的当前版本与草稿（主管：本团队；老板：公司或指定团队）",
+    tag="rules",
+    query=RuleScopeQuery,
+    response=RuleSetList,
 )
-def list_rule_sets() -> Any:
-    return {"items": publisher.overview(session(), actor=actor())}
+def list_rule_sets(query: RuleScopeQuery) -> Any:
+    return {"items": publisher.overview(session(), actor=actor(), team_id=query.team_id)}
 
 
 @operation(
@@ -81,15 +89,20 @@ def validate_rules(body: RuleCheckIn) -> Any:
     api,
     "POST",
     "/rule-sets/preview",
-    summary="预览规则效果（不做任何修改）",
+    summary="预览规则效果（与发布覆盖同样的客户，不做任何修改）",
     tag="rules",
-    body=RuleCheckIn,
+    body=RulePreviewIn,
     response=PreviewOut,
 )
-def preview_rules(body: RuleCheckIn) -> Any:
+def preview_rules(body: RulePreviewIn) -> Any:
     return _preview(
         publisher.preview(
-            session(), actor=actor(), kind=body.kind, document=body.document, now=now()
+            session(),
+            actor=actor(),
+            kind=body.kind,
+            document=body.document,
+            now=now(),
+            team_id=body.team_id,
         )
     )
 
@@ -106,7 +119,13 @@ def preview_rules(body: RuleCheckIn) -> Any:
 )
 def create_rule_draft(body: DraftIn) -> Any:
     draft = publisher.create_draft(
-        session(), actor=actor(), kind=body.kind, document=body.document, note=body.note, now=now()
+        session(),
+        actor=actor(),
+        kind=body.kind,
+        document=body.document,
+        note=body.note,
+        now=now(),
+        team_id=body.team_id,
     )
     return _draft(draft)
 
@@ -153,7 +172,12 @@ def preview_rule_draft(draft_id: int) -> Any:
     draft = publisher.get_draft(session(), actor=actor(), draft_id=draft_id)
     return _preview(
         publisher.preview(
-            session(), actor=actor(), kind=draft.kind, document=draft.document, now=now()
+            session(),
+            actor=actor(),
+            kind=draft.kind,
+            document=draft.document,
+            now=now(),
+            team_id=draft.team_id,
         )
     )
 
@@ -162,16 +186,14 @@ def preview_rule_draft(draft_id: int) -> Any:
     api,
     "POST",
     "/rule-sets/drafts/{draft_id}/publish",
-    summary="发布草稿为新版本（分级规则立即对全部客户生效）",
+    summary="发布草稿为新版本（只对草稿所属范围生效：团队草稿只改本团队客户，分级立即重算）",
     tag="rules",
     body=PublishIn,
     response=PublishOut,
 )
 def publish_rule_draft(draft_id: int, body: PublishIn) -> Any:
-    return _published(
-        publisher.publish(
-            session(), actor=actor(), draft_id=draft_id, reason=body.reason, now=now()
-        )
+    return publisher.publish(
+        session(), actor=actor(), draft_id=draft_id, reason=body.reason, now=now()
     )
 
 
@@ -179,35 +201,31 @@ def publish_rule_draft(draft_id: int, body: PublishIn) -> Any:
     api,
     "GET",
     "/rule-sets/history",
-    summary="规则版本历史",
+    summary="规则版本历史（主管：本团队；老板：公司或指定团队）",
     tag="rules",
     query=HistoryQuery,
     response=VersionList,
 )
 def rule_history(query: HistoryQuery) -> Any:
-    return {
-        "kind": query.kind,
-        "items": publisher.history(session(), actor=actor(), kind=query.kind),
-    }
+    return publisher.history(session(), actor=actor(), kind=query.kind, team_id=query.team_id)
 
 
 @operation(
     api,
     "POST",
     "/rule-sets/rollback",
-    summary="一键回滚到任一历史版本（0 为出厂默认）",
+    summary="一键回滚到本范围的任一历史版本（公司：0 为出厂默认；团队：0 为沿用公司规则）",
     tag="rules",
     body=RollbackIn,
     response=PublishOut,
 )
 def rollback_rules(body: RollbackIn) -> Any:
-    return _published(
-        publisher.rollback(
-            session(),
-            actor=actor(),
-            kind=body.kind,
-            version=body.version,
-            reason=body.reason,
-            now=now(),
-        )
+    return publisher.rollback(
+        session(),
+        actor=actor(),
+        kind=body.kind,
+        version=body.version,
+        reason=body.reason,
+        now=now(),
+        team_id=body.team_id,
     )

@@ -396,8 +396,23 @@ class RuleCheckIn(Strict):
     document: RuleDocument
 
 
+RuleTeam = Annotated[
+    Id | None,
+    Field(description="老板可指定团队（不填为公司规则）；主管总是本团队，不能指定其他团队"),
+]
+
+
+class RuleScopeQuery(Strict):
+    team_id: RuleTeam = None
+
+
+class RulePreviewIn(RuleCheckIn):
+    team_id: RuleTeam = None
+
+
 class DraftIn(RuleCheckIn):
     note: Annotated[str, Field(max_length=255)] | None = None
+    team_id: RuleTeam = None
 
 
 class DraftPatch(Strict):
@@ -413,10 +428,12 @@ class RollbackIn(Strict):
     kind: RuleKind
     version: Annotated[int, Field(ge=0, le=2**31 - 1)]
     reason: Reason
+    team_id: RuleTeam = None
 
 
 class HistoryQuery(Strict):
     kind: RuleKind
+    team_id: RuleTeam = None
 
 
 class ProblemOut(Out):
@@ -432,6 +449,7 @@ class CheckOut(Out):
 class DraftOut(Out):
     id: int
     kind: str
+    team_id: int | None
     note: str | None
     document: dict[str, Any]
     created_by: int | None
@@ -442,6 +460,8 @@ class DraftOut(Out):
 class RuleSetOut(Out):
     kind: str
     label: str
+    team_id: int | None
+    inherited: bool = Field(description="团队还没有自己的规则，沿用公司规则")
     active_version: int
     published_at: datetime | None
     document: dict[str, Any]
@@ -464,11 +484,13 @@ class VersionOut(Out):
 
 class VersionList(Out):
     kind: str
+    team_id: int | None
     items: list[VersionOut]
 
 
 class PreviewOut(Out):
     kind: str
+    team_id: int | None
     valid: bool
     problems: list[ProblemOut]
     scope_customers: int
@@ -487,6 +509,7 @@ class RegradeOut(Out):
 
 class PublishOut(Out):
     kind: str
+    team_id: int | None
     version: int
     published_at: datetime
     rolled_back_from: int | None
@@ -649,6 +672,9 @@ class EmailTemplateIn(Strict):
     name: Annotated[str, Field(min_length=1, max_length=64)]
     subject: Annotated[str, Field(min_length=1, max_length=200)]
     body: Annotated[str, Field(min_length=1, max_length=20000)]
+    team_id: Id | None = Field(
+        default=None, description="老板可指定团队；不填为公司模板。主管的模板总是本团队的"
+    )
 
 
 class EmailTemplatePatch(Strict):
@@ -684,6 +710,7 @@ class EmailAttachmentOut(Out):
 
 class EmailTemplateOut(Out):
     id: int
+    team_id: int | None
     name: str
     subject: str
     body: str

@@ -5,17 +5,29 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, UTCDateTime
 
 
 class EmailTemplate(Base):
+    """A company template (team_id None, the boss's) or a team's (its manager's)."""
+
     __tablename__ = "email_templates"
+    # One name per scope; a plain (team_id, name) key would let NULL teams repeat a name.
+    __table_args__ = (
+        Index(
+            "uq_email_templates_scope_name",
+            func.coalesce(text("team_id"), 0),
+            "name",
+            unique=True,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(64), unique=True)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    name: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(200))  # may hold placeholders, like the body
     body: Mapped[str] = mapped_column(Text)
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)

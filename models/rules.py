@@ -14,8 +14,10 @@ from models.base import Base, JSONType, UTCDateTime
 class RuleSetVersion(Base):
     """One version of one kind of rule set: a draft, the active one, or a superseded one.
 
-    Publishing gives a draft the next version number; a rollback publishes a copy of an earlier
-    version, so the history only ever grows.
+    Publishing gives a draft the next version number of its kind (one sequence for every scope,
+    so "v7" names one version); a rollback publishes a copy of an earlier version, so the history
+    only ever grows. A version's scope is its team (None: the company's); a team's active version
+    overrides the company's for that team's customers.
     """
 
     __tablename__ = "rule_set_versions"
@@ -26,6 +28,7 @@ class RuleSetVersion(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # grading / triggers / timers / pool
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))  # None: the company's
     version: Mapped[int | None] = mapped_column(Integer)  # None while a draft
     status: Mapped[str] = mapped_column(String(16))  # draft / active / superseded
     document: Mapped[dict[str, Any]] = mapped_column(JSONType)

@@ -1,8 +1,8 @@
 """Grading: an ordered rule list, first match wins, else the default grade.
 
-One customer (an event) is graded in Python; every customer (a publish) in one SQL statement
-when every condition compiles, else in Python batches. Both go through `facts`, whose Python
-and SQL readings agree, so the two paths cannot disagree.
+One customer (an event) is graded in Python; the customers a set governs (a publish) in one SQL
+statement when every condition compiles, else in Python batches. Both go through `facts`, whose
+Python and SQL readings agree, so the two paths cannot disagree.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, case, cast, func, insert, literal, select, true, update
+from sqlalchemy import ColumnElement, and_, case, cast, func, insert, literal, select, update
 from sqlalchemy.orm import Session
 
 from crm import audit
@@ -106,8 +106,8 @@ def subject_of(
 
 
 def grade_for(session: Session, *, customer: Customer, now: datetime) -> tuple[str | None, str]:
-    """The grade the active rules give one customer, and why."""
-    active = store.active(session, "grading")
+    """The grade the rules in force for the customer's team give it, and why."""
+    active = store.active(session, "grading", customer.team_id)
     grading = Grading.of(session, active.document, active.version)
     return grading.grade(subject_of(session, customer, now))
 
@@ -135,14 +135,23 @@ def apply(
 
 
 def regrade_all(
-    session: Session, *, grading: Grading, now: datetime, actor: Actor | None, reason: str
+    session: Session,
+    *,
+    grading: Grading,
+    now: datetime,
+    actor: Actor | None,
+    reason: str,
+    scope: ColumnElement[bool],
 ) -> Regrade:
-    """Apply a grading rule set to every customer at once, auditing each change."""
+    """Apply a grading rule set to every customer `scope` selects (those it governs) at once,
+    auditing each change; `preview` with the same scope reports exactly these changes."""
     new_grade = grading.sql(now)
     if new_grade is None:
-        return _regrade_in_python(session, grading=grading, now=now, actor=actor, reason=reason)
-    changed = Customer.grade.is_distinct_from(new_grade)
-    result = _count(session, new_grade, changed, true())
+        return _regrade_in_python(
+            session, grading=grading, now=now, actor=actor, reason=reason, scope=scope
+        )
+    changed = and_(scope, Customer.grade.is_distinct_from(new_grade))
+    result = _count(session, new_grade, changed, scope)
     json_object = (
         func.jsonb_build_object
         if session.get_bind().dialect.name == "postgresql"
@@ -216,11 +225,17 @@ def _count(session: Session, new_grade: Any, changed: Any, scope: Any) -> Regrad
 
 
 def _regrade_in_python(
-    session: Session, *, grading: Grading, now: datetime, actor: Actor | None, reason: str
+    session: Session,
+    *,
+    grading: Grading,
+    now: datetime,
+    actor: Actor | None,
+    reason: str,
+    scope: ColumnElement[bool],
 ) -> Regrade:
     result = Regrade(evaluated_in="python")
     changes: list[tuple[int, str | None, str | None]] = []
-    for row, grade in _decide_in_batches(session, grading, now, true()):
+    for row, grade in _decide_in_batches(session, grading, now, scope):
         result.total += 1
         if grade != row.grade:
             result.transitions[(row.grade, grade)] += 1

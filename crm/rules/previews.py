@@ -7,10 +7,9 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 from sqlalchemy.orm import Session
 
-from crm.actors import Actor, user_scope
 from crm.pool import holdings
 from crm.rules import conditions, documents, grading
 from crm.rules.facts import registry
@@ -97,15 +96,13 @@ def _stage_events(session: Session, since: datetime, scope: Any) -> list[tuple]:
 
 
 def pool(
-    session: Session, *, actor: Actor, document: dict[str, Any], now: datetime
+    session: Session, *, document: dict[str, Any], people: ColumnElement[bool]
 ) -> list[dict[str, Any]]:
-    """Each rep in scope: open customers held against the policy's cap."""
+    """Each active rep `people` selects: open customers held against the policy's cap."""
     policy = PoolPolicy.from_document(document)
     reps = list(
         session.scalars(
-            select(User)
-            .where(user_scope(actor), User.role == Role.REP, User.is_active)
-            .order_by(User.id)
+            select(User).where(people, User.role == Role.REP, User.is_active).order_by(User.id)
         )
     )
     held = holdings(session, [rep.id for rep in reps])

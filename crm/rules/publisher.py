@@ -1,9 +1,16 @@
 """Managers edit rule sets here: drafts, check, preview, publish, history and rollback.
 
-A publish gives a draft the next version number and, for grading, re-grades every customer in the
-same transaction, so the new version and its grades land together or not at all. A rollback
-publishes a copy of an earlier version: history only grows, and the rollback is in it. What is
-in force is read from `crm.rulesets.store`.
+Rule sets follow the org chart: the boss writes the company's (or names a team), a manager their
+own team's, which overrides the company's for that team's customers. Every call works in one
+scope, taken from the actor (`_scope`), and a preview and a publish of one scope cover exactly
+the same customers: those the scope's set governs (`store.scope`). A draft belongs to its author
+(and the boss) and carries its scope.
+
+A publish gives a draft the next version number of its kind and, for grading, re-grades the
+customers it governs in the same transaction, so the new version and its grades land together or
+not at all. A rollback publishes a copy of an earlier version of the same scope: history only
+grows, and the rollback is in it. A team's version 0 is "the company's set": rolling a team back
+to it retires the team's own set. What is in force is read from `crm.rulesets.store`.
 """
 
 from __future__ import annotations
@@ -14,19 +21,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm import audit
-from crm.actors import Actor, customer_scope
+from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.rules import actions, conditions, documents, grading, previews, timers
 from crm.rules.conditions import Problem
 from crm.rules.documents import KIND_LABELS, KINDS
 from crm.rules.facts import registry
+from crm.rulesets import store
 from crm.rulesets.defaults import DEFAULT_DOCUMENTS
-from models import RuleSetVersion
+from models import Customer, RuleSetVersion, Team, User
+from models.users import Role
 
 MAX_DOCUMENT_CHARS = 100_000
 REPLAY_DAYS = 30
@@ -34,7 +43,13 @@ REPLAY_DAYS = 30
 
 @dataclass
 class Published:
-    row: RuleSetVersion
+    """What a publish or a rollback put in force for one scope."""
+
+    kind: str
+    team_id: int | None
+    version: int  # 0: the default pack, or for a team the company's set again
+    published_at: datetime
+    rolled_back_from: int | None = None
     regraded: grading.Regrade | None = None  # for a grading publish
 
 
@@ -42,6 +57,7 @@ class Published:
 class Preview:
     kind: str
     problems: list[Problem]
+    team_id: int | None = None
     scope_customers: int = 0
     changed: int = 0
     transitions: list[dict[str, Any]] = field(default_factory=list)
@@ -96,23 +112,27 @@ def vocabulary(session: Session, *, actor: Actor) -> dict[str, Any]:
     }
 
 
-def overview(session: Session, *, actor: Actor) -> list[dict[str, Any]]:
-    """Per kind: the version in force and the open drafts."""
-    _require_manager(actor)
+def overview(session: Session, *, actor: Actor, team_id: int | None = None) -> list[dict[str, Any]]:
+    """Per kind, for the actor's scope: the version in force (a team's own, or the company's it
+    inherits) and the actor's open drafts of that scope."""
+    scope = _scope(session, actor, team_id)
     drafts = list(
         session.scalars(
             select(RuleSetVersion)
-            .where(RuleSetVersion.status == "draft")
+            .where(RuleSetVersion.status == "draft", _own_drafts(actor), store.in_scope(scope))
             .order_by(RuleSetVersion.id)
         )
     )
     result = []
     for kind in KINDS:
-        current = _active_row(session, kind)
+        own = _active_row(session, kind, scope)
+        current = own or (_active_row(session, kind, None) if scope is not None else None)
         result.append(
             {
                 "kind": kind,
                 "label": KIND_LABELS[kind],
+                "team_id": scope,
+                "inherited": scope is not None and own is None,
                 "active_version": current.version if current else 0,
                 "published_at": current.published_at if current else None,
                 "document": current.document if current else DEFAULT_DOCUMENTS[kind],
@@ -123,14 +143,23 @@ def overview(session: Session, *, actor: Actor) -> list[dict[str, Any]]:
 
 
 def create_draft(
-    session: Session, *, actor: Actor, kind: str, document: Any, note: str | None, now: datetime
+    session: Session,
+    *,
+    actor: Actor,
+    kind: str,
+    document: Any,
+    note: str | None,
+    now: datetime,
+    team_id: int | None = None,
 ) -> RuleSetVersion:
-    """Save a draft (it may still have problems; publishing refuses those)."""
-    _require_manager(actor)
+    """Save a draft for the actor's scope (it may still have problems; publishing refuses
+    those)."""
+    scope = _scope(session, actor, team_id)
     _require_kind(kind)
     _require_object(document)
     draft = RuleSetVersion(
         kind=kind,
+        team_id=scope,
         status="draft",
         document=document,
         note=note,
@@ -143,9 +172,14 @@ def create_draft(
 
 
 def get_draft(session: Session, *, actor: Actor, draft_id: int) -> RuleSetVersion:
+    """One draft of the actor's own (the boss may open anyone's); others' answer like missing."""
     _require_manager(actor)
-    draft = session.get(RuleSetVersion, draft_id)
-    if draft is None or draft.status != "draft":
+    draft = session.scalar(
+        select(RuleSetVersion).where(
+            RuleSetVersion.id == draft_id, RuleSetVersion.status == "draft", _own_drafts(actor)
+        )
+    )
+    if draft is None:
         raise NotFound("规则草稿")
     return draft
 
@@ -167,13 +201,20 @@ def delete_draft(session: Session, *, actor: Actor, draft_id: int) -> None:
     session.flush()
 
 
-def history(session: Session, *, actor: Actor, kind: str) -> list[dict[str, Any]]:
-    """Every published version of `kind`, newest first, ending with the default pack (v0)."""
-    _require_manager(actor)
+def history(
+    session: Session, *, actor: Actor, kind: str, team_id: int | None = None
+) -> dict[str, Any]:
+    """Every published version of `kind` in the actor's scope, newest first, ending with v0:
+    the default pack for the company, the company's set for a team."""
+    scope = _scope(session, actor, team_id)
     _require_kind(kind)
     rows = session.scalars(
         select(RuleSetVersion)
-        .where(RuleSetVersion.kind == kind, RuleSetVersion.status != "draft")
+        .where(
+            RuleSetVersion.kind == kind,
+            RuleSetVersion.status != "draft",
+            store.in_scope(scope),
+        )
         .order_by(RuleSetVersion.version.desc())
     )
     versions: list[dict[str, Any]] = [
@@ -192,30 +233,48 @@ def history(session: Session, *, actor: Actor, kind: str) -> list[dict[str, Any]
         {
             "version": 0,
             "status": "active" if not versions or versions[0]["status"] != "active" else "default",
-            "note": "出厂默认规则",
+            "note": "出厂默认规则" if scope is None else "沿用公司规则",
             "published_at": None,
             "published_by": None,
             "rolled_back_from": None,
-            "document": DEFAULT_DOCUMENTS[kind],
+            "document": DEFAULT_DOCUMENTS[kind]
+            if scope is None
+            else store.active(session, kind).document,
         }
     )
-    return versions
+    return {"kind": kind, "team_id": scope, "items": versions}
 
 
 def publish(
     session: Session, *, actor: Actor, draft_id: int, reason: str, now: datetime
 ) -> Published:
-    """Make a draft the active version; grading re-grades every customer in the same step."""
+    """Make a draft the active version of its scope; grading re-grades the customers it governs
+    in the same step."""
     draft = get_draft(session, actor=actor, draft_id=draft_id)
     return _activate(session, actor=actor, row=draft, reason=reason, now=now, action="publish")
 
 
 def rollback(
-    session: Session, *, actor: Actor, kind: str, version: int, reason: str, now: datetime
+    session: Session,
+    *,
+    actor: Actor,
+    kind: str,
+    version: int,
+    reason: str,
+    now: datetime,
+    team_id: int | None = None,
 ) -> Published:
-    """Publish again what version `version` of `kind` said (0: the default pack)."""
-    _require_manager(actor)
+    """Publish again what version `version` of `kind` in the actor's scope said (0: the default
+    pack for the company; for a team, the company's set again)."""
+    scope = _scope(session, actor, team_id)
     _require_kind(kind)
+    current = _active_row(session, kind, scope)
+    if (current.version if current else 0) == version:
+        raise Conflict(f"第{version}版已经是当前生效的版本", code="already_active")
+    if version == 0 and scope is not None:
+        return _follow_company(
+            session, actor=actor, kind=kind, team_id=scope, reason=reason, now=now
+        )
     if version == 0:
         document = DEFAULT_DOCUMENTS[kind]
     else:
@@ -224,16 +283,15 @@ def rollback(
                 RuleSetVersion.kind == kind,
                 RuleSetVersion.version == version,
                 RuleSetVersion.status != "draft",
+                store.in_scope(scope),
             )
         )
         if earlier is None:
             raise NotFound(f"{KIND_LABELS[kind]}第{version}版")
         document = earlier.document
-    current = _active_row(session, kind)
-    if (current.version if current else 0) == version:
-        raise Conflict(f"第{version}版已经是当前生效的版本", code="already_active")
     row = RuleSetVersion(
         kind=kind,
+        team_id=scope,
         status="draft",
         document=document,
         note=f"回滚到第{version}版",
@@ -259,13 +317,9 @@ def _activate(
         first = found[0]
         more = f"（另有 {len(found) - 1} 处问题）" if len(found) > 1 else ""
         raise Invalid(f"{first.message}{more}", code="invalid_rule", field=first.path)
-    # Lock the version in force so two publishers of one kind queue up; the unique
-    # (kind, version) key catches the race when there is none yet.
-    current = session.scalar(
-        select(RuleSetVersion)
-        .where(RuleSetVersion.kind == row.kind, RuleSetVersion.status == "active")
-        .with_for_update()
-    )
+    # Lock the version in force in the scope so two publishers of one scope queue up; the
+    # unique (kind, version) key catches the race when there is none yet, and across scopes.
+    current = _active_row(session, row.kind, row.team_id, for_update=True)
     latest = session.scalar(
         select(func.max(RuleSetVersion.version)).where(RuleSetVersion.kind == row.kind)
     )
@@ -280,41 +334,123 @@ def _activate(
             session.flush()
     except IntegrityError:
         raise Conflict("其他人刚刚发布了新版本，请刷新后再试", code="publish_race") from None
+    _audit(session, actor, row, action, before=current, now=now, reason=reason)
+    published = Published(
+        kind=row.kind,
+        team_id=row.team_id,
+        version=row.version,
+        published_at=now,
+        rolled_back_from=row.rolled_back_from,
+    )
     label = f"{KIND_LABELS[row.kind]}第{row.version}版"
+    published.regraded = _regrade(
+        session, row.kind, row.team_id, actor, f"发布{label}：{reason}", now
+    )
+    return published
+
+
+def _follow_company(
+    session: Session, *, actor: Actor, kind: str, team_id: int, reason: str, now: datetime
+) -> Published:
+    """A team's rollback to version 0: its own set retires and the company's governs it again."""
+    current = _active_row(session, kind, team_id, for_update=True)
+    if current is None:
+        raise Conflict("本团队已经在沿用公司的规则", code="already_active")
+    current.status = "superseded"
+    session.flush()
+    _audit(session, actor, current, "rollback", before=current, now=now, reason=reason, version=0)
+    regraded = _regrade(
+        session, kind, team_id, actor, f"{KIND_LABELS[kind]}改回沿用公司规则：{reason}", now
+    )
+    return Published(
+        kind=kind,
+        team_id=team_id,
+        version=0,
+        published_at=now,
+        rolled_back_from=0,
+        regraded=regraded,
+    )
+
+
+def _regrade(
+    session: Session,
+    kind: str,
+    team_id: int | None,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+) -> grading.Regrade | None:
+    """After grading changed in a scope: re-grade the customers its set now governs."""
+    if kind != "grading":
+        return None
+    governing = store.scope(session, kind, team_id)
+    in_force = governing.rule_set
+    return grading.regrade_all(
+        session,
+        grading=grading.Grading.of(session, in_force.document, in_force.version),
+        now=now,
+        actor=actor,
+        reason=reason,
+        scope=governing.covers(Customer.team_id),
+    )
+
+
+def _audit(
+    session: Session,
+    actor: Actor,
+    row: RuleSetVersion,
+    action: str,
+    *,
+    before: RuleSetVersion | None,
+    now: datetime,
+    reason: str,
+    version: int | None = None,
+) -> None:
+    """One audit line for what a scope's version in force became (`version`: row's own)."""
+    after = row.version if version is None else version
     audit.record(
         session,
         actor=actor,
         entity="rule_set",
         entity_id=row.id,
         action=action,
-        before={"kind": row.kind, "version": current.version if current else 0},
-        after={"kind": row.kind, "version": row.version, "rolled_back_from": row.rolled_back_from},
+        before={
+            "kind": row.kind,
+            "team_id": row.team_id,
+            "version": before.version if before else 0,
+        },
+        after={
+            "kind": row.kind,
+            "team_id": row.team_id,
+            "version": after,
+            "rolled_back_from": row.rolled_back_from if version is None else 0,
+        },
         now=now,
         reason=reason,
     )
-    published = Published(row=row)
-    if row.kind == "grading":
-        published.regraded = grading.regrade_all(
-            session,
-            grading=grading.Grading.of(session, row.document, row.version),
-            now=now,
-            actor=actor,
-            reason=f"发布{label}：{reason}",
-        )
-    return published
 
 
-def preview(session: Session, *, actor: Actor, kind: str, document: Any, now: datetime) -> Preview:
-    """What a document would do to the customers in the actor's scope, changing nothing."""
-    _require_manager(actor)
+def preview(
+    session: Session,
+    *,
+    actor: Actor,
+    kind: str,
+    document: Any,
+    now: datetime,
+    team_id: int | None = None,
+) -> Preview:
+    """What a document would do in the actor's scope if published there, changing nothing: the
+    same customers a publish would touch."""
+    scope = _scope(session, actor, team_id)
     _require_kind(kind)
-    result = Preview(kind=kind, problems=problems(session, kind, document))
+    result = Preview(kind=kind, problems=problems(session, kind, document), team_id=scope)
     if result.problems:
         return result
-    scope = customer_scope(actor)
+    governing = store.scope(session, kind, scope)
+    customers = governing.covers(Customer.team_id)
     if kind == "grading":
         regrade = grading.preview(
-            session, grading=grading.Grading.of(session, document), now=now, scope=scope
+            session, grading=grading.Grading.of(session, document), now=now, scope=customers
         )
         result.scope_customers = regrade.total
         result.changed = regrade.changed
@@ -322,7 +458,7 @@ def preview(session: Session, *, actor: Actor, kind: str, document: Any, now: da
         result.sample = regrade.sample
         result.note = "按新规则重新分级后等级会变化的客户"
     elif kind == "timers":
-        counts, sample = timers.preview(session, document=document, now=now, actor=actor)
+        counts, sample = timers.preview(session, document=document, now=now, scope=customers)
         result.changed = sum(counts.values())
         result.rules = [{"rule": key, "customers": n} for key, n in counts.items()]
         result.sample = sample
@@ -333,12 +469,14 @@ def preview(session: Session, *, actor: Actor, kind: str, document: Any, now: da
             document=document,
             now=now,
             since=now - timedelta(days=REPLAY_DAYS),
-            scope=scope,
+            scope=customers,
         )
         result.changed = sum(r["customers"] for r in result.rules)
         result.note = f"按客户当前资料重放最近{REPLAY_DAYS}天的跟进和阶段变更，规则会被触发的次数"
     else:
-        result.rules = previews.pool(session, actor=actor, document=document, now=now)
+        result.rules = previews.pool(
+            session, document=document, people=governing.covers(User.team_id)
+        )
         result.note = "按新规则，各销售当前持有的未成交客户数与上限"
     return result
 
@@ -350,10 +488,33 @@ def _transitions(counter: Counter[tuple[str | None, str | None]]) -> list[dict[s
     ]
 
 
-def _active_row(session: Session, kind: str) -> RuleSetVersion | None:
-    return session.scalar(
-        select(RuleSetVersion).where(RuleSetVersion.kind == kind, RuleSetVersion.status == "active")
+def _active_row(
+    session: Session, kind: str, team_id: int | None, *, for_update: bool = False
+) -> RuleSetVersion | None:
+    query = select(RuleSetVersion).where(
+        RuleSetVersion.kind == kind, RuleSetVersion.status == "active", store.in_scope(team_id)
     )
+    return session.scalar(query.with_for_update() if for_update else query)
+
+
+def _scope(session: Session, actor: Actor, team_id: int | None) -> int | None:
+    """The scope an actor works in: a manager's own team; the boss's choice, the company's
+    (None) unless they name a team."""
+    _require_manager(actor)
+    if actor.role is Role.BOSS:
+        if team_id is not None and session.get(Team, team_id) is None:
+            raise NotFound("团队")
+        return team_id
+    if actor.team_id is None or team_id not in (None, actor.team_id):
+        raise Forbidden("主管只能查看和修改本团队的规则")
+    return actor.team_id
+
+
+def _own_drafts(actor: Actor) -> ColumnElement[bool]:
+    """Drafts belong to their author (within their team's scope); the boss may open every one."""
+    if actor.role is Role.BOSS:
+        return true()
+    return and_(RuleSetVersion.created_by == actor.user_id, store.in_scope(actor.team_id))
 
 
 def _require_manager(actor: Actor) -> None:

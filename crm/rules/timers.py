@@ -18,7 +18,6 @@ from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crm.actors import Actor, customer_scope
 from crm.errors import DomainError
 from crm.rules import actions, conditions, documents, grading
 from crm.rules.documents import TimerRule, TimerStep
@@ -121,20 +120,24 @@ def _still_due(
 
 
 def sweep(session: Session, *, now: datetime, limit: int = SWEEP_LIMIT) -> Sweep:
-    """Fire every due timer step (at most `limit` firings); flushes, the caller commits."""
-    active = store.active(session, "timers")
+    """Fire every due timer step (at most `limit` firings); flushes, the caller commits.
+
+    Each set in force (a team's own, the company's for everyone else) looks only at the customers
+    it governs, so a customer is swept by its team's ladder or the company's, never both."""
     facts = registry(session, include_retired=True)
     result = Sweep()
-    for rule in documents.timer_rules(active.document):
-        for index in range(len(rule.steps)):
-            remaining = limit - result.total
-            if remaining <= 0:
-                return result
-            for customer_id, anchor in _candidates(
-                session, rule, index, facts, now, true(), remaining
-            ):
-                if _fire(session, rule, index, customer_id, anchor, facts, now):
-                    result.fired[f"{rule.name}#{index + 1}"] += 1
+    for governing in store.governing(session, "timers"):
+        customers = governing.covers(Customer.team_id)
+        for rule in documents.timer_rules(governing.rule_set.document):
+            for index in range(len(rule.steps)):
+                remaining = limit - result.total
+                if remaining <= 0:
+                    return result
+                for customer_id, anchor in _candidates(
+                    session, rule, index, facts, now, customers, remaining
+                ):
+                    if _fire(session, rule, index, customer_id, anchor, facts, now):
+                        result.fired[f"{rule.name}#{index + 1}"] += 1
     return result
 
 
@@ -183,9 +186,9 @@ def _fire(
 
 
 def preview(
-    session: Session, *, document: dict[str, Any], now: datetime, actor: Actor
+    session: Session, *, document: dict[str, Any], now: datetime, scope: ColumnElement[bool]
 ) -> tuple[Counter[str], list[dict[str, Any]]]:
-    """How many customers in the actor's scope each step would act on at the next sweep."""
+    """How many customers `scope` selects each step would act on at the next sweep."""
     facts = registry(session, include_retired=True)
     counts: Counter[str] = Counter()
     sample: list[dict[str, Any]] = []
@@ -196,7 +199,7 @@ def preview(
         for index in range(len(rule.steps)):
             key = f"{rule.name}#{index + 1}"
             for customer_id, _anchor in _candidates(
-                session, rule, index, facts, now, customer_scope(actor), PREVIEW_LIMIT
+                session, rule, index, facts, now, scope, PREVIEW_LIMIT
             ):
                 customer = session.get(Customer, customer_id) if python_only else None
                 if customer is not None and not _still_due(

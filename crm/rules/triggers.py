@@ -47,11 +47,12 @@ def on_event(
     data: Mapping[str, Any],
     regrade: bool = True,
 ) -> list[str]:
-    """Apply grading and the active triggers to one customer after `event`; the rules that fired.
+    """Apply the grading and triggers in force for the customer's team after `event`; the rules
+    that fired.
 
     `regrade=False` when a manager has just set the grade by hand: it stands until the next event.
     """
-    sets = store.active_sets(session, ("grading", "triggers"))
+    sets = store.active_sets(session, ("grading", "triggers"), customer.team_id)
     rules = documents.trigger_rules(sets["triggers"].document)
     # Writes are the hot path: custom fields and tags are read only if some rule asks.
     used = documents.facts_used(sets["grading"].document) | documents.facts_used(

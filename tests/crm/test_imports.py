@@ -48,10 +48,10 @@ def write_csv(path, rows, encoding):
     return path
 
 
-def define_install_field(session, manager, clock):
+def define_install_field(session, boss, clock):
     custom_fields.define_field(
         session,
-        actor=Actor.of(manager),
+        actor=Actor.of(boss),
         key="needs_install",
         label="是否需要安装",
         kind="bool",
@@ -96,7 +96,7 @@ def test_bad_rows_are_reported_by_row_column_and_reason_and_good_rows_are_import
 ):
     company = make_company(session)
     manager = company.managers[0]
-    define_install_field(session, manager, clock)
+    define_install_field(session, company.boss, clock)
     path = write_xlsx(
         tmp_path / "客户.xlsx",
         [

@@ -40,6 +40,30 @@ def _policy(session, boss, clock, **values):
     session.commit()
 
 
+def test_a_teams_own_policy_caps_its_reps_claims_and_no_one_elses(company, session, clock):
+    manager = Actor.of(company.managers[0])
+    draft = publisher.create_draft(
+        session, actor=manager, kind="pool", document={"claims_per_day": 1}, note=None, now=clock()
+    )
+    publisher.publish(session, actor=manager, draft_id=draft.id, reason="一组", now=clock())
+    session.commit()
+    assert pool.pool_policy(session, company.teams[0].id).claims_per_day == 1
+    assert pool.pool_policy(session, company.teams[1].id).claims_per_day == 5  # the company's
+    for team in (0, 1):
+        leaver, rep = company.reps[team]
+        pooled = _pooled(session, leaver, clock, count=2)
+        pool.claim(session, actor=Actor.of(rep), customer_id=pooled[0].id, now=clock())
+        if team == 0:
+            with pytest.raises(Conflict) as refused:
+                pool.claim(session, actor=Actor.of(rep), customer_id=pooled[1].id, now=clock())
+            assert refused.value.code == "claim_limit"
+        else:
+            claimed = pool.claim(
+                session, actor=Actor.of(rep), customer_id=pooled[1].id, now=clock()
+            )
+            assert claimed.owner_id == rep.id
+
+
 def test_a_release_keeps_the_reason_and_the_team(company, session, clock):
     rep = company.reps[0][0]
     [customer] = _pooled(session, rep, clock)

@@ -161,7 +161,9 @@ def test_bulk_regrade_and_single_customer_grading_agree(population, session, clo
         c.id: rules.decide(grading.subject_of(session, c, clock()))[0]
         for c in session.scalars(select(Customer))
     }
-    grading.regrade_all(session, grading=rules, now=clock(), actor=None, reason="测试")
+    grading.regrade_all(
+        session, grading=rules, now=clock(), actor=None, reason="测试", scope=true()
+    )
     assert dict(session.execute(select(Customer.id, Customer.grade)).all()) == expected
 
 
@@ -184,7 +186,9 @@ def test_a_python_only_condition_grades_the_same_in_batches(population, session,
     }
     rules = grading.Grading.of(session, document)
     assert rules.sql(clock()) is None
-    result = grading.regrade_all(session, grading=rules, now=clock(), actor=None, reason="测试")
+    result = grading.regrade_all(
+        session, grading=rules, now=clock(), actor=None, reason="测试", scope=true()
+    )
     assert result.evaluated_in == "python"
     rows = session.execute(select(Customer.name, Customer.inquiry_count, Customer.grade)).all()
     for name, inquiries, grade in rows:
@@ -198,5 +202,7 @@ def test_an_empty_grading_set_clears_every_grade(population, session, clock):
     graded = session.scalar(select(func.count()).where(Customer.grade.is_not(None)))
     preview = grading.preview(session, grading=rules, now=clock(), scope=true())
     assert preview.changed == graded > 0
-    grading.regrade_all(session, grading=rules, now=clock(), actor=None, reason="测试")
+    grading.regrade_all(
+        session, grading=rules, now=clock(), actor=None, reason="测试", scope=true()
+    )
     assert session.scalars(select(Customer.grade).distinct()).all() == [None]

@@ -185,3 +185,35 @@ def test_two_sweeps_at_once_act_once(company, runtime, session, clock):
     assert _count(session, TimerFiring) == 5
     assert _count(session, OutboxMessage) == 10  # owner + manager's copy, once per customer
     assert _count(session, Task) == 5
+
+
+def test_a_teams_own_timers_sweep_its_customers_and_the_companys_sweep_the_rest(
+    company, session, clock
+):
+    # Team 0's manager releases after 10 quiet days; everyone else keeps the company's 30.
+    document = {
+        "rules": [
+            {
+                "name": "一组10天释放",
+                "steps": [
+                    {"after_days": 10, "do": [{"action": "release_to_pool", "reason": "10天"}]}
+                ],
+            }
+        ]
+    }
+    manager = Actor.of(company.managers[0])
+    draft = publisher.create_draft(
+        session, actor=manager, kind="timers", document=document, note=None, now=clock()
+    )
+    publisher.publish(session, actor=manager, draft_id=draft.id, reason="一组", now=clock())
+    session.commit()
+    ours = make_customer(session, company.reps[0][0], clock())
+    theirs = make_customer(session, company.reps[1][0], clock())
+
+    clock.advance(days=10)
+    assert _sweep(session, clock) == {"一组10天释放#1": 1}
+    assert session.get(Customer, ours.id).owner_id is None
+    assert session.get(Customer, theirs.id).owner_id == company.reps[1][0].id
+    clock.advance(days=20)
+    assert _sweep(session, clock) == {RELEASE: 1}  # the company's ladder, for team 1 only
+    assert session.get(Customer, theirs.id).owner_id is None

@@ -258,3 +258,32 @@ def test_rules_about_tags_and_custom_fields_see_them_on_an_event(company, sessio
         now=clock(),
     )
     assert session.get(Customer, customer.id).grade == "A"
+
+
+def test_a_teams_own_triggers_and_grading_apply_to_its_customers_only(
+    company, session, runtime, clock
+):
+    manager = Actor.of(company.managers[1])
+    for kind, document in (
+        ("triggers", {"rules": []}),  # team 1 turns the quote trigger off
+        ("grading", {"rules": [], "default": "D"}),
+    ):
+        draft = publisher.create_draft(
+            session, actor=manager, kind=kind, document=document, note=None, now=clock()
+        )
+        publisher.publish(session, actor=manager, draft_id=draft.id, reason="二组", now=clock())
+    session.commit()
+    ours, theirs = company.reps[0][0], company.reps[1][0]
+    customers = {
+        rep.id: make_customer(session, rep, clock(), stage="意向", inquiry_count=3, has_budget=True)
+        for rep in (ours, theirs)
+    }
+    for rep in (ours, theirs):
+        _log(
+            session, runtime, clock, rep, customers[rep.id], "已发送正式报价单", [("报价.pdf", PDF)]
+        )
+
+    session.expire_all()
+    mine, other = (session.get(Customer, customers[rep.id].id) for rep in (ours, theirs))
+    assert (mine.stage, mine.grade) == ("报价", "A")  # the company's rules
+    assert (other.stage, other.grade) == ("意向", "D")  # team 1's own

@@ -1,4 +1,4 @@
-"""/custom-fields: managers add fields live; every write validates them; lists filter by them."""
+"""/custom-fields: the boss adds fields live; every write validates them; lists filter by them."""
 
 import pytest
 import rq
@@ -48,11 +48,9 @@ def test_a_required_field_lowers_completeness_once_the_worker_recomputes(
     client, session, fake_wecom, runtime, clock
 ):
     company = make_company(session)
-    manager = company.managers[0]
     complete = make_customer(session, company.reps[0][0], clock(), name="全的", **FULL)
     sparse = make_customer(session, company.reps[1][0], clock(), name="缺的", phone="13900139000")
-    headers = sign_in(client, fake_wecom, manager)
-    boss = sign_in(client, fake_wecom, company.boss)
+    headers = boss = sign_in(client, fake_wecom, company.boss)
     assert detail(client, boss, complete.id)["customer"]["completeness"] == 100
     assert detail(client, boss, sparse.id)["customer"]["completeness"] == 22  # 2 of 9
 
@@ -81,7 +79,7 @@ def test_making_a_field_required_or_retiring_it_rescores_customers(
 ):
     company = make_company(session)
     rep = company.reps[0][0]
-    headers = sign_in(client, fake_wecom, company.managers[0])
+    headers = sign_in(client, fake_wecom, company.boss)
     field = add_field(client, headers, key="area_m2", label="厂房面积", kind="number").json
     answered = make_customer(
         session, rep, clock(), name="答了", **FULL, custom_values={"area_m2": 5000}
@@ -109,7 +107,7 @@ def test_making_a_field_required_or_retiring_it_rescores_customers(
 
 
 def test_several_field_changes_queue_a_single_recompute(client, session, fake_wecom, runtime):
-    headers = sign_in(client, fake_wecom, make_company(session).managers[0])
+    headers = sign_in(client, fake_wecom, make_company(session).boss)
 
     for key in ("a", "b", "c"):
         assert add_field(client, headers, key=key, kind="text", is_required=True).status_code == 201
@@ -117,12 +115,13 @@ def test_several_field_changes_queue_a_single_recompute(client, session, fake_we
     assert queues.queue(runtime.redis, queues.MAINTENANCE).count == 1
 
 
-def test_a_rep_cannot_add_or_change_fields(client, session, fake_wecom):
+@pytest.mark.parametrize("role", ["rep", "manager"])
+def test_only_the_boss_adds_or_changes_fields(role, client, session, fake_wecom):
     company = make_company(session)
-    field = add_field(
-        client, sign_in(client, fake_wecom, company.managers[0]), key="note", kind="text"
-    ).json
-    headers = sign_in(client, fake_wecom, company.reps[0][0])
+    boss = sign_in(client, fake_wecom, company.boss)
+    field = add_field(client, boss, key="note", kind="text").json
+    user = company.reps[0][0] if role == "rep" else company.managers[0]
+    headers = sign_in(client, fake_wecom, user)
 
     added = add_field(client, headers, key="budget", kind="number")
     changed = client.patch(
@@ -131,25 +130,25 @@ def test_a_rep_cannot_add_or_change_fields(client, session, fake_wecom):
 
     assert_envelope(added, 403, "forbidden")
     assert_envelope(changed, 403, "forbidden")
-    keys = [f["key"] for f in client.get("/api/v1/custom-fields", headers=headers).json["items"]]
-    assert keys == ["note"]
+    listed = client.get("/api/v1/custom-fields", headers=headers).json["items"]
+    assert [(f["key"], f["label"]) for f in listed] == [("note", "note")]
 
 
 def test_a_duplicate_key_is_a_conflict(client, session, fake_wecom):
-    headers = sign_in(client, fake_wecom, make_company(session).managers[0])
+    headers = sign_in(client, fake_wecom, make_company(session).boss)
     assert add_field(client, headers, key="note", kind="text").status_code == 201
 
     assert_envelope(add_field(client, headers, key="note", kind="text"), 409, "duplicate_field")
 
 
 def test_an_enum_without_options_is_refused_naming_options(client, session, fake_wecom):
-    headers = sign_in(client, fake_wecom, make_company(session).managers[0])
+    headers = sign_in(client, fake_wecom, make_company(session).boss)
 
     assert_envelope(add_field(client, headers, key="level", kind="enum"), 422, "invalid", "options")
 
 
 def test_a_null_in_a_field_change_is_refused_naming_the_setting(client, session, fake_wecom):
-    headers = sign_in(client, fake_wecom, make_company(session).managers[0])
+    headers = sign_in(client, fake_wecom, make_company(session).boss)
     field = add_field(client, headers, key="note", label="备注", kind="text").json
 
     response = client.patch(
@@ -166,7 +165,7 @@ def test_a_null_in_a_field_change_is_refused_naming_the_setting(client, session,
 @pytest.fixture
 def fields(client, session, fake_wecom):
     company = make_company(session)
-    headers = sign_in(client, fake_wecom, company.managers[0])
+    headers = sign_in(client, fake_wecom, company.boss)
     for body in (
         dict(key="needs_install", label="是否需要安装", kind="bool", is_tag_dimension=True),
         dict(key="level", label="意向强度", kind="enum", options=["强", "中", "弱"]),

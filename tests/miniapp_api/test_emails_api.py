@@ -318,27 +318,33 @@ def test_template_placeholders_and_fields_are_checked_when_saved_with_chinese_me
     assert len(_rows(session, EmailTemplate)) == 1
 
 
-def test_reps_read_active_templates_but_only_managers_and_the_boss_edit_them(
+def test_reps_read_active_templates_of_the_company_and_their_team_but_never_edit_them(
     client, session, clock, fake_wecom, runtime
 ):
     company = make_company(session)
-    manager, rep = company.managers[1], company.reps[0][0]
+    manager, rep = company.managers[1], company.reps[1][0]
+    boss_headers = sign_in(client, fake_wecom, company.boss)
     manager_headers = sign_in(client, fake_wecom, manager)
+    house = _create_template(client, boss_headers, name="公司通用")
     kept = _create_template(client, manager_headers, name="常用")
     retired = _create_template(client, manager_headers, name="旧版")
+    assert (house["team_id"], kept["team_id"]) == (None, manager.team_id)
     deleted = client.delete(f"/api/v1/email-templates/{retired['id']}", headers=manager_headers)
     assert deleted.status_code == 200 and deleted.json["is_active"] is False
 
     headers = sign_in(client, fake_wecom, rep)
     listed = client.get("/api/v1/email-templates?include_inactive=true", headers=headers).json
-    assert [t["name"] for t in listed["items"]] == ["常用"]
+    assert [t["name"] for t in listed["items"]] == ["公司通用", "常用"]
     assert listed["placeholders"] == emails.PLACEHOLDERS
     assert client.get(f"/api/v1/email-templates/{kept['id']}", headers=headers).status_code == 200
     assert (
         client.get(f"/api/v1/email-templates/{retired['id']}", headers=headers).status_code == 404
     )
     managed = client.get("/api/v1/email-templates?include_inactive=true", headers=manager_headers)
-    assert [t["name"] for t in managed.json["items"]] == ["常用", "旧版"]
+    assert [t["name"] for t in managed.json["items"]] == ["公司通用", "常用", "旧版"]
+    other_rep = sign_in(client, fake_wecom, company.reps[0][0])
+    listed = client.get("/api/v1/email-templates", headers=other_rep).json["items"]
+    assert [t["name"] for t in listed] == ["公司通用"]
 
     url = f"/api/v1/email-templates/{kept['id']}"
     refused = [
@@ -356,6 +362,56 @@ def test_reps_read_active_templates_but_only_managers_and_the_boss_edit_them(
         assert response.json["error"]["message"] == "只有主管和老板可以编辑邮件模板"
     (template,) = [t for t in _rows(session, EmailTemplate) if t.id == kept["id"]]
     assert (template.subject, template.is_active) == (kept["subject"], True)
+
+
+def test_a_manager_edits_their_teams_templates_reads_the_companys_and_never_sees_another_teams(
+    client, session, clock, fake_wecom, runtime
+):
+    company = make_company(session)
+    boss = sign_in(client, fake_wecom, company.boss)
+    ours, theirs = (sign_in(client, fake_wecom, m) for m in company.managers)
+    house = _create_template(client, boss, name="公司通用")
+    mine = _create_template(client, ours, name="一组报价")
+    other = _create_template(client, theirs, name="二组报价")
+    for_team = _create_template(client, boss, name="老板给二组", team_id=company.teams[1].id)
+    assert for_team["team_id"] == company.teams[1].id
+
+    listed = client.get("/api/v1/email-templates?include_inactive=true", headers=ours).json
+    assert [t["name"] for t in listed["items"]] == ["一组报价", "公司通用"]
+    hidden = f"/api/v1/email-templates/{other['id']}"
+    missing = "/api/v1/email-templates/2000000000"
+    for method, body in (("get", None), ("patch", {"subject": "改"}), ("delete", None)):
+        call = getattr(client, method)
+        answers = [call(url, headers=ours, json=body) for url in (hidden, missing)]
+        assert answers[0].status_code == 404 and answers[0].json == answers[1].json
+    assert _upload(client, ours, other["id"], ("手册.pdf", BROCHURE)).status_code == 404
+
+    company_url = f"/api/v1/email-templates/{house['id']}"
+    assert client.get(company_url, headers=ours).status_code == 200
+    refused = client.patch(company_url, headers=ours, json={"subject": "改"})
+    assert refused.status_code == 403
+    assert refused.json["error"]["message"] == "公司的邮件模板只有老板可以修改"
+    elsewhere = client.post(
+        "/api/v1/email-templates",
+        headers=ours,
+        json={"name": "x", "subject": "s", "body": "b", "team_id": company.teams[1].id},
+    )
+    assert elsewhere.status_code == 403
+
+    mine_url = f"/api/v1/email-templates/{mine['id']}"
+    edited = client.patch(mine_url, headers=ours, json={"body": "新"})
+    assert edited.status_code == 200 and edited.json["body"] == "新"
+    # A team's name may repeat another team's, never the company's.
+    assert _create_template(client, ours, name="二组报价")["team_id"] == company.teams[0].id
+    clash = client.post(
+        "/api/v1/email-templates",
+        headers=ours,
+        json={"name": "公司通用", "subject": "s", "body": "b"},
+    )
+    assert clash.status_code == 409
+    by_id = {t.id: t for t in _rows(session, EmailTemplate)}
+    assert by_id[other["id"]].subject == other["subject"] and by_id[other["id"]].is_active
+    assert by_id[house["id"]].subject == house["subject"]
 
 
 def test_template_files_are_checked_like_follow_up_uploads(client, session, fake_wecom, runtime):
@@ -425,9 +481,7 @@ def test_the_demo_brochure_template_reaches_a_demo_customer_with_a_well_formed_p
     client, session, clock, fake_wecom, runtime, smtp_server, use_smtp
 ):
     company = seeding.seed_company(session, now=clock(), customer_count=30)
-    seeding.seed_email_templates(
-        session, author=company.managers[0], store=runtime.store, now=clock()
-    )
+    seeding.seed_email_templates(session, author=company.boss, store=runtime.store, now=clock())
     session.commit()
     customer = session.scalars(
         select(Customer).where(Customer.email.is_not(None), Customer.owner_id.is_not(None))

@@ -148,10 +148,10 @@ def test_custom_fields_are_exported_as_columns_under_their_labels(
     client, session, fake_wecom, clock
 ):
     company = make_company(session)
-    manager, rep = company.managers[0], company.reps[0][0]
+    rep = company.reps[0][0]
     custom_fields.define_field(
         session,
-        actor=Actor.of(manager),
+        actor=Actor.of(company.boss),
         key="needs_install",
         label="是否需要安装",
         kind="bool",
@@ -187,7 +187,7 @@ def test_the_export_honours_the_list_filters(client, session, fake_wecom, clock)
     manager = company.managers[0]
     custom_fields.define_field(
         session,
-        actor=Actor.of(manager),
+        actor=Actor.of(company.boss),
         key="level",
         label="意向强度",
         kind="enum",
@@ -296,7 +296,7 @@ def test_an_exported_file_imported_back_with_merge_changes_nothing(
     ]:
         custom_fields.define_field(
             session,
-            actor=Actor.of(manager),
+            actor=Actor.of(company.boss),
             key=key,
             label=label,
             kind=kind,

@@ -257,7 +257,8 @@ EMAIL_TEMPLATES = (
 def seed_email_templates(
     session: Session, *, author: User, store: FileStore, now: datetime
 ) -> None:
-    """The templates a manager keeps: a brochure email with its PDF, and a quote follow-up."""
+    """The company's templates (the boss keeps them): a brochure email with its PDF, and a quote
+    follow-up."""
     actor = Actor.of(author)
     for name, subject, body, with_brochure in EMAIL_TEMPLATES:
         template = emails.create_template(

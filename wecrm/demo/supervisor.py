@@ -108,7 +108,7 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                 started = time.perf_counter()
                 company = seed_company(session, now=runtime.clock(), customer_count=customer_count)
                 seed_email_templates(
-                    session, author=company.managers[0], store=runtime.store, now=runtime.clock()
+                    session, author=company.boss, store=runtime.store, now=runtime.clock()
                 )
                 session.commit()
                 seconds = time.perf_counter() - started
