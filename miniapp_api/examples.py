@@ -48,6 +48,8 @@ from miniapp_api.schemas import (
     ReleaseIn,
     RollbackIn,
     RuleCheckIn,
+    RulePreviewIn,
+    RuleScopeQuery,
     SnoozeIn,
     StageIn,
     TaskIn,
@@ -165,11 +167,14 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     ImportIn: {"on_duplicate": "merge"},
     # --- rule sets
     RuleCheckIn: {"kind": "grading", "document": GRADING_DOCUMENT},
+    # The boss names a team to work on its set; a manager's scope is always their own team.
+    RulePreviewIn: {"kind": "grading", "document": GRADING_DOCUMENT, "team_id": 1},
+    RuleScopeQuery: {"team_id": 1},
     DraftIn: {"kind": "grading", "document": GRADING_DOCUMENT, "note": "展会客户升为 B"},
     DraftPatch: {"document": GRADING_DOCUMENT, "note": "展会客户升为 B"},
     PublishIn: {"reason": "展会客户的成交率高，跟进优先级提高"},
     RollbackIn: {"kind": "grading", "version": 1, "reason": "新规则把太多客户降级，先回到上一版"},
-    HistoryQuery: {"kind": "grading"},
+    HistoryQuery: {"kind": "grading", "team_id": 1},
     # --- notifications and tasks
     NotificationListQuery: {"status": "failed", "page": 1, "page_size": 20},
     TaskIn: {
