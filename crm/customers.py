@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from crm import audit, completeness, custom_fields
+from crm import audit, completeness, custom_fields, fields
 from crm.actors import Actor, customer_scope, user_scope
-from crm.email_addresses import normalise_email
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
-from crm.phones import normalise_phone
 from crm.rules import grading, triggers
 from crm.text import check_text, escape_like
-from crm.vocab import ALLOWED_STAGE_MOVES, Category, Grade, NeedMatch, Source, Stage
+from crm.vocab import ALLOWED_STAGE_MOVES, Stage
 from models import ContactEvent, Customer, CustomerTag, FollowUp, StageChange, Task, User
 
 MAX_PAGE_SIZE = 100
@@ -29,23 +26,8 @@ TIMELINE_LIMIT = 100
 MAX_TAGS = 20
 
 # Plain fields a create or an update may set; owner, stage and grade have their own verbs.
-EDITABLE_FIELDS = (
-    "name",
-    "phone",
-    "email",
-    "company",
-    "region",
-    "category",
-    "source",
-    "first_contact_method",
-    "need_match",
-    "quote_feedback",
-    "expected_amount",
-    "inquiry_count",
-    "has_budget",
-    "attended_expo",
-)
-AUDITED_FIELDS = (*EDITABLE_FIELDS, "grade", "stage", "owner_id", "tags", "custom_values")
+EDITABLE_FIELDS = fields.EDITABLE_KEYS
+AUDITED_FIELDS = (*(f.key for f in fields.CATALOGUE), "owner_id", "tags", "custom_values")
 
 SORTS: dict[str, Any] = {
     "updated_at": Customer.updated_at,
@@ -191,15 +173,13 @@ def create_customer(
 ) -> Customer:
     """Create a customer owned by the actor (or, for managers, by someone they manage)."""
     owner = _resolve_owner(session, actor, owner_id)
-    cleaned = clean_fields(values)
+    # Every field, so an omitted one takes its default now: grading reads them before the flush.
+    cleaned = clean_fields({**dict.fromkeys(EDITABLE_FIELDS), **values})
     _refuse_duplicate_phone(session, cleaned.get("phone"), exclude_id=None)
-    cleaned.setdefault("inquiry_count", 0)
-    cleaned.setdefault("has_budget", False)
-    cleaned.setdefault("attended_expo", False)
     customer = Customer(
         **cleaned,
-        stage=_clean_enum(Stage, stage, "stage", "阶段"),
-        grade=_clean_enum(Grade, grade, "grade", "等级") if grade else None,
+        stage=fields.clean_value("stage", stage),
+        grade=fields.clean_value("grade", grade),
         owner_id=owner.id if owner else None,
         team_id=owner.team_id if owner else actor.team_id,
         custom_values=custom_fields.clean_values(
@@ -270,7 +250,7 @@ def update_customer(
     if grade is not None:
         if not actor.can_manage:
             raise Forbidden("客户等级由规则或主管设定")
-        customer.grade = _clean_enum(Grade, grade, "grade", "等级")
+        customer.grade = fields.clean_value("grade", grade)
     after = snapshot(customer)
     if after == before:
         return customer
@@ -309,7 +289,7 @@ def change_stage(
     cause: str,
 ) -> StageChange:
     """Move a customer along the allowed stage moves, recording history and audit."""
-    target = _clean_enum(Stage, to_stage, "stage", "阶段")
+    target = Stage(fields.clean_value("stage", to_stage))
     current = Stage(customer.stage)
     if target == current:
         raise Conflict(f"客户已处于「{current}」阶段", code="same_stage")
@@ -415,39 +395,11 @@ def find_by_phone(session: Session, phone: str) -> Customer | None:
 
 
 def clean_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the plain fields against the book's vocabularies; Invalid names the field."""
-    cleaned: dict[str, Any] = {}
-    for name, raw in values.items():
-        if name not in EDITABLE_FIELDS:
-            raise Invalid(f"未知字段「{name}」", field=name)
-        value = check_text(raw, field=name).strip() if isinstance(raw, str) else raw
-        if value == "":
-            value = None
-        if name == "name":
-            if not value:
-                raise Invalid("客户名称不能为空", code="required", field="name")
-            if len(value) > 128:
-                raise Invalid("客户名称不能超过128字", field="name")
-        elif name == "phone":
-            value = normalise_phone(value)
-        elif name == "email":
-            value = normalise_email(value)
-        elif name == "category" and value is not None:
-            value = _clean_enum(Category, value, name, "客户分类")
-        elif name == "source" and value is not None:
-            value = _clean_enum(Source, value, name, "客户来源")
-        elif name == "need_match" and value is not None:
-            value = _clean_enum(NeedMatch, value, name, "需求匹配度")
-        elif name == "expected_amount" and value is not None:
-            value = _clean_amount(value)
-        elif name == "inquiry_count":
-            value = _clean_count(value)
-        elif name in {"has_budget", "attended_expo"}:
-            value = bool(value)
-        elif isinstance(value, str) and len(value) > 2000:
-            raise Invalid("内容过长", field=name)
-        cleaned[name] = value
-    return cleaned
+    """Check and normalise the plain fields (`crm.fields`); Invalid names the field."""
+    unknown = next((name for name in values if name not in EDITABLE_FIELDS), None)
+    if unknown is not None:
+        raise Invalid(f"未知字段「{unknown}」", field=unknown)
+    return {name: fields.clean_value(name, raw) for name, raw in values.items()}
 
 
 def snapshot(customer: Customer) -> dict[str, Any]:
@@ -542,37 +494,6 @@ def _refuse_duplicate_phone(session: Session, phone: str | None, *, exclude_id: 
     if session.scalar(query.limit(1)) is not None:
         # Which rep holds it is not said: that would leak another rep's customer.
         raise Conflict(f"电话 {phone} 已登记在其他客户名下（撞单）", code="duplicate_phone")
-
-
-def _clean_enum(kind: type[Any], value: Any, field_name: str, label: str) -> Any:
-    try:
-        return kind(value)
-    except ValueError:
-        choices = "、".join(member.value for member in kind)
-        raise Invalid(f"{label}只能是：{choices}", field=field_name) from None
-
-
-def _clean_amount(value: Any) -> Decimal:
-    try:
-        # Round before the range check: 999999999999.999 rounds up past the column's limit.
-        amount = Decimal(str(value).replace(",", "").replace("，", "")).quantize(Decimal("0.01"))
-    except ArithmeticError:
-        raise Invalid("预计金额应为数字", field="expected_amount") from None
-    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e12"):
-        raise Invalid("预计金额应在 0 到 1 万亿之间", field="expected_amount")
-    return amount
-
-
-def _clean_count(value: Any) -> int:
-    if value is None:
-        return 0
-    try:
-        number = int(str(value).strip().removesuffix(".0"))
-    except ValueError:
-        raise Invalid("询价次数应为整数", field="inquiry_count") from None
-    if not 0 <= number <= 100000:
-        raise Invalid("询价次数应在 0 到 100000 之间", field="inquiry_count")
-    return number
 
 
 def _clean_tags(tags: list[str]) -> list[str]:

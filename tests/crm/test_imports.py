@@ -150,8 +150,8 @@ def test_bad_rows_are_reported_by_row_column_and_reason_and_good_rows_are_import
     errors = {row: (line["field"], line["message"]) for row, line in report_by_row(result).items()}
     assert errors.keys() == {3, 4, 5, 6, 7}
     assert errors[3] == ("电话", "电话号码格式不正确：12345")
-    assert errors[4][0] == "分类" and "客户分类只能是" in errors[4][1]
-    assert errors[5] == ("客户名称", "客户名称为空")
+    assert errors[4] == ("分类", "「客户分类」只能是：工程客户、零售客户")
+    assert errors[5] == ("客户名称", "「客户名称」不能为空")
     assert errors[6][0] == "负责人" and "不存在的人" in errors[6][1]
     assert errors[7] == ("是否需要安装", "「是否需要安装」应为是或否")
     assert all(line["outcome"] == "error" for line in result.report)

@@ -23,18 +23,18 @@ BASE_HEADERS = [
     "电话",
     "邮箱",
     "公司",
-    "区域",
-    "分类",
+    "所属区域",
+    "客户分类",
     "阶段",
     "等级",
-    "来源",
+    "客户来源",
     "首次接触方式",
     "需求匹配度",
     "报价反馈",
     "预计金额",
-    "询价次数",
-    "有预算",
-    "参加展会",
+    "累计询价次数",
+    "有明确预算",
+    "参加过线下展会",
     "标签",
     "负责人",
 ]
@@ -138,7 +138,7 @@ def test_the_csv_has_chinese_headers_and_one_row_per_customer(client, session, f
     assert record["客户名称"] == "佛山陶瓷厂"
     assert record["电话"] == "13800138000"
     assert record["预计金额"] == "120000.5"
-    assert (record["有预算"], record["参加展会"]) == ("是", "否")
+    assert (record["有明确预算"], record["参加过线下展会"]) == ("是", "否")
     assert sorted(record["标签"].split("、")) == ["卫浴", "瓷砖"]
     assert record["负责人"] == rep.wecom_userid
     assert record["阶段"] == "潜在"
