@@ -61,7 +61,7 @@ class CustomerField:
 
     @property
     def column(self) -> Column[Any]:
-        return Customer.__table__.c[self.key]
+        return Customer.__mapper__.columns[self.key]
 
     @property
     def choices(self) -> tuple[str, ...]:
@@ -251,22 +251,25 @@ def clean_text(raw: Any, *, max_length: int, label: str, field: str) -> str:
 
 def _clean_number(field: CustomerField, raw: Any) -> int | Decimal:
     """A number from 0 to the field's maximum, whole or rounded to its column's decimals."""
+    not_a_number = Invalid(
+        f"「{field.label}」应为{'整数' if field.is_whole_number else '数字'}", field=field.key
+    )
     if isinstance(raw, bool):
-        raise Invalid(f"「{field.label}」应为数字", field=field.key)
+        raise not_a_number
     # Excel's thousands separators stay in a CSV (1,200); Excel stores a whole number as 3.0.
     text = str(raw).strip().replace(",", "").replace("，", "")
     try:
         number = Decimal(text)
         if not number.is_finite():
-            raise ArithmeticError
+            raise not_a_number
         column_type = field.column.type
         if isinstance(column_type, Numeric) and column_type.scale is not None:
             # Round before the range check: 999999999999.999 rounds up past the column's limit.
             number = number.quantize(Decimal(1).scaleb(-column_type.scale))
     except ArithmeticError:
-        raise Invalid(f"「{field.label}」应为数字", field=field.key) from None
+        raise not_a_number from None
     if field.is_whole_number and number != number.to_integral_value():
-        raise Invalid(f"「{field.label}」应为整数", field=field.key)
+        raise not_a_number
     assert field.maximum is not None
     if not 0 <= number <= field.maximum:
         raise Invalid(f"「{field.label}」应在 0 到 {field.maximum} 之间", field=field.key)
