@@ -233,7 +233,6 @@ def _write_row(
     """Create the row's customer, or merge it into (or skip it for) the one with its phone."""
     phone = row.values.get("phone")
     existing_id = seen_phones.get(phone) if phone else None
-    existing = None
     if phone and existing_id is None:
         existing = find_by_phone(session, phone)
         existing_id = existing.id if existing else None
