@@ -374,10 +374,12 @@ class ImportIn(Strict):
 
 
 class ImportRowReport(Out):
-    row: int
+    """One line of the report: a row merged or skipped, or one problem of a refused row."""
+
+    row: int = Field(description="表格中的行号（含表头行）")
     outcome: Literal["created", "merged", "skipped", "error"]
     customer_id: int | None = None
-    field: str | None = None
+    field: str | None = Field(default=None, description="出问题的列（表头文字）")
     message: str | None = None
 
 
@@ -391,8 +393,10 @@ class ImportJobOut(Out):
     created_count: int
     merged_count: int
     skipped_count: int
-    error_count: int
-    report: list[ImportRowReport]
+    error_count: int = Field(description="未导入的出错行数")
+    report: list[ImportRowReport] = Field(
+        description="逐行报告；一行有几个问题就有几条，每条写明行号、列和原因"
+    )
     created_at: datetime
     finished_at: datetime | None
 
