@@ -141,10 +141,11 @@ def import_customers(
     mapping, ignored = map_headers(headers, definitions)
     result = ImportResult(total_rows=total, ignored_columns=ignored)
     owners = _owner_lookup(session, actor)
+    custom_by_key = {definition.key: definition for definition in definitions}
     seen_phones: dict[str, int] = {}  # phone → customer id, for duplicates inside the file
 
     for done, (row_number, raw) in enumerate(rows, start=1):
-        row = _read_row(raw, mapping, headers, definitions, owners)
+        row = _read_row(raw, mapping, headers, custom_by_key, owners)
         if row.problems:
             result.add_problems(row_number, row.problems)
         else:
@@ -188,12 +189,11 @@ def _read_row(
     raw: list[Any],
     mapping: dict[int, str],
     headers: list[str],
-    definitions: list[CustomField],
+    custom_by_key: dict[str, CustomField],
     owners: dict[str, int],
 ) -> _Row:
     """Check every cell of a row, so the report names all of its problems at once."""
     row = _Row()
-    by_key = {definition.key: definition for definition in definitions}
     for index, target in mapping.items():
         cell = raw[index] if index < len(raw) else None
         if _is_blank(cell):
@@ -207,7 +207,7 @@ def _read_row(
         try:
             if target.startswith("custom:"):
                 key = target.removeprefix("custom:")
-                row.custom[key] = custom_fields.clean_value(by_key[key], cell)
+                row.custom[key] = custom_fields.clean_value(custom_by_key[key], cell)
             elif target == "tags":
                 row.tags = [t for t in TAG_SEPARATORS.split(str(cell)) if t.strip()]
             elif target == "owner":
