@@ -83,7 +83,7 @@ class CustomerField:
     @property
     def default(self) -> Any:
         """What a blank becomes: the column's default, or None."""
-        return self.column.default.arg if self.column.default is not None else None  # type: ignore[attr-defined]
+        return getattr(self.column.default, "arg", None)
 
 
 CATALOGUE: tuple[CustomerField, ...] = (
