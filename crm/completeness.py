@@ -10,20 +10,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm.actors import Actor, customer_scope
+from crm.fields import CATALOGUE
 from models import Customer, CustomField, Team, User
 
-# The seed's five key nodes (来源, 首次接触方式, 需求匹配度, ...) plus the basics a rep must know.
-REQUIRED_BASE_FIELDS = (
-    "name",
-    "phone",
-    "company",
-    "region",
-    "category",
-    "source",
-    "first_contact_method",
-    "need_match",
-    "expected_amount",
-)
+# Marked in the field catalogue: the seed's five key nodes (来源, 首次接触方式, 需求匹配度, ...)
+# plus the basics a rep must know.
+REQUIRED_BASE_FIELDS = tuple(field.key for field in CATALOGUE if field.is_required)
 RECOMPUTE_BATCH_SIZE = 2000
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import re
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
@@ -19,24 +18,14 @@ from sqlalchemy.orm import Session
 from crm import audit
 from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
-from crm.text import check_text
+from crm.fields import FieldKind, clean_choice, clean_text, clean_yes_no
 from models import CustomField
 from models.users import Role
 
 MAX_TEXT_LENGTH = 500
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
-_TRUE_WORDS = {"true", "1", "是", "有", "yes", "y"}
-_FALSE_WORDS = {"false", "0", "否", "无", "no", "n"}
 # 2026-03-01 and 20260301, and the 2026/3/1 and 2026年3月1日 Chinese Excel writes into a CSV.
 _DATE = re.compile(r"^(\d{4})(?:[-/.年](\d{1,2})[-/.月](\d{1,2})日?|(\d{2})(\d{2}))$")
-
-
-class FieldKind(StrEnum):
-    TEXT = "text"
-    NUMBER = "number"
-    BOOL = "bool"
-    ENUM = "enum"
-    DATE = "date"
 
 
 def active_fields(session: Session) -> list[CustomField]:
@@ -53,12 +42,8 @@ def clean_value(definition: CustomField, raw: Any) -> Any:
         return None
     kind = FieldKind(definition.kind)
     if kind is FieldKind.TEXT:
-        text = check_text(str(raw), field=field).strip()
-        if not text:
-            return None  # blanks are "not filled", for completeness as for filters
-        if len(text) > MAX_TEXT_LENGTH:
-            raise Invalid(f"「{definition.label}」不能超过{MAX_TEXT_LENGTH}字", field=field)
-        return text
+        text = clean_text(raw, max_length=MAX_TEXT_LENGTH, label=definition.label, field=field)
+        return text or None  # blanks are "not filled", for completeness as for filters
     if kind is FieldKind.NUMBER:
         if isinstance(raw, bool):
             raise Invalid(f"「{definition.label}」应为数字", field=field)
@@ -72,20 +57,9 @@ def clean_value(definition: CustomField, raw: Any) -> Any:
             raise Invalid(f"「{definition.label}」应为数字", field=field)
         return int(number) if number.is_integer() and abs(number) < 2**53 else number
     if kind is FieldKind.BOOL:
-        if isinstance(raw, bool):
-            return raw
-        word = str(raw).strip().lower()
-        if word in _TRUE_WORDS:
-            return True
-        if word in _FALSE_WORDS:
-            return False
-        raise Invalid(f"「{definition.label}」应为是或否", field=field)
+        return clean_yes_no(raw, label=definition.label, field=field)
     if kind is FieldKind.ENUM:
-        text = str(raw).strip()
-        if text not in definition.options:
-            choices = "、".join(definition.options)
-            raise Invalid(f"「{definition.label}」只能是：{choices}", field=field)
-        return text
+        return clean_choice(raw, definition.options, label=definition.label, field=field)
     if isinstance(raw, (date, datetime)):
         return (raw.date() if isinstance(raw, datetime) else raw).isoformat()
     match = _DATE.match(str(raw).strip())

@@ -13,13 +13,19 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import audit, completeness, custom_fields
+from crm import audit, completeness, custom_fields, fields
 from crm.actors import Actor, user_scope
-from crm.customers import change_stage, clean_enum, clean_fields, get_customer, snapshot
+from crm.customers import (
+    EDITABLE_FIELDS,
+    change_stage,
+    clean_fields,
+    get_customer,
+    snapshot,
+)
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.rules import grading, triggers
 from crm.text import check_text
-from crm.vocab import Grade, Stage
+from crm.vocab import Stage
 from models import Customer, CustomerTag, StageChange, User
 
 MAX_TAGS = 20
@@ -40,15 +46,13 @@ def create_customer(
 ) -> Customer:
     """Create a customer owned by the actor (or, for managers, by someone they manage)."""
     owner = _resolve_owner(session, actor, owner_id)
-    cleaned = clean_fields(values)
+    # Every field, so an omitted one takes its default now: grading reads them before the flush.
+    cleaned = clean_fields({**dict.fromkeys(EDITABLE_FIELDS), **values})
     _refuse_duplicate_phone(session, cleaned.get("phone"), exclude_id=None)
-    cleaned.setdefault("inquiry_count", 0)
-    cleaned.setdefault("has_budget", False)
-    cleaned.setdefault("attended_expo", False)
     customer = Customer(
         **cleaned,
-        stage=clean_enum(Stage, stage, "stage", "阶段"),
-        grade=clean_enum(Grade, grade, "grade", "等级") if grade else None,
+        stage=fields.clean_value("stage", stage),
+        grade=fields.clean_value("grade", grade),
         owner_id=owner.id if owner else None,
         team_id=owner.team_id if owner else actor.team_id,
         custom_values=custom_fields.clean_values(
@@ -119,7 +123,7 @@ def update_customer(
     if grade is not None:
         if not actor.can_manage:
             raise Forbidden("客户等级由规则或主管设定")
-        customer.grade = clean_enum(Grade, grade, "grade", "等级")
+        customer.grade = fields.clean_value("grade", grade)
     after = snapshot(customer)
     if after == before:
         return customer

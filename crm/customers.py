@@ -10,42 +10,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from crm import audit, custom_fields
+from crm import audit, custom_fields, fields
 from crm.actors import Actor, customer_scope
-from crm.email_addresses import normalise_email
 from crm.errors import Conflict, Invalid, NotFound
-from crm.phones import normalise_phone
-from crm.text import check_text, escape_like
-from crm.vocab import ALLOWED_STAGE_MOVES, Category, NeedMatch, Source, Stage
+from crm.text import escape_like
+from crm.vocab import ALLOWED_STAGE_MOVES, Stage
 from models import ContactEvent, Customer, CustomerTag, FollowUp, StageChange, Task
 
 MAX_PAGE_SIZE = 100
 TIMELINE_LIMIT = 100
 
 # Plain fields a create or an update may set; owner, stage and grade have their own verbs.
-EDITABLE_FIELDS = (
-    "name",
-    "phone",
-    "email",
-    "company",
-    "region",
-    "category",
-    "source",
-    "first_contact_method",
-    "need_match",
-    "quote_feedback",
-    "expected_amount",
-    "inquiry_count",
-    "has_budget",
-    "attended_expo",
-)
-AUDITED_FIELDS = (*EDITABLE_FIELDS, "grade", "stage", "owner_id", "tags", "custom_values")
+EDITABLE_FIELDS = fields.EDITABLE_KEYS
+AUDITED_FIELDS = (*(f.key for f in fields.CATALOGUE), "owner_id", "tags", "custom_values")
 
 SORTS: dict[str, Any] = {
     "updated_at": Customer.updated_at,
@@ -186,7 +168,7 @@ def change_stage(
     cause: str,
 ) -> StageChange:
     """Move a customer along the allowed stage moves, recording history and audit."""
-    target = clean_enum(Stage, to_stage, "stage", "阶段")
+    target = Stage(fields.clean_value("stage", to_stage))
     current = Stage(customer.stage)
     if target == current:
         raise Conflict(f"客户已处于「{current}」阶段", code="same_stage")
@@ -227,39 +209,11 @@ def find_by_phone(session: Session, phone: str) -> Customer | None:
 
 
 def clean_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """Validate the plain fields against the book's vocabularies; Invalid names the field."""
-    cleaned: dict[str, Any] = {}
-    for name, raw in values.items():
-        if name not in EDITABLE_FIELDS:
-            raise Invalid(f"未知字段「{name}」", field=name)
-        value = check_text(raw, field=name).strip() if isinstance(raw, str) else raw
-        if value == "":
-            value = None
-        if name == "name":
-            if not value:
-                raise Invalid("客户名称不能为空", code="required", field="name")
-            if len(value) > 128:
-                raise Invalid("客户名称不能超过128字", field="name")
-        elif name == "phone":
-            value = normalise_phone(value)
-        elif name == "email":
-            value = normalise_email(value)
-        elif name == "category" and value is not None:
-            value = clean_enum(Category, value, name, "客户分类")
-        elif name == "source" and value is not None:
-            value = clean_enum(Source, value, name, "客户来源")
-        elif name == "need_match" and value is not None:
-            value = clean_enum(NeedMatch, value, name, "需求匹配度")
-        elif name == "expected_amount" and value is not None:
-            value = _clean_amount(value)
-        elif name == "inquiry_count":
-            value = _clean_count(value)
-        elif name in {"has_budget", "attended_expo"}:
-            value = bool(value)
-        elif isinstance(value, str) and len(value) > 2000:
-            raise Invalid("内容过长", field=name)
-        cleaned[name] = value
-    return cleaned
+    """Check and normalise the plain fields (`crm.fields`); Invalid names the field."""
+    unknown = next((name for name in values if name not in EDITABLE_FIELDS), None)
+    if unknown is not None:
+        raise Invalid(f"未知字段「{unknown}」", field=unknown)
+    return {name: fields.clean_value(name, raw) for name, raw in values.items()}
 
 
 def snapshot(customer: Customer) -> dict[str, Any]:
@@ -325,35 +279,3 @@ def sort_order(sort: str) -> list[Any]:
         raise Invalid(f"不支持的排序「{sort}」", field="sort")
     primary = column.desc() if descending else column.asc()
     return [primary, Customer.id.desc() if descending else Customer.id.asc()]
-
-
-def clean_enum(kind: type[Any], value: Any, field_name: str, label: str) -> Any:
-    """`value` as a member of the enum `kind`; Invalid lists the choices."""
-    try:
-        return kind(value)
-    except ValueError:
-        choices = "、".join(member.value for member in kind)
-        raise Invalid(f"{label}只能是：{choices}", field=field_name) from None
-
-
-def _clean_amount(value: Any) -> Decimal:
-    try:
-        # Round before the range check: 999999999999.999 rounds up past the column's limit.
-        amount = Decimal(str(value).replace(",", "").replace("，", "")).quantize(Decimal("0.01"))
-    except ArithmeticError:
-        raise Invalid("预计金额应为数字", field="expected_amount") from None
-    if not amount.is_finite() or amount < 0 or amount >= Decimal("1e12"):
-        raise Invalid("预计金额应在 0 到 1 万亿之间", field="expected_amount")
-    return amount
-
-
-def _clean_count(value: Any) -> int:
-    if value is None:
-        return 0
-    try:
-        number = int(str(value).strip().removesuffix(".0"))
-    except ValueError:
-        raise Invalid("询价次数应为整数", field="inquiry_count") from None
-    if not 0 <= number <= 100000:
-        raise Invalid("询价次数应在 0 到 100000 之间", field="inquiry_count")
-    return number

@@ -1,4 +1,5 @@
-"""Export the customers an actor may see, in the same columns the importer reads back."""
+"""Export the customers an actor may see, in the same columns the importer reads back: every
+field of the catalogue (`crm.fields`), tags and owner, the custom fields, then read-only facts."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import csv
 import io
 import itertools
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,30 +19,11 @@ from sqlalchemy.orm import Session, joinedload, selectinload
 from crm import custom_fields
 from crm.actors import Actor
 from crm.customers import CustomerQuery, filter_conditions, scoped_customers, sort_order
-from crm.imports import FORMULA_PREFIXES, HEADER_ALIASES
+from crm.fields import CATALOGUE
+from crm.imports import FORMULA_PREFIXES, OWNER_HEADERS, TAG_HEADERS
 from models import Customer, CustomField
 
 EXPORT_BATCH_SIZE = 1000
-EXPORT_FIELDS = (
-    "name",
-    "phone",
-    "email",
-    "company",
-    "region",
-    "category",
-    "stage",
-    "grade",
-    "source",
-    "first_contact_method",
-    "need_match",
-    "quote_feedback",
-    "expected_amount",
-    "inquiry_count",
-    "has_budget",
-    "attended_expo",
-    "tags",
-    "owner",
-)
 EXTRA_COLUMNS = ("资料完整度", "最近跟进", "创建时间")
 # The database keeps UTC; the people reading the file live on Beijing time.
 LOCAL_TIMEZONE = ZoneInfo("Asia/Shanghai")
@@ -53,7 +36,8 @@ def export_table(session: Session, *, actor: Actor, query: CustomerQuery) -> Ite
     half-written file behind."""
     definitions = custom_fields.active_fields(session)
     header = (
-        [HEADER_ALIASES[f][0] for f in EXPORT_FIELDS]
+        [f.label for f in CATALOGUE]
+        + [TAG_HEADERS[0], OWNER_HEADERS[0]]
         + [d.label for d in definitions]
         + list(EXTRA_COLUMNS)
     )
@@ -69,19 +53,11 @@ def export_table(session: Session, *, actor: Actor, query: CustomerQuery) -> Ite
 
 
 def _row(customer: Customer, definitions: list[CustomField]) -> list[Any]:
-    row: list[Any] = []
-    for name in EXPORT_FIELDS:
-        if name == "tags":
-            row.append("、".join(t.tag for t in customer.tags))
-        elif name == "owner":
-            row.append(customer.owner.wecom_userid if customer.owner else "")
-        elif name in ("has_budget", "attended_expo"):
-            row.append("是" if getattr(customer, name) else "否")
-        elif name == "expected_amount":
-            amount = customer.expected_amount
-            row.append(float(amount) if amount is not None else "")
-        else:
-            row.append(_cell(getattr(customer, name)))
+    row: list[Any] = [_cell(getattr(customer, f.key)) for f in CATALOGUE]
+    row += [
+        "、".join(t.tag for t in customer.tags),
+        customer.owner.wecom_userid if customer.owner else "",
+    ]
     row += [_cell(customer.custom_values.get(d.key)) for d in definitions]
     followed = customer.last_follow_up_at
     row += [
@@ -118,6 +94,8 @@ def to_xlsx(rows: Iterator[list[Any]]) -> bytes:
 def _cell(value: Any) -> Any:
     if isinstance(value, bool):
         return "是" if value else "否"
+    if isinstance(value, Decimal):
+        return float(value)  # a number Excel can sum (the amount), not the text of a Decimal
     return "" if value is None else value
 
 

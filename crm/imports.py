@@ -1,5 +1,8 @@
 """Customer import from Excel or CSV: headers in the users' words, phones normalised, duplicates
-merged or skipped by choice, and a report line for every row that was not simply created."""
+merged or skipped by choice, and a report line for every row that was not simply created.
+
+A row is checked cell by cell before anything is written, so a refused row is reported with
+every problem it has (row, column, reason), and the other rows still import."""
 
 from __future__ import annotations
 
@@ -17,54 +20,23 @@ from openpyxl import load_workbook
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from crm import custom_fields
+from crm import custom_fields, fields
 from crm.actors import Actor, user_scope
 from crm.customer_changes import create_customer, update_customer
 from crm.customers import find_by_phone, get_customer
 from crm.errors import Conflict, DomainError, Invalid, NotFound
-from crm.phones import normalise_phone
-from models import Customer, User
+from crm.fields import CATALOGUE, FIELDS, FieldKind
+from crm.vocab import Stage
+from models import CustomField, User
 
-# Column titles people really use, all mapped to one field each (compared without spaces/case).
-HEADER_ALIASES: dict[str, tuple[str, ...]] = {
-    "name": ("客户名称", "客户姓名", "客户", "姓名", "名称", "name", "customer"),
-    "phone": ("电话", "手机", "手机号", "手机号码", "联系电话", "电话号码", "phone", "mobile"),
-    "email": ("邮箱", "电子邮箱", "邮件地址", "email", "e-mail"),
-    "company": ("公司", "公司名称", "单位", "单位名称", "company"),
-    "region": ("区域", "所属区域", "地区", "县市", "region"),
-    "category": ("分类", "客户分类", "客户类型", "分类标签", "category"),
-    "stage": ("阶段", "当前阶段", "客户阶段", "stage"),
-    "grade": ("等级", "客户等级", "grade"),
-    "source": ("来源", "客户来源", "source"),
-    "first_contact_method": ("首次接触方式", "接触方式", "first_contact_method"),
-    "need_match": ("需求匹配度", "匹配度", "need_match"),
-    "quote_feedback": ("报价反馈", "quote_feedback"),
-    "expected_amount": ("预计金额", "预计成交金额", "金额", "expected_amount"),
-    "inquiry_count": ("询价次数", "累计询价", "inquiry_count"),
-    "has_budget": ("有预算", "是否有预算", "明确预算", "has_budget"),
-    "attended_expo": ("参加展会", "是否参加展会", "参加过线下展会", "attended_expo"),
-    "tags": ("标签", "tags"),
-    "owner": ("负责人", "归属销售", "销售", "所属销售", "owner"),
-}
+# Columns that are not customer fields (those are in `crm.fields`): the tags, and the owner by
+# name or WeCom userid. The first title of each is the one exports write.
+TAG_HEADERS = ("标签", "tags")
+OWNER_HEADERS = ("负责人", "归属销售", "销售", "所属销售", "owner")
 TAG_SEPARATORS = re.compile(r"[,，、;；/]")
-_YES = {"是", "有", "yes", "y", "true", "1", "√"}
-_NO = {"否", "无", "no", "n", "false", "0", "×", ""}
 MAX_ROWS = 50_000
 # Fields whose cells are text however Excel typed them (a name of 1001, a date in 区域).
-TEXT_FIELDS = frozenset(
-    (
-        "name",
-        "phone",
-        "email",
-        "company",
-        "region",
-        "category",
-        "source",
-        "first_contact_method",
-        "need_match",
-        "quote_feedback",
-    )
-)
+TEXT_KINDS = (FieldKind.TEXT, FieldKind.ENUM)
 # Text starting with these runs as a formula in a spreadsheet; exports escape it with a "'".
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 OUTCOME_COUNTERS = {
@@ -97,6 +69,14 @@ class ImportResult:
         if outcome != "created":
             self.report.append({"row": row, "outcome": outcome, **details})
 
+    def add_problems(self, row: int, problems: list[tuple[str, str]]) -> None:
+        """A row refused for its cells: one report line for each bad cell, one error counted."""
+        self.errors += 1
+        for column, message in problems:
+            self.report.append(
+                {"row": row, "outcome": "error", "field": column, "message": message}
+            )
+
 
 def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[Any]]], int]:
     """Headers, the non-blank data rows with their spreadsheet row numbers, and their count."""
@@ -126,7 +106,9 @@ def read_rows(path: Path) -> tuple[list[str], list[tuple[int, list[Any]]], int]:
 
 def map_headers(headers: list[str], custom: list[Any]) -> tuple[dict[int, str], list[str]]:
     """Column index → field ('custom:<key>' for custom fields); and the columns ignored."""
-    lookup = {_norm(alias): name for name, aliases in HEADER_ALIASES.items() for alias in aliases}
+    titles = [(f.key, (f.label, f.key, *f.aliases)) for f in CATALOGUE]
+    titles += [("tags", TAG_HEADERS), ("owner", OWNER_HEADERS)]
+    lookup = {_norm(title): target for target, names in titles for title in names}
     for definition in custom:  # a custom field labelled like a built-in column must not hide it
         lookup.setdefault(_norm(definition.label), f"custom:{definition.key}")
         lookup.setdefault(_norm(definition.key), f"custom:{definition.key}")
@@ -160,76 +142,98 @@ def import_customers(
     mapping, ignored = map_headers(headers, definitions)
     result = ImportResult(total_rows=total, ignored_columns=ignored)
     owners = _owner_lookup(session, actor)
+    custom_by_key = {definition.key: definition for definition in definitions}
     seen_phones: dict[str, int] = {}  # phone → customer id, for duplicates inside the file
 
     for done, (row_number, raw) in enumerate(rows, start=1):
-        try:
-            with session.begin_nested():
-                outcome, details = _import_row(
-                    session,
-                    actor=actor,
-                    raw=raw,
-                    mapping=mapping,
-                    owners=owners,
-                    on_duplicate=on_duplicate,
-                    seen_phones=seen_phones,
-                    now=now,
+        row = _read_row(raw, mapping, headers, custom_by_key, owners)
+        if row.problems:
+            result.add_problems(row_number, row.problems)
+        else:
+            try:
+                with session.begin_nested():
+                    outcome, details = _write_row(
+                        session,
+                        actor=actor,
+                        row=row,
+                        on_duplicate=on_duplicate,
+                        seen_phones=seen_phones,
+                        now=now,
+                    )
+                result.add(row_number, outcome, **details)
+            except DomainError as error:
+                result.add(
+                    row_number,
+                    "error",
+                    field=_column_label(error.field, mapping, headers),
+                    message=error.message,
                 )
-            result.add(row_number, outcome, **details)
-        except DomainError as error:
-            result.add(
-                row_number,
-                "error",
-                field=_column_label(error.field, mapping, headers),
-                message=error.message,
-            )
         if on_progress:
             on_progress(done, total)
     return result
 
 
-def _import_row(
+@dataclass
+class _Row:
+    """One data row read and checked cell by cell, with every problem found in it."""
+
+    values: dict[str, Any] = field(default_factory=dict)  # built-in fields, cleaned
+    custom: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    stage: str | None = None
+    grade: str | None = None
+    owner_id: int | None = None
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (column title, reason)
+
+
+def _read_row(
+    raw: list[Any],
+    mapping: dict[int, str],
+    headers: list[str],
+    custom_by_key: dict[str, CustomField],
+    owners: dict[str, int],
+) -> _Row:
+    """Check every cell of a row, so the report names all of its problems at once."""
+    row = _Row()
+    for index, target in mapping.items():
+        cell = raw[index] if index < len(raw) else None
+        if _is_blank(cell):
+            if target != "name":  # a blank cell leaves the field alone; a nameless row is refused
+                continue
+            cell = ""
+        if isinstance(cell, float) and cell.is_integer():
+            cell = int(cell)  # Excel stores 1001 as 1001.0
+        if isinstance(cell, str) or (target in FIELDS and FIELDS[target].kind in TEXT_KINDS):
+            cell = _text(cell)
+        try:
+            if target.startswith("custom:"):
+                key = target.removeprefix("custom:")
+                row.custom[key] = custom_fields.clean_value(custom_by_key[key], cell)
+            elif target == "tags":
+                row.tags = [t for t in TAG_SEPARATORS.split(str(cell)) if t.strip()]
+            elif target == "owner":
+                row.owner_id = _owner_id(owners, str(cell))
+            else:
+                row.values[target] = fields.clean_value(target, cell)
+        except Invalid as error:
+            row.problems.append((headers[index], error.message))
+    row.stage = row.values.pop("stage", None)
+    row.grade = row.values.pop("grade", None)
+    return row
+
+
+def _write_row(
     session: Session,
     *,
     actor: Actor,
-    raw: list[Any],
-    mapping: dict[int, str],
-    owners: dict[str, int],
+    row: _Row,
     on_duplicate: str,
     seen_phones: dict[str, int],
     now: datetime,
 ) -> tuple[str, dict[str, Any]]:
-    values: dict[str, Any] = {}
-    custom: dict[str, Any] = {}
-    tags: list[str] = []
-    stage = grade = owner_key = None
-    for index, target in mapping.items():
-        cell = raw[index] if index < len(raw) else None
-        if _is_blank(cell):
-            continue
-        if isinstance(cell, float) and cell.is_integer():
-            cell = int(cell)  # Excel stores 1001 as 1001.0
-        if isinstance(cell, str) or target in TEXT_FIELDS:
-            cell = _text(cell)
-        if target.startswith("custom:"):
-            custom[target.removeprefix("custom:")] = cell
-        elif target == "tags":
-            tags = [t for t in TAG_SEPARATORS.split(str(cell)) if t.strip()]
-        elif target == "stage":
-            stage = str(cell)
-        elif target == "grade":
-            grade = str(cell).upper()
-        elif target == "owner":
-            owner_key = str(cell)
-        elif target in ("has_budget", "attended_expo"):
-            values[target] = _yes_no(cell, target)
-        else:
-            values[target] = _within_column(target, cell)
-    if "name" not in values:
-        raise Invalid("客户名称为空", code="required", field="name")
-    phone = normalise_phone(values.get("phone"))
+    """Create the row's customer, or merge it into (or skip it for) the one with its phone."""
+    phone = row.values.get("phone")
     existing_id = seen_phones.get(phone) if phone else None
-    existing = None
     if phone and existing_id is None:
         existing = find_by_phone(session, phone)
         existing_id = existing.id if existing else None
@@ -250,9 +254,9 @@ def _import_row(
                 session,
                 actor=actor,
                 customer_id=existing_id,
-                values=values,
+                values=row.values,
                 now=now,
-                custom_values=custom or None,
+                custom_values=row.custom or None,
                 reason="导入合并",
             )
         except NotFound:
@@ -262,30 +266,31 @@ def _import_row(
                 field="phone",
             ) from None
         return "merged", {"customer_id": customer.id, "message": f"电话 {phone} 已存在，已合并"}
-    owner_id = None
-    if owner_key is not None:
-        owner_id = owners.get(owner_key)
-        if owner_id is None:
-            raise Invalid(
-                f"找不到负责人「{owner_key}」：请填写你可分配的成员姓名或企业微信账号"
-                "（重名时填账号）",
-                field="owner",
-            )
     customer = create_customer(
         session,
         actor=actor,
-        values=values,
+        values=row.values,
         now=now,
-        owner_id=owner_id if actor.can_manage else None,
-        stage=stage or "潜在",
-        grade=grade if actor.can_manage else None,
-        tags=tags,
-        custom_values=custom,
+        owner_id=row.owner_id if actor.can_manage else None,
+        stage=row.stage or Stage.LEAD,
+        grade=row.grade if actor.can_manage else None,
+        tags=row.tags,
+        custom_values=row.custom,
         cause="导入",
     )
     if phone:
         seen_phones[phone] = customer.id
     return "created", {"customer_id": customer.id}
+
+
+def _owner_id(owners: dict[str, int], name: str) -> int:
+    owner_id = owners.get(name)
+    if owner_id is None:
+        raise Invalid(
+            f"找不到负责人「{name}」：请填写你可分配的成员姓名或企业微信账号（重名时填账号）",
+            field="owner",
+        )
+    return owner_id
 
 
 def _owner_lookup(session: Session, actor: Actor) -> dict[str, int]:
@@ -321,25 +326,6 @@ def _text(cell: Any) -> str:
     if text.startswith("'") and text[1:].startswith(FORMULA_PREFIXES):
         return text[1:]
     return text
-
-
-def _within_column(name: str, value: Any) -> Any:
-    """Refuse text longer than its column: PostgreSQL would fail the whole import instead."""
-    limit = getattr(Customer.__table__.c[name].type, "length", None)
-    if limit and isinstance(value, str) and len(value) > limit:
-        raise Invalid(f"内容过长：最多{limit}字，这里有{len(value)}字", field=name)
-    return value
-
-
-def _yes_no(cell: Any, field_name: str) -> bool:
-    if isinstance(cell, bool):
-        return cell
-    word = str(cell).strip().lower()
-    if word in _YES:
-        return True
-    if word in _NO:
-        return False
-    raise Invalid(f"应填写是或否，而不是「{cell}」", field=field_name)
 
 
 def _column_label(

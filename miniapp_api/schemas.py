@@ -5,19 +5,25 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+    field_validator,
+)
 
 from crm import text
-from crm.custom_fields import FieldKind
 from crm.customers import MAX_PAGE_SIZE, SORTS
-from crm.vocab import Category, ContactMethod, Grade, NeedMatch, Source, Stage
+from crm.fields import CATALOGUE, FIELDS, CustomerField, FieldKind, parse_yes_no
+from crm.vocab import Category, ContactMethod, Grade, Stage
 from models.users import Role
 
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
-ShortText = Annotated[str, Field(max_length=128)]
 LongText = Annotated[str, Field(max_length=2000)]
 Tag = Annotated[str, Field(min_length=1, max_length=32)]
-Amount = Annotated[float, Field(ge=0, lt=1e12)]
 # An address is checked by the domain (a Chinese message); the schema only bounds its length.
 EmailText = Annotated[str, Field(max_length=254)]
 CustomValue = str | float | bool | None
@@ -117,35 +123,66 @@ class TeamList(Out):
 # --- customers -------------------------------------------------------------------------------
 
 
-class CustomerFields(Strict):
-    """The plain fields a create or update may carry."""
-
-    phone: Annotated[str, Field(max_length=32)] | None = None
-    email: EmailText | None = None
-    company: ShortText | None = None
-    region: Annotated[str, Field(max_length=64)] | None = None
-    category: Category | None = None
-    source: Source | None = None
-    first_contact_method: ContactMethod | None = None
-    need_match: NeedMatch | None = None
-    quote_feedback: LongText | None = None
-    expected_amount: Amount | None = None
-    # Omitted means "leave as is"; these have no empty state, so an explicit null is refused.
-    inquiry_count: Annotated[int, Field(ge=0, le=100000)] = NOT_NULL
-    has_budget: bool = NOT_NULL
-    attended_expo: bool = NOT_NULL
-    tags: Annotated[list[Tag], Field(max_length=20)] = NOT_NULL
-    custom_values: Annotated[dict[str, CustomValue], Field(max_length=50)] = NOT_NULL
+def _yes_no(value: Any) -> Any:
+    """Read yes and no as imports and custom fields do (是/否, √/× …), not as pydantic does."""
+    if not isinstance(value, str):
+        return value
+    parsed = parse_yes_no(value)
+    if parsed is None:
+        raise ValueError("应为是或否")
+    return parsed
 
 
-class CustomerIn(CustomerFields):
-    name: Annotated[str, Field(min_length=1, max_length=128)]
+YesNo = Annotated[bool, BeforeValidator(_yes_no)]
+
+
+def _field_in(field: CustomerField) -> tuple[Any, Any]:
+    """A catalogue field as a write may carry it: (type, default)."""
+    value: Any
+    if field.kind is FieldKind.ENUM:
+        value = field.vocabulary
+    elif field.kind is FieldKind.BOOL:
+        value = YesNo
+    elif field.kind is FieldKind.NUMBER:
+        assert field.maximum is not None
+        if field.is_whole_number:
+            value = Annotated[int, Field(ge=0, le=int(field.maximum))]
+        else:
+            value = Annotated[float, Field(ge=0, le=float(field.maximum))]
+    else:
+        min_length = 0 if field.is_nullable else 1
+        value = Annotated[str, Field(min_length=min_length, max_length=field.max_length)]
+    # A field with no empty state may be omitted ("leave as is") but never sent as null.
+    return (value | None, None) if field.is_nullable else (value, NOT_NULL)
+
+
+def _field_out(field: CustomerField) -> tuple[Any, Any]:
+    """A catalogue field as a customer is shown: (type, required)."""
+    value: Any = str
+    if field.kind is FieldKind.BOOL:
+        value = bool
+    elif field.kind is FieldKind.NUMBER:
+        value = int if field.is_whole_number else float
+    return (value | None if field.is_nullable else value), ...
+
+
+# The plain fields a create or update may carry: every editable field of the catalogue.
+CustomerFields: type[Strict] = create_model(
+    "CustomerFields",
+    __base__=Strict,
+    **{f.key: _field_in(f) for f in CATALOGUE if f.is_editable},  # type: ignore[call-overload]
+    tags=(Annotated[list[Tag], Field(max_length=20)], NOT_NULL),
+    custom_values=(Annotated[dict[str, CustomValue], Field(max_length=50)], NOT_NULL),
+)
+
+
+class CustomerIn(CustomerFields):  # type: ignore[valid-type,misc]
+    name: _field_in(FIELDS["name"])[0]  # type: ignore[valid-type]  # required on create
     stage: Stage = Stage.LEAD
     owner_id: Id | None = None
 
 
-class CustomerPatch(CustomerFields):
-    name: Annotated[str, Field(min_length=1, max_length=128)] = NOT_NULL
+class CustomerPatch(CustomerFields):  # type: ignore[valid-type,misc]
     grade: Grade = NOT_NULL
     reason: Annotated[str, Field(max_length=255)] | None = None
 
@@ -184,27 +221,19 @@ class ExportQuery(CustomerFilters):
     format: Literal["csv", "xlsx"] = "xlsx"
 
 
-class CustomerOut(Out):
-    id: int
-    name: str
-    phone: str | None
-    email: str | None
-    company: str | None
-    region: str | None
-    category: str | None
-    stage: str
-    grade: str | None
-    source: str | None
-    first_contact_method: str | None
-    need_match: str | None
-    quote_feedback: str | None
-    expected_amount: float | None
+# A customer's own values: its id and every field of the catalogue.
+CustomerValuesOut: type[Out] = create_model(
+    "CustomerValuesOut",
+    __base__=Out,
+    id=(int, ...),
+    **{f.key: _field_out(f) for f in CATALOGUE},  # type: ignore[call-overload]
+)
+
+
+class CustomerOut(CustomerValuesOut):  # type: ignore[valid-type,misc]
     owner: UserBrief | None
     team_id: int | None
     external_userid: str | None
-    inquiry_count: int
-    has_budget: bool
-    attended_expo: bool
     tags: list[str]
     custom_values: dict[str, Any]
     completeness: int
@@ -345,10 +374,12 @@ class ImportIn(Strict):
 
 
 class ImportRowReport(Out):
-    row: int
+    """One line of the report: a row merged or skipped, or one problem of a refused row."""
+
+    row: int = Field(description="表格中的行号（含表头行）")
     outcome: Literal["created", "merged", "skipped", "error"]
     customer_id: int | None = None
-    field: str | None = None
+    field: str | None = Field(default=None, description="出问题的列（表头文字）")
     message: str | None = None
 
 
@@ -362,8 +393,10 @@ class ImportJobOut(Out):
     created_count: int
     merged_count: int
     skipped_count: int
-    error_count: int
-    report: list[ImportRowReport]
+    error_count: int = Field(description="未导入的出错行数")
+    report: list[ImportRowReport] = Field(
+        description="逐行报告；一行有几个问题就有几条，每条写明行号、列和原因"
+    )
     created_at: datetime
     finished_at: datetime | None
 

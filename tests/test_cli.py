@@ -86,6 +86,36 @@ def test_import_prints_a_summary_writes_the_report_and_fails_when_rows_failed(
     assert sorted(imported) == [("13800138000", rep.id), ("13900139000", rep.id)]
 
 
+def test_the_report_csv_has_a_line_for_every_problem_of_a_row(wecrm, runtime, session, tmp_path):
+    rep = make_company(session).reps[0][0]
+    source = write_xlsx(
+        tmp_path / "客户.xlsx",
+        [
+            ["客户名称", "电话", "分类", "询价次数", "有预算"],
+            ["坏行", "12345", "批发客户", "很多", "也许"],
+            ["好行", "13800138000", "工程客户", 3, "√"],
+        ],
+    )
+    report = tmp_path / "report.csv"
+
+    result = wecrm(
+        "import-customers", str(source), "--as", rep.wecom_userid, "--report", str(report)
+    )
+
+    assert result.exit_code == 1, result.output
+    assert "共 2 行：新建 1，合并 0，跳过 0，出错 1" in result.stdout
+    with report.open(encoding="utf-8-sig", newline="") as handle:
+        assert list(csv.reader(handle)) == [
+            ["行号", "结果", "客户ID", "列", "说明"],
+            ["2", "error", "", "电话", "电话号码格式不正确：12345"],
+            ["2", "error", "", "分类", "「客户分类」只能是：工程客户、零售客户"],
+            ["2", "error", "", "询价次数", "「累计询价次数」应为整数"],
+            ["2", "error", "", "有预算", "「有明确预算」应为是或否"],
+        ]
+    imported = session.execute(select(Customer.name, Customer.has_budget)).all()
+    assert imported == [("好行", True)]
+
+
 def test_import_exits_zero_when_every_row_landed_and_merges_when_asked(
     wecrm, runtime, session, clock, tmp_path
 ):

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, select
 from sqlalchemy.orm import Session
 
-from crm.custom_fields import FieldKind
-from crm.vocab import Category, ContactMethod, Grade, NeedMatch, Source, Stage
+from crm.fields import CATALOGUE, FieldKind
+from crm.vocab import ContactMethod, Stage
 from models import Customer, CustomerTag, CustomField
 
 
@@ -62,9 +62,8 @@ class Fact:
     context: Context = Context.CUSTOMER
 
 
-def _column(name: str) -> Fact:
+def _column(name: str, label: str, kind: Kind, choices: tuple[str, ...] = ()) -> Fact:
     """A fact that is just a customer column."""
-    label, kind, choices = _COLUMNS[name]
     column = getattr(Customer, name)
     return Fact(
         name, label, kind, lambda s: s.values.get(name), lambda _now: column, choices=choices
@@ -75,24 +74,21 @@ def _values(enum: type[StrEnum]) -> tuple[str, ...]:
     return tuple(member.value for member in enum)
 
 
-_COLUMNS: dict[str, tuple[str, Kind, tuple[str, ...]]] = {
-    "name": ("客户名称", Kind.TEXT, ()),
-    "company": ("公司", Kind.TEXT, ()),
-    "region": ("所属区域", Kind.TEXT, ()),
-    "category": ("客户分类", Kind.ENUM, _values(Category)),
-    "stage": ("阶段", Kind.ENUM, _values(Stage)),
-    "grade": ("等级", Kind.ENUM, _values(Grade)),
-    "source": ("客户来源", Kind.ENUM, _values(Source)),
-    "first_contact_method": ("首次接触方式", Kind.ENUM, _values(ContactMethod)),
-    "need_match": ("需求匹配度", Kind.ENUM, _values(NeedMatch)),
-    "expected_amount": ("预计金额", Kind.NUMBER, ()),
-    "inquiry_count": ("累计询价次数", Kind.NUMBER, ()),
-    "has_budget": ("有明确预算", Kind.BOOL, ()),
-    "attended_expo": ("参加过线下展会", Kind.BOOL, ()),
-    "completeness": ("资料完整度", Kind.NUMBER, ()),
-    "owner_id": ("负责人", Kind.NUMBER, ()),
-    "team_id": ("所属团队", Kind.NUMBER, ()),
+# A field's kind as a rule compares it; custom fields' kinds are the same.
+FIELD_KINDS = {
+    FieldKind.TEXT: Kind.TEXT,
+    FieldKind.NUMBER: Kind.NUMBER,
+    FieldKind.BOOL: Kind.BOOL,
+    FieldKind.ENUM: Kind.ENUM,
+    FieldKind.DATE: Kind.DATE,
 }
+# Every catalogue field rules may ask about, then the columns the system keeps.
+_COLUMNS = [
+    *(_column(f.key, f.label, FIELD_KINDS[f.kind], f.choices) for f in CATALOGUE if f.is_fact),
+    _column("completeness", "资料完整度", Kind.NUMBER),
+    _column("owner_id", "负责人", Kind.NUMBER),
+    _column("team_id", "所属团队", Kind.NUMBER),
+]
 
 
 def _since(attribute: str, fallback: str | None = None) -> tuple[Callable, Callable]:
@@ -114,7 +110,7 @@ _stage_entered = _since("stage_entered_at")
 _created = _since("created_at")
 
 BUILT_IN: dict[str, Fact] = {
-    **{name: _column(name) for name in _COLUMNS},
+    **{fact.name: fact for fact in _COLUMNS},
     "tags": Fact("tags", "标签", Kind.SET, lambda s: s.tags, sql_has=lambda tag: has_tag_sql(tag)),
     "days_since_follow_up": Fact(
         "days_since_follow_up", "距上次跟进天数", Kind.DAYS, *_last_follow_up
@@ -160,17 +156,9 @@ BUILT_IN: dict[str, Fact] = {
     ),
 }
 
-_CUSTOM_KINDS = {
-    FieldKind.TEXT: Kind.TEXT,
-    FieldKind.NUMBER: Kind.NUMBER,
-    FieldKind.BOOL: Kind.BOOL,
-    FieldKind.ENUM: Kind.ENUM,
-    FieldKind.DATE: Kind.DATE,
-}
-
 
 def _custom(key: str, label: str, field_kind: str, options: list[str]) -> Fact:
-    kind = _CUSTOM_KINDS[FieldKind(field_kind)]
+    kind = FIELD_KINDS[FieldKind(field_kind)]
 
     def read(subject: Subject) -> Any:
         return (subject.values.get("custom_values") or {}).get(key)

@@ -30,6 +30,7 @@ HEADERS = [
     "是否需要安装",
 ]
 CJK = re.compile(r"[\u4e00-\u9fff]")
+OWNER_HINT = "请填写你可分配的成员姓名或企业微信账号（重名时填账号）"
 
 
 def write_xlsx(path, rows):
@@ -85,7 +86,7 @@ def report_by_row(result):
 
 def assert_counts_add_up(result):
     assert result.created + result.merged + result.skipped + result.errors == result.total_rows
-    assert len(result.report) == result.total_rows - result.created
+    assert len({line["row"] for line in result.report}) == result.total_rows - result.created
 
 
 # --- one file, good and bad rows ---------------------------------------------------------------
@@ -150,8 +151,8 @@ def test_bad_rows_are_reported_by_row_column_and_reason_and_good_rows_are_import
     errors = {row: (line["field"], line["message"]) for row, line in report_by_row(result).items()}
     assert errors.keys() == {3, 4, 5, 6, 7}
     assert errors[3] == ("电话", "电话号码格式不正确：12345")
-    assert errors[4][0] == "分类" and "客户分类只能是" in errors[4][1]
-    assert errors[5] == ("客户名称", "客户名称为空")
+    assert errors[4] == ("分类", "「客户分类」只能是：工程客户、零售客户")
+    assert errors[5] == ("客户名称", "「客户名称」不能为空")
     assert errors[6][0] == "负责人" and "不存在的人" in errors[6][1]
     assert errors[7] == ("是否需要安装", "「是否需要安装」应为是或否")
     assert all(line["outcome"] == "error" for line in result.report)
@@ -571,3 +572,68 @@ def test_an_owner_who_left_cannot_be_given_customers(session, clock, tmp_path):
 
     assert (result.created, result.errors) == (0, 1)
     assert result.report[0]["field"] == "负责人"
+
+
+# --- every problem of a row --------------------------------------------------------------------
+
+
+def test_a_row_with_five_problems_reports_all_five_and_the_other_rows_still_import(
+    session, clock, tmp_path
+):
+    company = make_company(session)
+    manager = company.managers[0]
+    define_install_field(session, manager, clock)
+    path = write_xlsx(
+        tmp_path / "five.xlsx",
+        [
+            ["客户名称", "电话", "客户分类", "预计金额", "有明确预算", "负责人", "是否需要安装"],
+            ["张先生", "13800138000", "工程客户", 5000, "√", None, "√"],
+            [None, "12345", "批发客户", "五千", "也许", "不存在的人", "×"],
+            ["李先生", "13900139000", "零售客户", None, "×", None, "也许"],
+            ["王先生", "13700137000", None, "1,200", "有", None, None],
+        ],
+    )
+
+    result = run(session, manager, path, clock)
+
+    assert (result.total_rows, result.created, result.errors) == (4, 2, 2)
+    assert [(line["row"], line["field"], line["message"]) for line in result.report] == [
+        (3, "客户名称", "「客户名称」不能为空"),
+        (3, "电话", "电话号码格式不正确：12345"),
+        (3, "客户分类", "「客户分类」只能是：工程客户、零售客户"),
+        (3, "预计金额", "「预计金额」应为数字"),
+        (3, "有明确预算", "「有明确预算」应为是或否"),
+        (3, "负责人", f"找不到负责人「不存在的人」：{OWNER_HINT}"),
+        (4, "是否需要安装", "「是否需要安装」应为是或否"),
+    ]
+    assert {line["outcome"] for line in result.report} == {"error"}
+    rows = customers_by_phone(session)
+    assert rows.keys() == {"13800138000", "13700137000"}
+    assert (rows["13800138000"].has_budget, rows["13800138000"].custom_values) == (
+        True,
+        {"needs_install": True},
+    )
+    assert (rows["13700137000"].expected_amount, rows["13700137000"].has_budget) == (
+        Decimal("1200.00"),
+        True,
+    )
+
+
+def test_a_row_refused_for_its_cells_leaves_the_customer_it_would_merge_into_alone(
+    session, clock, tmp_path
+):
+    rep = make_company(session).reps[0][0]
+    existing = make_customer(session, rep, clock(), name="老客户", phone="13800138000")
+    path = write_xlsx(
+        tmp_path / "merge.xlsx",
+        [["客户名称", "电话", "所属区域", "询价次数"], ["老客户", "13800138000", "浏阳", "很多"]],
+    )
+
+    result = run(session, rep, path, clock, on_duplicate="merge")
+
+    assert (result.merged, result.errors) == (0, 1)
+    assert [(line["field"], line["message"]) for line in result.report] == [
+        ("询价次数", "「累计询价次数」应为整数")
+    ]
+    session.refresh(existing)
+    assert existing.region is None

@@ -14,30 +14,13 @@ from sqlalchemy.orm import selectinload
 from crm import custom_fields, customer_changes
 from crm.actors import Actor
 from crm.customers import snapshot
+from crm.fields import CATALOGUE
 from models import AuditEntry, Customer
 from tests.factories import make_company, make_customer, sign_in
 from workers import queues
 
-BASE_HEADERS = [
-    "客户名称",
-    "电话",
-    "邮箱",
-    "公司",
-    "区域",
-    "分类",
-    "阶段",
-    "等级",
-    "来源",
-    "首次接触方式",
-    "需求匹配度",
-    "报价反馈",
-    "预计金额",
-    "询价次数",
-    "有预算",
-    "参加展会",
-    "标签",
-    "负责人",
-]
+# Every catalogue field under its label, then the tags and the owner.
+BASE_HEADERS = [f.label for f in CATALOGUE] + ["标签", "负责人"]
 FORMULA_NAME = '=HYPERLINK("http://evil.example/","点我领奖")'
 
 
@@ -137,8 +120,13 @@ def test_the_csv_has_chinese_headers_and_one_row_per_customer(client, session, f
     record = dict(zip(header, row, strict=True))
     assert record["客户名称"] == "佛山陶瓷厂"
     assert record["电话"] == "13800138000"
+    assert (record["所属区域"], record["客户分类"], record["客户来源"]) == (
+        "长沙县",
+        "工程客户",
+        "展会获取",
+    )
     assert record["预计金额"] == "120000.5"
-    assert (record["有预算"], record["参加展会"]) == ("是", "否")
+    assert (record["有明确预算"], record["参加过线下展会"]) == ("是", "否")
     assert sorted(record["标签"].split("、")) == ["卫浴", "瓷砖"]
     assert record["负责人"] == rep.wecom_userid
     assert record["阶段"] == "潜在"

@@ -92,6 +92,33 @@ def test_an_uploaded_file_is_imported_by_the_worker_and_its_report_read_back(
     assert sorted(owners) == [("13800138000", rep.id), ("13900139000", rep.id)]
 
 
+def test_the_report_names_every_problem_of_a_refused_row(client, session, fake_wecom, runtime):
+    rep = make_company(session).reps[0][0]
+    headers = sign_in(client, fake_wecom, rep)
+    data = xlsx(
+        [
+            ["客户名称", "电话", "来源", "预计金额"],
+            [None, "12345", "朋友圈", -5],
+            ["株洲建材", "139-0013-9000", "展会获取", 8000],
+        ]
+    )
+
+    queued = upload(client, headers, data, "bad.xlsx")
+    run_worker(runtime)
+
+    body = client.get(f"/api/v1/imports/{queued.json['id']}", headers=headers).json
+    assert (body["created_count"], body["error_count"]) == (1, 1)
+    assert [(line["row"], line["outcome"], line["field"]) for line in body["report"]] == [
+        (2, "error", "客户名称"),
+        (2, "error", "电话"),
+        (2, "error", "来源"),
+        (2, "error", "预计金额"),
+    ]
+    assert all(line["message"] for line in body["report"])
+    session.rollback()
+    assert session.scalar(select(Customer.name)) == "株洲建材"
+
+
 def test_a_merge_upload_updates_the_existing_customer(client, session, fake_wecom, runtime, clock):
     rep = make_company(session).reps[0][0]
     existing = make_customer(session, rep, clock(), name="老客户", phone="13800138000")
