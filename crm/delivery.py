@@ -12,11 +12,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-# The edge that made the session reads this after its commit and starts the senders named in it
-# (see wecrm/runtime.py), so the services that queue rows never think about queues.
-START_AFTER_COMMIT = "wecrm.delivery.start_after_commit"
-OUTBOX = "outbox"  # WeCom app messages
-MAIL = "mail"
 MAX_ATTEMPTS = 5
 BACKOFF_FIRST_SECONDS = 30
 BACKOFF_MAX_SECONDS = 600
@@ -29,11 +24,6 @@ class DeliveryStatus(StrEnum):
     SENDING = "sending"  # claimed by a worker until next_attempt_at (its lease)
     SENT = "sent"
     FAILED = "failed"  # gave up after MAX_ATTEMPTS; a person may retry it
-
-
-def start_after_commit(session: Session, sender: str) -> None:
-    """Have `sender` (OUTBOX, MAIL) run once this session's transaction is committed."""
-    session.info.setdefault(START_AFTER_COMMIT, set()).add(sender)
 
 
 def backoff_seconds(attempts: int) -> int:

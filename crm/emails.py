@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from crm import audit, delivery, followups, placeholders
+from crm import after_commit, audit, delivery, followups, placeholders
 from crm.actors import Actor, customer_scope
 from crm.customers import get_customer
 from crm.delivery import DeliveryStatus
@@ -367,7 +367,7 @@ def send(
     )
     session.add(email)
     session.flush()
-    delivery.start_after_commit(session, delivery.MAIL)
+    after_commit.start(session, after_commit.MAIL)
     return email
 
 
@@ -403,7 +403,7 @@ def retry(
         raise EmailNotConfigured()
     delivery.retry(email, now=now)
     session.flush()
-    delivery.start_after_commit(session, delivery.MAIL)
+    after_commit.start(session, after_commit.MAIL)
     return email
 
 

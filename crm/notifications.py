@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crm import delivery
+from crm import after_commit, delivery
 from crm.actors import Actor, user_scope
 from crm.delivery import DeliveryStatus
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
@@ -134,7 +134,7 @@ def notify(
                 continue
         added.append(message)
     if added:
-        delivery.start_after_commit(session, delivery.OUTBOX)
+        after_commit.start(session, after_commit.OUTBOX)
     return added
 
 
@@ -287,5 +287,5 @@ def retry(session: Session, *, actor: Actor, message_id: int, now: datetime) -> 
         raise Conflict("只有发送失败的通知可以重发", code="not_failed")
     delivery.retry(message, now=now)
     session.flush()
-    delivery.start_after_commit(session, delivery.OUTBOX)
+    after_commit.start(session, after_commit.OUTBOX)
     return message

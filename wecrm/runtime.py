@@ -41,16 +41,22 @@ class Runtime:
         return db
 
     def _after_commit(self, session: Session) -> None:
-        from crm import delivery
+        from crm import after_commit
         from workers import queues  # workers import this module
 
-        starters = {delivery.OUTBOX: queues.enqueue_outbox, delivery.MAIL: queues.enqueue_mail}
-        for sender in session.info.pop(delivery.START_AFTER_COMMIT, ()):
+        starters: dict[str, Callable[..., None]] = {
+            after_commit.OUTBOX: queues.enqueue_outbox,
+            after_commit.MAIL: queues.enqueue_mail,
+            after_commit.COMPLETENESS: queues.enqueue_completeness,
+            after_commit.IMPORT: queues.enqueue_import,
+        }
+        for job, *args in after_commit.take(session):
             try:
-                starters[sender](self.redis)
+                starters[job](self.redis, *args)
             except redis.RedisError:
-                # The rows are committed; the periodic catch-up run sends them if this is lost.
-                log.warning("could not start the %s sender", sender, exc_info=True)
+                # The rows are committed; the periodic catch-up runs send messages and emails if
+                # this is lost, and an import still "queued" can be uploaded again.
+                log.warning("could not start the %s job %s", job, args, exc_info=True)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from crm import delivery, notifications
+from crm import after_commit, delivery, notifications
 from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.notifications import OutboxStatus
@@ -248,7 +248,7 @@ def test_manager_retries_a_failed_message_of_their_team_only(outbox, session, cl
     retried = notifications.retry(session, actor=manager, message_id=own_team.id, now=clock())
     assert retried.status == OutboxStatus.PENDING and retried.attempts == 0
     assert retried.next_attempt_at == clock()
-    assert session.info.get(delivery.START_AFTER_COMMIT) == {delivery.OUTBOX}
+    assert after_commit.take(session) == {(after_commit.OUTBOX,)}
     with pytest.raises(NotFound):
         notifications.retry(session, actor=manager, message_id=other_team.id, now=clock())
     with pytest.raises(Conflict):
