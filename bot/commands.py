@@ -184,7 +184,13 @@ def _expedite(ctx: Context, args: str) -> str:
     result = orders.expedite(
         ctx.session, actor=ctx.actor, number=number, reason=reason, now=ctx.now
     )
-    return orders.expedite_summary(result)
+    skipped = "".join(f"「{name}」" for name in result.skipped)
+    done = f"已跳过{skipped}" if skipped else "流程中没有可跳过的节点"
+    if result.is_approved:
+        return f"订单 {result.order.number} 已加急：{done}，订单已审批通过。"
+    remaining = "".join(f"「{name}」" for name in result.remaining)
+    told = f"已通知{'、'.join(result.notified)}" if result.notified else "无需通知他人"
+    return f"订单 {result.order.number} 已加急：{done}；还需{remaining}，{told}。"
 
 
 COMMANDS: dict[str, Command] = {

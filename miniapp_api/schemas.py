@@ -838,7 +838,6 @@ class ExpediteOut(Out):
     skipped: list[str]
     remaining: list[str]
     notified: list[str]
-    summary: str
 
 
 class PersonCountOut(Out):

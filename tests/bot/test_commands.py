@@ -314,9 +314,25 @@ def test_expedite_by_role_and_scope(company, session, say, clock):
     for order in (ours, theirs):
         session.refresh(order)
         assert order.expedited_at is None
-    assert say(company.managers[0], "#加急# so-1 客户工地周五开工").startswith("订单 SO-1 已加急")
+    assert say(company.managers[0], "#加急# so-1 客户工地周五开工") == (
+        "订单 SO-1 已加急：已跳过「主管审批」「财务审核」；还需「仓库排期」，已通知王总。"
+    )
     assert say(company.managers[0], "#加急# SO-1 再催一次").startswith("订单 SO-1 已于")
-    assert say(company.boss, "#加急# SO-2 老板要求").startswith("订单 SO-2 已加急")
+    # The boss expediting is the one left to decide: nobody else to tell.
+    assert say(company.boss, "#加急# SO-2 老板要求").endswith("还需「仓库排期」，无需通知他人。")
+
+
+def test_expedite_that_leaves_no_step_says_the_order_is_approved(company, session, say, clock):
+    orders.set_flow(
+        session,
+        actor=Actor.of(company.boss),
+        nodes=[orders.NodeSpec("主管审批", "manager", skippable=True)],
+        now=clock(),
+    )
+    _order(session, company.reps[0][0], clock, "SO-1")
+    assert say(company.managers[0], "#加急# SO-1 老客户加单") == (
+        "订单 SO-1 已加急：已跳过「主管审批」，订单已审批通过。"
+    )
 
 
 @pytest.mark.parametrize("text", ["#加急#", "#加急# SO-1", "#加急#   SO-1   "])
