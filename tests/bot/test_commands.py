@@ -169,6 +169,15 @@ def test_an_ambiguous_name_lists_the_candidates_in_scope(company, session, say, 
     assert _follow_ups(session, second) == 2
 
 
+def test_a_customer_is_named_by_phone(company, session, say, clock):
+    rep = company.reps[0][0]
+    customer = make_customer(session, rep, clock(), name="张三", phone="13800138000")
+    make_customer(session, rep, clock(), name="张三", phone="13900139000")
+    assert say(rep, "#跟进# 13800138000 电话 已报价") == "已记录对「张三」的跟进（电话）。"
+    assert _follow_ups(session, customer) == 1
+    assert say(company.reps[0][1], "#跟进# 13800138000 回访").startswith("没有找到客户")
+
+
 @pytest.mark.parametrize("text", ["#跟进#", "#跟进# 张三", "#跟进#   张三   "])
 def test_follow_up_needs_a_customer_and_content(company, say, text):
     assert say(company.reps[0][0], text) == "格式：#跟进# <客户> <内容>"
