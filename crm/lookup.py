@@ -38,6 +38,8 @@ def customers_named(
     an id, a phone, an exact name (any case), else a part of a name or company."""
     query = select(Customer).where(in_reach(actor, reach)).options(joinedload(Customer.owner))
     text = text.strip()
+    if not text:
+        return []
     if text.isdigit() and len(text) <= MAX_ID_DIGITS:
         return _found(session, query.where(Customer.id == int(text)), limit)
     phone = _phone(text)

@@ -2,10 +2,11 @@
 how the task id of a click becomes the subject again.
 
 A card's subject is what a click decides, named by ids ({"order_id": 7, "step_id": 9}); the
-copy for user 3 gets the task id "order-7-step-9-u3". WeCom wants a task id of letters, digits
-and "_-@", at most 128 bytes, never reused by the app (a reuse answers 42014), so each
-recipient's copy carries their user id. A click comes back as a template_card_event with the
-task id in TaskId: https://developer.work.weixin.qq.com/document/path/90240
+copy for user 3 gets the task id "order-7-step-9-u3" (the ids in the order of their names).
+WeCom wants a task id of letters, digits and "_-@", at most 128 bytes, never reused by the app
+(a reuse answers 42014), so each recipient's copy carries their user id. A click comes back as
+a template_card_event with the task id in TaskId:
+https://developer.work.weixin.qq.com/document/path/90240
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ def task_id(subject: Mapping[str, int], recipient_id: int) -> str:
     """The task id of `recipient_id`'s copy of a card about `subject`."""
     if not subject or not all(_KEY.fullmatch(k) and 0 <= v < 2**31 for k, v in subject.items()):
         raise ValueError(f"a card subject names ids: {dict(subject)!r}")
-    parts = [f"{key.removesuffix('_id')}-{value}" for key, value in subject.items()]
+    # By name: the stored subject keeps no order (PostgreSQL's JSONB sorts keys its own way),
+    # and a resend must make the very same task id.
+    parts = [f"{key.removesuffix('_id')}-{value}" for key, value in sorted(subject.items())]
     value = "-".join([*parts, f"u{recipient_id}"])
     if len(value.encode()) > TASK_ID_MAX_BYTES:
         raise ValueError(f"task id {value!r} is longer than WeCom accepts")

@@ -30,6 +30,7 @@ def test_an_id_a_phone_an_exact_name_or_a_part_each_find_a_customer(company, ses
     assert names(session, rep, "南海建材") == ["佛山陶瓷二厂"]
     assert names(session, rep, "佛山", limit=1) == ["佛山陶瓷"]
     assert names(session, rep, "100%") == []  # a wildcard is a literal character
+    assert names(session, rep, "  ") == []
 
 
 def test_a_customer_out_of_reach_is_not_found(company, session, clock):

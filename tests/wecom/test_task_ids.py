@@ -11,6 +11,11 @@ def test_a_subject_and_recipient_make_a_task_id_that_reads_back():
     assert task_ids.subject_of(value) == {"order_id": 7, "step_id": 9}
 
 
+def test_the_task_id_does_not_depend_on_the_order_the_subject_was_stored_in():
+    # PostgreSQL's JSONB hands keys back in its own order; a resend must reuse the task id.
+    assert task_ids.task_id({"step_id": 9, "order_id": 7}, 3) == "order-7-step-9-u3"
+
+
 def test_each_recipient_gets_its_own_task_id():
     subject = {"order_id": 7, "step_id": 9}
     assert task_ids.task_id(subject, 3) != task_ids.task_id(subject, 4)
