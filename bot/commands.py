@@ -12,14 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, func, or_, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session
 
-from crm import customer_changes, customers, followups, orders, pool, tasks
-from crm.actors import Actor, customer_scope, user_scope
+from crm import customers, followups, orders, pool, tasks
+from crm.actors import Actor
+from crm.assignment import Assignment, assign_customer
 from crm.errors import DomainError
+from crm.lookup import Reach, customers_named, reps_named
 from crm.storage import FileStore
-from crm.text import escape_like
 from crm.vocab import ContactMethod, FollowUpSource
 from models import Customer, User
 from models.users import Role
@@ -86,7 +86,7 @@ def help_text(actor: Actor, *, unknown: str | None = None) -> str:
     lines = [f"没有「#{unknown}#」这个命令。"] if unknown else []
     lines.append("可用命令：")
     lines += [f"{c.example}　{c.summary}" for c in COMMANDS.values() if actor.role in c.roles]
-    lines.append("客户可写名称、公司或编号；名称重名时我会列出候选。")
+    lines.append("客户可写名称、公司、电话或编号；名称重名时我会列出候选。")
     return "\n".join(lines)
 
 
@@ -131,7 +131,7 @@ def _find(ctx: Context, args: str) -> str:
 
 def _follow_up(ctx: Context, args: str) -> str:
     name, content = _split(args, "跟进")
-    customer = _one_customer(ctx, name, customer_scope(ctx.actor), "跟进")
+    customer = _one_customer(ctx, name, Reach.BOOK, "跟进")
     method = ContactMethod.WECOM_CHAT
     first, _, rest = content.partition(" ")
     if rest and first in {m.value for m in ContactMethod}:
@@ -157,37 +157,25 @@ def _follow_up(ctx: Context, args: str) -> str:
 def _claim(ctx: Context, args: str) -> str:
     if not args:
         raise _usage("领取")
-    customer = _one_customer(ctx, args, pool.pool_scope(ctx.actor), "领取")
+    customer = _one_customer(ctx, args, Reach.POOL, "领取")
     pool.claim(ctx.session, actor=ctx.actor, customer_id=customer.id, now=ctx.now)
     return f"已从公海领取「{customer.name}」，请尽快跟进。"
 
 
 def _assign(ctx: Context, args: str) -> str:
     name, member_name = _split(args, "分配")
-    in_scope = or_(customer_scope(ctx.actor), pool.pool_scope(ctx.actor))
-    customer = _one_customer(ctx, name, in_scope, "分配")
+    customer = _one_customer(ctx, name, Reach.BOOK_AND_POOL, "分配")
     member = _one_rep(ctx, member_name)
-    reason = f"企业微信命令 #分配#（{ctx.actor.name}）"
-    if customer.owner_id is None:
-        pool.assign(
-            ctx.session,
-            actor=ctx.actor,
-            customer_id=customer.id,
-            owner_id=member.id,
-            now=ctx.now,
-            reason=reason,
-        )
-    elif customer.owner_id == member.id:
+    done = assign_customer(
+        ctx.session,
+        actor=ctx.actor,
+        customer_id=customer.id,
+        owner_id=member.id,
+        now=ctx.now,
+        reason=f"企业微信命令 #分配#（{ctx.actor.name}）",
+    )
+    if done is Assignment.ALREADY_OWNER:
         return f"「{customer.name}」已经由{member.name}负责。"
-    else:
-        customer_changes.reassign(
-            ctx.session,
-            actor=ctx.actor,
-            customer_id=customer.id,
-            owner_id=member.id,
-            now=ctx.now,
-            reason=reason,
-        )
     return f"已把「{customer.name}」分配给{member.name}。"
 
 
@@ -196,7 +184,13 @@ def _expedite(ctx: Context, args: str) -> str:
     result = orders.expedite(
         ctx.session, actor=ctx.actor, number=number, reason=reason, now=ctx.now
     )
-    return orders.expedite_summary(result)
+    skipped = "".join(f"「{name}」" for name in result.skipped)
+    done = f"已跳过{skipped}" if skipped else "流程中没有可跳过的节点"
+    if result.is_approved:
+        return f"订单 {result.order.number} 已加急：{done}，订单已审批通过。"
+    remaining = "".join(f"「{name}」" for name in result.remaining)
+    told = f"已通知{'、'.join(result.notified)}" if result.notified else "无需通知他人"
+    return f"订单 {result.order.number} 已加急：{done}；还需{remaining}，{told}。"
 
 
 COMMANDS: dict[str, Command] = {
@@ -229,32 +223,11 @@ def _split(args: str, name: str) -> tuple[str, str]:
     return first, rest.strip()
 
 
-def _one_customer(ctx: Context, text: str, scope: ColumnElement[bool], name: str) -> Customer:
-    """The one customer in `scope` that `text` names: an id, an exact name, or a unique part of
-    a name or company. Several: the reply lists them with their ids."""
-    query = select(Customer).where(scope).options(joinedload(Customer.owner))
-    if text.isdigit() and len(text) <= 9:
-        found = list(ctx.session.scalars(query.where(Customer.id == int(text))))
-    else:
-        found = list(
-            ctx.session.scalars(
-                query.where(func.lower(Customer.name) == text.lower()).limit(MAX_CANDIDATES + 1)
-            )
-        )
-        if not found:
-            like = f"%{escape_like(text)}%"
-            found = list(
-                ctx.session.scalars(
-                    query.where(
-                        or_(
-                            Customer.name.ilike(like, escape="\\"),
-                            Customer.company.ilike(like, escape="\\"),
-                        )
-                    )
-                    .order_by(Customer.id)
-                    .limit(MAX_CANDIDATES + 1)
-                )
-            )
+def _one_customer(ctx: Context, text: str, reach: Reach, name: str) -> Customer:
+    """The one customer in reach that `text` names; several: the reply lists them with ids."""
+    found = customers_named(
+        ctx.session, actor=ctx.actor, text=text, reach=reach, limit=MAX_CANDIDATES + 1
+    )
     if not found:
         # The same words whether it does not exist or is someone else's.
         raise Refusal(f"没有找到客户「{text}」，或不在你的权限范围内。")
@@ -270,18 +243,7 @@ def _one_customer(ctx: Context, text: str, scope: ColumnElement[bool], name: str
 
 def _one_rep(ctx: Context, text: str) -> User:
     """An active rep the actor manages, by name or WeCom userid."""
-    found = list(
-        ctx.session.scalars(
-            select(User)
-            .where(
-                user_scope(ctx.actor),
-                User.role == Role.REP,
-                User.is_active.is_(True),
-                or_(User.name == text, User.wecom_userid == text),
-            )
-            .limit(MAX_CANDIDATES + 1)
-        )
-    )
+    found = reps_named(ctx.session, actor=ctx.actor, text=text, limit=MAX_CANDIDATES + 1)
     if not found:
         raise Refusal(f"你管理的销售中没有「{text}」。")
     if len(found) > 1:

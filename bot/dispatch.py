@@ -16,9 +16,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import commands
+from bot import cards, commands
 from config import Settings
-from crm import contacts, orders
+from crm import contacts
 from crm.actors import Actor
 from crm.errors import DomainError
 from crm.notifications import notify
@@ -161,7 +161,7 @@ def _card_click(session: Session, message: InboundMessage, fields: dict, now: da
         return
     try:
         with session.begin_nested():
-            text = orders.decide_from_card(
+            text = cards.decide(
                 session,
                 actor=Actor.of(member),
                 task_id=str(fields.get("TaskId") or ""),

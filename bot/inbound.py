@@ -23,10 +23,10 @@ from sqlalchemy.orm import Session
 
 from crm.text import is_storable
 from models import Database, InboundMessage
+from models.inbound import InboundStatus
 
 log = logging.getLogger(__name__)
 
-PENDING, DONE, FAILED = "pending", "done", "failed"
 # What tells two different events of the same member in the same second apart. A WeCom retry
 # repeats every field of the original, these included, so it still lands on the same key.
 EVENT_DISCRIMINATORS = (
@@ -109,7 +109,7 @@ def message_values(fields: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         "from_user": _text(fields, "FromUserName", required=True),
         "sent_at": datetime.fromtimestamp(_create_time(fields), UTC),
         "payload": dict(fields),
-        "status": PENDING,
+        "status": InboundStatus.PENDING,
         "attempts": 0,
         "last_error": None,
         "received_at": now,
@@ -237,7 +237,7 @@ def pending_ids(
     """Pending messages after `after_id`, oldest first (optionally only those stored before a
     moment)."""
     query = select(InboundMessage.id).where(
-        InboundMessage.status == PENDING, InboundMessage.id > after_id
+        InboundMessage.status == InboundStatus.PENDING, InboundMessage.id > after_id
     )
     if received_before is not None:
         query = query.where(InboundMessage.received_at < received_before)
@@ -250,8 +250,8 @@ def claim(session: Session, *, message_id: int, now: datetime) -> InboundMessage
     one of them through, and the effects commit together with the claim or not at all."""
     claimed = session.execute(
         update(InboundMessage)
-        .where(InboundMessage.id == message_id, InboundMessage.status == PENDING)
-        .values(status=DONE, processed_at=now, attempts=InboundMessage.attempts + 1)
+        .where(InboundMessage.id == message_id, InboundMessage.status == InboundStatus.PENDING)
+        .values(status=InboundStatus.DONE, processed_at=now, attempts=InboundMessage.attempts + 1)
         .execution_options(synchronize_session=False)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -269,11 +269,13 @@ def record_failure(
     return session.execute(
         update(InboundMessage)
         # Still pending: another worker may have claimed it since the rollback released it.
-        .where(InboundMessage.id == message_id, InboundMessage.status == PENDING)
+        .where(InboundMessage.id == message_id, InboundMessage.status == InboundStatus.PENDING)
         .values(
             attempts=attempts,
             last_error=error[:ERROR_MAX_CHARS],
-            status=case((attempts >= max_attempts, FAILED), else_=PENDING),
+            status=case(
+                (attempts >= max_attempts, InboundStatus.FAILED), else_=InboundStatus.PENDING
+            ),
         )
         .returning(InboundMessage.status)
         .execution_options(synchronize_session=False)

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import audit
+from crm import after_commit, audit
 from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.fields import FieldKind, clean_choice, clean_text, clean_yes_no
@@ -128,6 +128,8 @@ def define_field(
         after={"key": key, "label": label, "kind": kind, "required": is_required},
         now=now,
     )
+    if is_required:
+        after_commit.start(session, after_commit.COMPLETENESS)
     return field
 
 
@@ -166,6 +168,8 @@ def change_field(
         after=changes,
         now=now,
     )
+    if {"is_required", "is_active"} & changes.keys():
+        after_commit.start(session, after_commit.COMPLETENESS)  # what counts toward it changed
     return field
 
 

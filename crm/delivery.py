@@ -6,35 +6,18 @@ person retries. These are the state changes, each made in the caller's short tra
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-# The edge that made the session reads this after its commit and starts the senders named in it
-# (see wecrm/runtime.py and wecrm/wiring.py), so the services that queue rows never think about
-# queues.
-START_AFTER_COMMIT = "wecrm.delivery.start_after_commit"
-OUTBOX = "outbox"  # WeCom app messages
-MAIL = "mail"
+from models.delivery import DeliveryStatus
+
 MAX_ATTEMPTS = 5
 BACKOFF_FIRST_SECONDS = 30
 BACKOFF_MAX_SECONDS = 600
 LAST_ERROR_MAX_CHARS = 255
 LEASE_EXPIRED_ERROR = "worker stopped while sending; resent after its lease expired"
-
-
-class DeliveryStatus(StrEnum):
-    PENDING = "pending"  # waiting for next_attempt_at
-    SENDING = "sending"  # claimed by a worker until next_attempt_at (its lease)
-    SENT = "sent"
-    FAILED = "failed"  # gave up after MAX_ATTEMPTS; a person may retry it
-
-
-def start_after_commit(session: Session, sender: str) -> None:
-    """Have `sender` (OUTBOX, MAIL) run once this session's transaction is committed."""
-    session.info.setdefault(START_AFTER_COMMIT, set()).add(sender)
 
 
 def backoff_seconds(attempts: int) -> int:

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, or_, select, true
 from sqlalchemy.orm import Session, selectinload
 
-from crm import audit, delivery, followups, placeholders
+from crm import after_commit, audit, delivery, followups, placeholders
 from crm.actors import Actor, customer_scope
 from crm.customers import get_customer
 from crm.delivery import DeliveryStatus
@@ -420,7 +420,7 @@ def send(
     )
     session.add(email)
     session.flush()
-    delivery.start_after_commit(session, delivery.MAIL)
+    after_commit.start(session, after_commit.MAIL)
     return email
 
 
@@ -456,7 +456,7 @@ def retry(
         raise EmailNotConfigured()
     delivery.retry(email, now=now)
     session.flush()
-    delivery.start_after_commit(session, delivery.MAIL)
+    after_commit.start(session, after_commit.MAIL)
     return email
 
 

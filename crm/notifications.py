@@ -8,7 +8,7 @@ rows later with the state changes below; this module never talks to WeCom, Redis
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crm import delivery
+from crm import after_commit, delivery
 from crm.actors import Actor, user_scope
 from crm.delivery import DeliveryStatus
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
@@ -32,16 +32,17 @@ TEXTCARD_DESCRIPTION_MAX_CHARS = 512
 TEXT_CONTENT_MAX_BYTES = 2048
 TEXTCARD_BUTTON = "详情"
 # Button cards (template_card of card_type button_interaction), same page: WeCom shows about
-# this much of each part; a task id is letters, digits and "_-@", at most 128 bytes, and never
-# reused by the app (a reuse answers 42014).
+# this much of each part.
 CARD_TITLE_MAX_CHARS = 36
 CARD_SUB_TITLE_MAX_CHARS = 160
 CARD_FIELD_NAME_MAX_CHARS = 5
 CARD_FIELD_VALUE_MAX_CHARS = 30
 CARD_MAX_FIELDS = 6
 CARD_MAX_BUTTONS = 6
-TASK_ID_MAX_BYTES = 128
-TASK_ID_PATTERN = re.compile(r"[A-Za-z0-9_@-]+")
+# A card's subject is a few named ids, short enough for the sender to turn into WeCom's task id
+# (wecom/task_ids.py) with the recipient's id added.
+SUBJECT_MAX_IDS = 3
+SUBJECT_KEY = re.compile(r"[a-z]{1,16}_id")
 
 
 OutboxStatus = DeliveryStatus
@@ -58,15 +59,14 @@ class CardButton:
 
 @dataclass(frozen=True)
 class ButtonCard:
-    """What makes a message a button card: its task id, buttons and key-value lines."""
+    """What makes a message a button card: what a click decides, buttons, key-value lines.
 
-    task_id: str
+    `subject` names the thing by ids, e.g. {"order_id": 7, "step_id": 9}; a click comes back
+    to the edge with it and the button's key."""
+
+    subject: Mapping[str, int]
     buttons: tuple[CardButton, ...]
     fields: tuple[tuple[str, str], ...] = ()
-
-    def task_id_for(self, user_id: int) -> str:
-        """Each member gets their own copy, and WeCom wants a task id used once per app."""
-        return f"{self.task_id}-u{user_id}"
 
 
 @dataclass
@@ -113,7 +113,7 @@ def notify(
             recipient_id=uid,
             touser=user.wecom_userid,
             msgtype=msgtype,
-            content=dict(content, task_id=card.task_id_for(uid)) if card else dict(content),
+            content=dict(content),
             customer_id=customer_id,
             dedupe_key=keys.get(uid),
             status=OutboxStatus.PENDING,
@@ -134,7 +134,7 @@ def notify(
                 continue
         added.append(message)
     if added:
-        delivery.start_after_commit(session, delivery.OUTBOX)
+        after_commit.start(session, after_commit.OUTBOX)
     return added
 
 
@@ -151,14 +151,19 @@ def _content(msgtype: str, title: str, text: str) -> dict[str, Any]:
 
 
 def _card_content(card: ButtonCard, title: str, text: str) -> dict[str, Any]:
-    """A button_interaction template card without its task id, which each recipient gets."""
-    # A bad id or too many buttons is a bug of the caller; WeCom would refuse every copy.
-    longest = card.task_id_for(2**31 - 1)  # user ids are 32-bit
-    if not TASK_ID_PATTERN.fullmatch(longest) or len(longest.encode()) > TASK_ID_MAX_BYTES:
-        raise ValueError(f"task id {card.task_id!r} is not one WeCom accepts")
+    """A button_interaction template card with its subject, from which the sender makes each
+    recipient's task id."""
+    # A bad subject or too many buttons is a bug of the caller; WeCom would refuse every copy.
+    subject = dict(card.subject)
+    if not 1 <= len(subject) <= SUBJECT_MAX_IDS or not all(
+        SUBJECT_KEY.fullmatch(key) and isinstance(value, int) and 0 <= value < 2**31
+        for key, value in subject.items()
+    ):
+        raise ValueError(f"a card subject names 1 to {SUBJECT_MAX_IDS} ids: {subject!r}")
     if not 1 <= len(card.buttons) <= CARD_MAX_BUTTONS:
         raise ValueError(f"a button card has 1 to {CARD_MAX_BUTTONS} buttons")
     content: dict[str, Any] = {
+        "subject": subject,
         "card_type": "button_interaction",
         "main_title": {"title": title[:CARD_TITLE_MAX_CHARS]},
         "sub_title_text": text[:CARD_SUB_TITLE_MAX_CHARS],
@@ -183,7 +188,8 @@ def _cut_bytes(value: str, limit: int) -> str:
 
 
 def payload(message: OutboxMessage, *, public_url: str) -> dict[str, Any]:
-    """What goes to WeCom for `message`: textcards link to the customer (or to wecrm's home)."""
+    """What goes to WeCom for `message`: textcards link to the customer (or to wecrm's home);
+    a button card still carries its subject, which the sender turns into the task id."""
     content = dict(message.content)
     if message.msgtype == "textcard":
         base = public_url.rstrip("/")
@@ -287,5 +293,5 @@ def retry(session: Session, *, actor: Actor, message_id: int, now: datetime) -> 
         raise Conflict("只有发送失败的通知可以重发", code="not_failed")
     delivery.retry(message, now=now)
     session.flush()
-    delivery.start_after_commit(session, delivery.OUTBOX)
+    after_commit.start(session, after_commit.OUTBOX)
     return message

@@ -6,10 +6,9 @@ from typing import Any
 
 from crm import custom_fields
 from miniapp_api import api
-from miniapp_api.context import actor, now, runtime, session
+from miniapp_api.context import actor, now, session
 from miniapp_api.routing import operation
 from miniapp_api.schemas import CustomFieldIn, CustomFieldList, CustomFieldOut, CustomFieldPatch
-from workers.jobs import enqueue_completeness
 
 
 @operation(
@@ -35,11 +34,7 @@ def list_fields() -> Any:
     status=201,
 )
 def create_field(body: CustomFieldIn) -> Any:
-    field = custom_fields.define_field(session(), actor=actor(), now=now(), **body.model_dump())
-    if field.is_required:
-        session().commit()  # the job must see the new field
-        enqueue_completeness(runtime().redis)
-    return field
+    return custom_fields.define_field(session(), actor=actor(), now=now(), **body.model_dump())
 
 
 @operation(
@@ -53,10 +48,6 @@ def create_field(body: CustomFieldIn) -> Any:
 )
 def change_field(field_id: int, body: CustomFieldPatch) -> Any:
     changes = body.model_dump(exclude_unset=True)
-    field = custom_fields.change_field(
+    return custom_fields.change_field(
         session(), actor=actor(), field_id=field_id, changes=changes, now=now()
     )
-    if {"is_required", "is_active"} & changes.keys():
-        session().commit()
-        enqueue_completeness(runtime().redis)
-    return field

@@ -5,16 +5,14 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
-from sqlalchemy import select
-
-from crm.errors import Invalid, NotFound
+from crm import import_jobs
+from crm.errors import Invalid
 from miniapp_api import api
 from miniapp_api.context import actor, now, runtime, session
 from miniapp_api.routing import operation, uploaded_files
 from miniapp_api.schemas import ImportIn, ImportJobOut
-from models import ImportJob
-from models.users import Role
-from workers.jobs import PROGRESS_KEY, enqueue_import
+from models.imports import ImportStatus
+from workers.jobs import PROGRESS_KEY
 
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
 MAX_FILENAME_LENGTH = 255
@@ -43,19 +41,14 @@ def upload_import(body: ImportIn) -> Any:
         raise Invalid("文件为空或超过 20 MB", code="bad_import_file", field="file")
     key, _ = runtime().store.save(data, suffix=suffix)
     name = PurePath(filename).name[-MAX_FILENAME_LENGTH:]  # the end keeps the suffix
-    job = ImportJob(
-        created_by=actor().user_id,
+    return import_jobs.queue_import(
+        session(),
+        actor=actor(),
         filename=name,
         storage_key=key,
         on_duplicate=body.on_duplicate,
-        status="queued",
-        report=[],
-        created_at=now(),
+        now=now(),
     )
-    session().add(job)
-    session().commit()  # the worker must find the job
-    enqueue_import(runtime().redis, job.id)
-    return job
 
 
 @operation(
@@ -67,18 +60,13 @@ def upload_import(body: ImportIn) -> Any:
     response=ImportJobOut,
 )
 def get_import(import_id: int) -> Any:
-    query = select(ImportJob).where(ImportJob.id == import_id)
-    if actor().role is not Role.BOSS:
-        query = query.where(ImportJob.created_by == actor().user_id)
-    job = session().scalar(query)
-    if job is None:
-        raise NotFound("导入任务")
+    job = import_jobs.get_import_job(session(), actor=actor(), import_id=import_id)
     out = ImportJobOut.model_validate(job)
-    if job.status == "running":
+    if job.status == ImportStatus.RUNNING:
         progress = runtime().redis.get(PROGRESS_KEY.format(id=job.id))
         if progress:
             done, total = progress.decode().split("/")
             out = out.model_copy(update={"processed_rows": int(done), "total_rows": int(total)})
-    elif job.status in ("done", "failed"):
+    elif job.status in (ImportStatus.DONE, ImportStatus.FAILED):
         out = out.model_copy(update={"processed_rows": job.total_rows})
     return out

@@ -19,6 +19,9 @@ from crm import text
 from crm.customers import MAX_PAGE_SIZE, SORTS
 from crm.fields import CATALOGUE, FIELDS, CustomerField, FieldKind, parse_yes_no
 from crm.vocab import Category, ContactMethod, Grade, Stage
+from models.delivery import DeliveryStatus
+from models.imports import ImportStatus
+from models.orders import Approver, OrderStatus, StepStatus
 from models.users import Role
 
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
@@ -387,7 +390,7 @@ class ImportJobOut(Out):
     id: int
     filename: str
     on_duplicate: str
-    status: Literal["queued", "running", "done", "failed"]
+    status: ImportStatus
     total_rows: int
     processed_rows: int = 0
     created_count: int
@@ -562,7 +565,7 @@ class VocabularyOut(Out):
 
 
 class NotificationListQuery(Strict):
-    status: Literal["pending", "sending", "sent", "failed"] | None = None
+    status: DeliveryStatus | None = None
     page: Annotated[int, Field(ge=1, le=10000)] = 1
     page_size: Annotated[int, Field(ge=1, le=100)] = 20
 
@@ -781,7 +784,7 @@ class OutgoingEmailOut(Out):
     subject: str
     body: str
     attachments: list[OutgoingFileOut]
-    status: Literal["pending", "sending", "sent", "failed"]
+    status: DeliveryStatus
     attempts: int
     last_error: str | None
     next_attempt_at: datetime
@@ -799,9 +802,7 @@ class OutgoingEmailList(Out):
 
 class ApprovalNodeIn(Strict):
     name: Annotated[str, Field(max_length=32)]
-    approver: Literal["manager", "boss"] = Field(
-        description="manager：客户所在团队的主管；boss：老板"
-    )
+    approver: Approver = Field(description="manager：客户所在团队的主管；boss：老板")
     skippable: bool = Field(default=False, description="#加急# 时可跳过")
 
 
@@ -812,7 +813,7 @@ class ApprovalFlowIn(Strict):
 class ApprovalNodeOut(Out):
     position: int
     name: str
-    approver: Literal["manager", "boss"]
+    approver: Approver
     skippable: bool
 
 
@@ -828,7 +829,7 @@ class OrderIn(Strict):
 
 
 class OrderQuery(Strict):
-    status: Literal["pending", "approved", "rejected"] | None = None
+    status: OrderStatus | None = None
     customer_id: Id | None = None
     page: Annotated[int, Field(ge=1, le=10000)] = 1
     page_size: Annotated[int, Field(ge=1, le=100)] = 20
@@ -857,9 +858,9 @@ class OrderStepOut(Out):
     id: int
     position: int
     name: str
-    approver: Literal["manager", "boss"]
+    approver: Approver
     skippable: bool
-    status: Literal["pending", "approved", "rejected", "skipped"]
+    status: StepStatus
     decided_by: UserBrief | None
     decided_at: datetime | None
     comment: str | None
@@ -870,7 +871,7 @@ class OrderOut(Out):
     number: str
     customer: CustomerBrief
     amount: float
-    status: Literal["pending", "approved", "rejected"]
+    status: OrderStatus
     current_step: str | None
     created_by: UserBrief | None
     created_at: datetime
@@ -898,7 +899,6 @@ class ExpediteOut(Out):
     skipped: list[str]
     remaining: list[str]
     notified: list[str]
-    summary: str
 
 
 class PersonCountOut(Out):

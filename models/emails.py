@@ -9,6 +9,7 @@ from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, func, 
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, UTCDateTime
+from models.delivery import DeliveryStatus
 
 
 class EmailTemplate(Base):
@@ -76,7 +77,7 @@ class OutgoingEmail(Base):
     body: Mapped[str] = mapped_column(Text)
     # [{filename, content_type, storage_key}]: the template's files at the moment of sending.
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # +sending/sent/failed
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(255))

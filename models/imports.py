@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime
+
+
+class ImportStatus(StrEnum):
+    QUEUED = "queued"  # uploaded, waiting for the worker
+    RUNNING = "running"
+    DONE = "done"  # the rows landed with their report (some rows may be errors)
+    FAILED = "failed"  # nothing landed; the report says why
 
 
 class ImportJob(Base):
@@ -19,7 +27,7 @@ class ImportJob(Base):
     filename: Mapped[str] = mapped_column(String(255))
     storage_key: Mapped[str] = mapped_column(String(255))
     on_duplicate: Mapped[str] = mapped_column(String(8))  # merge / skip
-    status: Mapped[str] = mapped_column(String(16), default="queued")
+    status: Mapped[str] = mapped_column(String(16), default=ImportStatus.QUEUED)
     total_rows: Mapped[int] = mapped_column(Integer, default=0)
     created_count: Mapped[int] = mapped_column(Integer, default=0)
     merged_count: Mapped[int] = mapped_column(Integer, default=0)

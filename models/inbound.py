@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String
@@ -10,6 +11,12 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, UTCDateTime
 from models.users import User
+
+
+class InboundStatus(StrEnum):
+    PENDING = "pending"  # stored, waiting for the processing job
+    DONE = "done"
+    FAILED = "failed"  # gave up after the last attempt
 
 
 class InboundMessage(Base):
@@ -26,7 +33,7 @@ class InboundMessage(Base):
     from_user: Mapped[str] = mapped_column(String(64))
     sent_at: Mapped[datetime] = mapped_column(UTCDateTime)  # WeCom's CreateTime
     payload: Mapped[dict[str, Any]] = mapped_column(JSONType)  # every field of the decrypted XML
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / done / failed
+    status: Mapped[str] = mapped_column(String(16), default=InboundStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(String(255))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, Numeric, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -11,6 +12,26 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, UTCDateTime
 from models.customers import Customer
 from models.users import User
+
+
+class Approver(StrEnum):
+    """Who decides a node: the managers of the order customer's team, or the boss."""
+
+    MANAGER = "manager"
+    BOSS = "boss"
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class StepStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"  # by #加急#
 
 
 class ApprovalNode(Base):
@@ -24,7 +45,7 @@ class ApprovalNode(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     position: Mapped[int] = mapped_column(Integer, unique=True)
     name: Mapped[str] = mapped_column(String(32))
-    approver: Mapped[str] = mapped_column(String(16))  # manager (of the order's team) / boss
+    approver: Mapped[str] = mapped_column(String(16))  # an Approver
     skippable: Mapped[bool] = mapped_column(Boolean, default=False)  # #加急# may skip it
 
 
@@ -40,7 +61,7 @@ class Order(Base):
     number: Mapped[str] = mapped_column(String(32), unique=True)  # SO-20261126-001
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
     amount: Mapped[Decimal] = mapped_column(Numeric(14, 2))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/approved/rejected
+    status: Mapped[str] = mapped_column(String(16), default=OrderStatus.PENDING)
     created_by: Mapped[int] = mapped_column(ForeignKey("users.id"))
     # The emergency lane (#加急#): who opened it, when and why.
     expedited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
@@ -66,9 +87,9 @@ class OrderStep(Base):
     order_id: Mapped[int] = mapped_column(ForeignKey("orders.id", ondelete="CASCADE"))
     position: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(32))
-    approver: Mapped[str] = mapped_column(String(16))
+    approver: Mapped[str] = mapped_column(String(16))  # an Approver
     skippable: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # +approved/rejected/skipped
+    status: Mapped[str] = mapped_column(String(16), default=StepStatus.PENDING)
     decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     comment: Mapped[str | None] = mapped_column(Text)

@@ -9,6 +9,7 @@ from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime
+from models.delivery import DeliveryStatus
 
 
 class OutboxMessage(Base):
@@ -20,12 +21,12 @@ class OutboxMessage(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     recipient_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     touser: Mapped[str] = mapped_column(String(64))  # the recipient's WeCom userid
-    msgtype: Mapped[str] = mapped_column(String(16))  # text / markdown / textcard
+    msgtype: Mapped[str] = mapped_column(String(16))  # text / markdown / textcard / template_card
     content: Mapped[dict[str, Any]] = mapped_column(JSONType)
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     # Whoever queues a message may name it, so that deciding twice still sends it once.
     dedupe_key: Mapped[str | None] = mapped_column(String(191), unique=True)
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending / sent / failed
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(String(255))

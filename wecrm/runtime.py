@@ -1,8 +1,8 @@
 """The long-lived parts one process needs (database, Redis, file store, WeCom client), built
 lazily from Settings so the web app, the workers and the commands wire them the same way.
 
-The runtime reaches no further up than the domain: what it starts after a commit (the senders
-the workers run) is handed in by whoever builds it, through `wecrm.wiring.build_runtime`."""
+The runtime reaches no further up than the domain: what it starts after a commit (the jobs the
+workers run) is handed in by whoever builds it, through `wecrm.wiring.build_runtime`."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from config import Settings
-from crm import delivery
+from crm import after_commit
 from crm.storage import DiskFileStore
 from models import Database
 from wecom.client import WeComClient
@@ -28,8 +28,9 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# Starts one run of a sender (delivery.OUTBOX, delivery.MAIL) on this Redis.
-SenderStarter = Callable[[redis.Redis], object]
+# Starts a job named in `crm.after_commit` (OUTBOX, MAIL, COMPLETENESS, IMPORT) on this Redis,
+# with the arguments the service gave it.
+JobStarter = Callable[..., object]
 
 
 class Runtime:
@@ -39,29 +40,30 @@ class Runtime:
         self,
         settings: Settings,
         *,
-        senders: Mapping[str, SenderStarter],
+        starters: Mapping[str, JobStarter],
         clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.settings = settings
-        self.senders = senders
+        self.starters = starters
         self.clock = clock
 
     @cached_property
     def db(self) -> Database:
         db = Database(self.settings.database_url)
         # Installed here, where every edge (request, job, bot, command) gets its sessions, so a
-        # commit that queued messages or emails starts their sender without the edge knowing.
+        # commit that asked for a job (`crm.after_commit`) starts it without the edge knowing.
         for factory in (db.sessions, db.writer_sessions):
             event.listen(factory, "after_commit", self._after_commit)
         return db
 
     def _after_commit(self, session: Session) -> None:
-        for sender in session.info.pop(delivery.START_AFTER_COMMIT, ()):
+        for job, *args in after_commit.take(session):
             try:
-                self.senders[sender](self.redis)
+                self.starters[job](self.redis, *args)
             except redis.RedisError:
-                # The rows are committed; the periodic catch-up run sends them if this is lost.
-                log.warning("could not start the %s sender", sender, exc_info=True)
+                # The rows are committed; the periodic catch-up runs send messages and emails if
+                # this is lost, and an import still "queued" can be uploaded again.
+                log.warning("could not start the %s job %s", job, args, exc_info=True)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -16,6 +16,7 @@ import redis
 
 from bot import dispatch, inbound
 from models import InboundMessage
+from models.inbound import InboundStatus
 from wecom.client import WeComUnavailable
 from wecrm.runtime import Runtime
 from workers import context, queues
@@ -110,12 +111,12 @@ def _process_one(rt: Runtime, message_id: int) -> str:
             max_attempts=MAX_ATTEMPTS,
             counts=counts,
         )
-        if status == inbound.FAILED:
+        if status == InboundStatus.FAILED:
             message = session.get(InboundMessage, message_id)
             assert message is not None  # inbound rows are never deleted
             dispatch.tell_failed(session, message, now=rt.clock())
         session.commit()
-    if status == inbound.FAILED:
+    if status == InboundStatus.FAILED:
         log.error("inbound message %d failed for good", message_id, exc_info=failure)
         return "failed"
     log.warning("inbound message %d failed; a later run retries it", message_id, exc_info=failure)

@@ -16,6 +16,7 @@ from crm.actors import Actor
 from crm.errors import DomainError
 from crm.rules import timers
 from models import Attachment, ImportJob, User
+from models.imports import ImportStatus
 from workers import context, queues
 
 log = logging.getLogger(__name__)
@@ -45,9 +46,9 @@ def run_import(import_id: int) -> dict[str, int]:
     rt = context.runtime()
     with rt.db.session(lock_for_write=True) as session:
         job = session.get(ImportJob, import_id)
-        if job is None or job.status not in ("queued", "running"):
+        if job is None or job.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
             return {}
-        job.status = "running"
+        job.status = ImportStatus.RUNNING
         session.commit()
         creator = session.get(User, job.created_by)
         assert creator is not None
@@ -72,7 +73,7 @@ def run_import(import_id: int) -> dict[str, int]:
         except Exception:
             _fail_import(session, import_id, INTERNAL_IMPORT_ERROR, None, rt.clock())
             raise  # RQ keeps the traceback in its failed-job registry
-        job.status = "done"
+        job.status = ImportStatus.DONE
         job.total_rows = result.total_rows
         job.created_count = result.created
         job.merged_count = result.merged
@@ -91,7 +92,7 @@ def _fail_import(
     session.rollback()
     job = session.get(ImportJob, import_id)
     assert job is not None
-    job.status = "failed"
+    job.status = ImportStatus.FAILED
     job.report = [{"row": 1, "outcome": "error", "field": field, "message": message}]
     job.error_count = 1
     job.finished_at = now

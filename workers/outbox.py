@@ -23,6 +23,7 @@ import redis
 
 from crm import notifications
 from models import Database, OutboxMessage
+from wecom import task_ids
 from wecom.client import UNAVAILABLE_ERRCODE, WeComClient, WeComError, WeComUnavailable
 from workers import context, queues
 
@@ -156,8 +157,18 @@ def _snapshot(row: OutboxMessage, public_url: str) -> _Claimed:
         id=row.id,
         touser=row.touser,
         msgtype=row.msgtype,
-        payload=notifications.payload(row, public_url=public_url),
+        payload=wecom_payload(row, public_url=public_url),
     )
+
+
+def wecom_payload(row: OutboxMessage, *, public_url: str) -> dict[str, Any]:
+    """What message/send gets for a row: a button card's subject becomes its task id, unique to
+    the recipient's copy, so a resend of the same row reuses it (and WeCom answers 42014)."""
+    payload = notifications.payload(row, public_url=public_url)
+    subject = payload.pop("subject", None)
+    if subject is not None:
+        payload["task_id"] = task_ids.task_id(subject, row.recipient_id)
+    return payload
 
 
 def _send_one(

@@ -169,6 +169,15 @@ def test_an_ambiguous_name_lists_the_candidates_in_scope(company, session, say, 
     assert _follow_ups(session, second) == 2
 
 
+def test_a_customer_is_named_by_phone(company, session, say, clock):
+    rep = company.reps[0][0]
+    customer = make_customer(session, rep, clock(), name="张三", phone="13800138000")
+    make_customer(session, rep, clock(), name="张三", phone="13900139000")
+    assert say(rep, "#跟进# 13800138000 电话 已报价") == "已记录对「张三」的跟进（电话）。"
+    assert _follow_ups(session, customer) == 1
+    assert say(company.reps[0][1], "#跟进# 13800138000 回访").startswith("没有找到客户")
+
+
 @pytest.mark.parametrize("text", ["#跟进#", "#跟进# 张三", "#跟进#   张三   "])
 def test_follow_up_needs_a_customer_and_content(company, say, text):
     assert say(company.reps[0][0], text) == "格式：#跟进# <客户> <内容>"
@@ -314,9 +323,25 @@ def test_expedite_by_role_and_scope(company, session, say, clock):
     for order in (ours, theirs):
         session.refresh(order)
         assert order.expedited_at is None
-    assert say(company.managers[0], "#加急# so-1 客户工地周五开工").startswith("订单 SO-1 已加急")
+    assert say(company.managers[0], "#加急# so-1 客户工地周五开工") == (
+        "订单 SO-1 已加急：已跳过「主管审批」「财务审核」；还需「仓库排期」，已通知王总。"
+    )
     assert say(company.managers[0], "#加急# SO-1 再催一次").startswith("订单 SO-1 已于")
-    assert say(company.boss, "#加急# SO-2 老板要求").startswith("订单 SO-2 已加急")
+    # The boss expediting is the one left to decide: nobody else to tell.
+    assert say(company.boss, "#加急# SO-2 老板要求").endswith("还需「仓库排期」，无需通知他人。")
+
+
+def test_expedite_that_leaves_no_step_says_the_order_is_approved(company, session, say, clock):
+    orders.set_flow(
+        session,
+        actor=Actor.of(company.boss),
+        nodes=[orders.NodeSpec("主管审批", "manager", skippable=True)],
+        now=clock(),
+    )
+    _order(session, company.reps[0][0], clock, "SO-1")
+    assert say(company.managers[0], "#加急# SO-1 老客户加单") == (
+        "订单 SO-1 已加急：已跳过「主管审批」，订单已审批通过。"
+    )
 
 
 @pytest.mark.parametrize("text", ["#加急#", "#加急# SO-1", "#加急#   SO-1   "])

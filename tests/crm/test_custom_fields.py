@@ -4,7 +4,7 @@ from datetime import date, datetime
 
 import pytest
 
-from crm import custom_fields
+from crm import after_commit, custom_fields
 from crm.actors import Actor
 from crm.custom_fields import clean_value, clean_values
 from crm.errors import Conflict, Forbidden, Invalid
@@ -182,3 +182,21 @@ def test_a_text_field_cannot_be_turned_into_a_tag_dimension_later(session, clock
             now=clock(),
         )
     assert caught.value.field == "is_tag_dimension"
+
+
+def test_only_changes_to_what_counts_toward_completeness_start_a_rescore(session, clock):
+    manager = Actor.of(make_company(session).managers[0])
+    optional = define(session, manager, clock)
+    assert after_commit.take(session) == set()
+    define(session, manager, clock, key="floor", is_required=True)
+    assert after_commit.take(session) == {(after_commit.COMPLETENESS,)}
+
+    custom_fields.change_field(
+        session, actor=manager, field_id=optional.id, changes={"label": "安装"}, now=clock()
+    )
+    assert after_commit.take(session) == set()
+    for changes in ({"is_required": True}, {"is_active": False}):
+        custom_fields.change_field(
+            session, actor=manager, field_id=optional.id, changes=changes, now=clock()
+        )
+        assert after_commit.take(session) == {(after_commit.COMPLETENESS,)}

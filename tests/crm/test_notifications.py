@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from crm import delivery, notifications
+from crm import after_commit, delivery, notifications
 from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.notifications import OutboxStatus
@@ -56,10 +56,10 @@ def test_text_and_markdown_carry_title_and_text_in_one_content_within_wecom_limi
     assert len(markdown.content["content"].encode()) <= notifications.TEXT_CONTENT_MAX_BYTES
 
 
-def test_a_button_card_goes_to_each_recipient_with_its_own_task_id(session, clock):
+def test_a_button_card_goes_to_each_recipient_with_its_subject(session, clock):
     first, second = make_company(session).reps[0]
     card = notifications.ButtonCard(
-        task_id="order-7-step-9",
+        subject={"order_id": 7, "step_id": 9},
         buttons=(
             notifications.CardButton("approve", "同意"),
             notifications.CardButton("no", "驳回"),
@@ -75,9 +75,9 @@ def test_a_button_card_goes_to_each_recipient_with_its_own_task_id(session, cloc
         card=card,
     )
     assert {m.msgtype for m in queued} == {"template_card"}
-    assert [m.content["task_id"] for m in queued] == [
-        f"order-7-step-9-u{first.id}",
-        f"order-7-step-9-u{second.id}",
+    assert [(m.recipient_id, m.content["subject"]) for m in queued] == [
+        (first.id, {"order_id": 7, "step_id": 9}),
+        (second.id, {"order_id": 7, "step_id": 9}),
     ]
     assert queued[0].content["button_list"] == [
         {"type": 0, "text": "同意", "style": 1, "key": "approve"},
@@ -92,11 +92,15 @@ def test_a_button_card_goes_to_each_recipient_with_its_own_task_id(session, cloc
 @pytest.mark.parametrize(
     "card",
     [
-        notifications.ButtonCard("order 7", (notifications.CardButton("a", "同意"),)),
-        notifications.ButtonCard("o" * 120, (notifications.CardButton("a", "同意"),)),
-        notifications.ButtonCard("order-7", ()),
+        notifications.ButtonCard({}, (notifications.CardButton("a", "同意"),)),
+        notifications.ButtonCard({"order": 7}, (notifications.CardButton("a", "同意"),)),
+        notifications.ButtonCard({"order_id": "7"}, (notifications.CardButton("a", "同意"),)),
+        notifications.ButtonCard(
+            {"a_id": 1, "b_id": 2, "c_id": 3, "d_id": 4}, (notifications.CardButton("a", "同意"),)
+        ),
+        notifications.ButtonCard({"order_id": 7}, ()),
     ],
-    ids=["space", "too-long", "no-button"],
+    ids=["no-id", "not-an-id", "text-id", "too-many-ids", "no-button"],
 )
 def test_a_card_wecom_would_refuse_is_a_bug_of_the_caller(session, clock, card):
     rep = make_company(session).reps[0][0]
@@ -248,7 +252,7 @@ def test_manager_retries_a_failed_message_of_their_team_only(outbox, session, cl
     retried = notifications.retry(session, actor=manager, message_id=own_team.id, now=clock())
     assert retried.status == OutboxStatus.PENDING and retried.attempts == 0
     assert retried.next_attempt_at == clock()
-    assert session.info.get(delivery.START_AFTER_COMMIT) == {delivery.OUTBOX}
+    assert after_commit.take(session) == {(after_commit.OUTBOX,)}
     with pytest.raises(NotFound):
         notifications.retry(session, actor=manager, message_id=other_team.id, now=clock())
     with pytest.raises(Conflict):

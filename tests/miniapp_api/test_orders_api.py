@@ -37,10 +37,12 @@ def _work(runtime, session) -> None:
     SimpleWorker([queues.NOTIFICATIONS], connection=runtime.redis).work(burst=True)
 
 
-def test_managers_configure_the_flow_reps_may_not_and_mistakes_name_the_node(
-    company, client, login
-):
-    rep, manager = login(company.reps[0][0]), login(company.managers[0])
+def test_the_boss_sets_the_flow_others_read_it_and_mistakes_name_the_node(company, client, login):
+    rep, manager, boss = (
+        login(company.reps[0][0]),
+        login(company.managers[0]),
+        login(company.boss),
+    )
     default = client.get("/api/v1/approval-flow", headers=rep).json
     assert default["is_default"] is True
     assert [
@@ -50,34 +52,40 @@ def test_managers_configure_the_flow_reps_may_not_and_mistakes_name_the_node(
         (2, "财务审核", "boss", True),
         (3, "仓库排期", "boss", False),
     ]
+    assert client.get("/api/v1/approval-flow", headers=manager).json == default
     nodes = [
         {"name": "主管审批", "approver": "manager", "skippable": True},
         {"name": "仓库排期", "approver": "boss"},
     ]
-    refused = client.put("/api/v1/approval-flow", headers=rep, json={"nodes": nodes})
-    assert (refused.status_code, refused.json["error"]["code"]) == (403, "forbidden")
+    # The flow, and which nodes #加急# may skip, is the company's: not a manager's to change.
+    for headers in (rep, manager):
+        refused = client.put("/api/v1/approval-flow", headers=headers, json={"nodes": nodes})
+        assert (refused.status_code, refused.json["error"]["code"]) == (403, "forbidden")
+        assert refused.json["error"]["message"] == "审批流程由老板设置，主管和销售只能查看"
+    assert client.get("/api/v1/approval-flow", headers=rep).json == default
 
     duplicate = client.put(
-        "/api/v1/approval-flow", headers=manager, json={"nodes": [*nodes, nodes[1]]}
+        "/api/v1/approval-flow", headers=boss, json={"nodes": [*nodes, nodes[1]]}
     )
     assert (duplicate.status_code, duplicate.json["error"]["field"]) == (422, "nodes.2.name")
     assert "仓库排期" in duplicate.json["error"]["message"]
-    empty = client.put("/api/v1/approval-flow", headers=manager, json={"nodes": []})
+    empty = client.put("/api/v1/approval-flow", headers=boss, json={"nodes": []})
     assert (empty.status_code, empty.json["error"]["message"]) == (422, "审批流程至少需要一个节点")
     too_many = [{"name": f"节点{i}", "approver": "boss"} for i in range(11)]
-    long = client.put("/api/v1/approval-flow", headers=manager, json={"nodes": too_many})
+    long = client.put("/api/v1/approval-flow", headers=boss, json={"nodes": too_many})
     assert long.status_code == 422
     bad_role = client.put(
-        "/api/v1/approval-flow", headers=manager, json={"nodes": [{"name": "a", "approver": "rep"}]}
+        "/api/v1/approval-flow", headers=boss, json={"nodes": [{"name": "a", "approver": "rep"}]}
     )
     assert (bad_role.status_code, bad_role.json["error"]["field"]) == (422, "nodes.0.approver")
 
-    saved = client.put("/api/v1/approval-flow", headers=manager, json={"nodes": nodes})
+    saved = client.put("/api/v1/approval-flow", headers=boss, json={"nodes": nodes})
     assert saved.status_code == 200 and saved.json["is_default"] is False
-    assert [n["name"] for n in client.get("/api/v1/approval-flow", headers=rep).json["nodes"]] == [
-        "主管审批",
-        "仓库排期",
-    ]
+    for headers in (rep, manager):
+        assert [
+            (n["name"], n["skippable"])
+            for n in client.get("/api/v1/approval-flow", headers=headers).json["nodes"]
+        ] == [("主管审批", True), ("仓库排期", False)]
 
 
 def test_a_rep_opens_an_order_for_their_customer_and_sees_its_steps(
@@ -192,7 +200,6 @@ def test_expedite_through_the_api_skips_notifies_and_is_refused_to_reps_and_twic
         ["仓库排期"],
         ["王总"],
     )
-    assert result["summary"].startswith("订单 SO-20260302-001 已加急")
     detail = result["order"]
     assert detail["expedited_by"] == {"id": manager.id, "name": "主管0"}
     assert detail["expedite_reason"] == "客户工地周五开工"

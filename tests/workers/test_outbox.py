@@ -269,14 +269,15 @@ def test_a_card_wecom_took_before_its_worker_died_is_recorded_sent_when_resent(
 ):
     rep = make_company(session).reps[0][0]
     card = notifications.ButtonCard(
-        "order-1-step-1", (notifications.CardButton("approve", "同意"),)
+        {"order_id": 1, "step_id": 1}, (notifications.CardButton("approve", "同意"),)
     )
     _notify(session, clock, [rep], card=card)
     with runtime.db.session(lock_for_write=True) as dead_worker:
         lease = clock() + timedelta(seconds=outbox.LEASE_SECONDS)
         (claimed,) = notifications.claim_due(dead_worker, now=clock(), limit=10, lease_until=lease)
         # WeCom takes the card, then the worker dies before it records "sent".
-        runtime.wecom.send_message([rep.wecom_userid], "template_card", dict(claimed.content))
+        payload = outbox.wecom_payload(claimed, public_url="http://x")
+        runtime.wecom.send_message([rep.wecom_userid], "template_card", payload)
         dead_worker.commit()
 
     clock.advance(seconds=outbox.LEASE_SECONDS)
@@ -287,6 +288,21 @@ def test_a_card_wecom_took_before_its_worker_died_is_recorded_sent_when_resent(
     assert len(fake_wecom.messages) == 1
     (row,) = _rows(session)
     assert (row.status, row.last_error) == (OutboxStatus.SENT, delivery.LEASE_EXPIRED_ERROR)
+
+
+def test_each_recipient_of_a_card_gets_a_task_id_of_its_own(runtime, session, clock, fake_wecom):
+    first, second = make_company(session).reps[0]
+    card = notifications.ButtonCard(
+        {"order_id": 7, "step_id": 9}, (notifications.CardButton("approve", "同意"),)
+    )
+    _notify(session, clock, [first, second], card=card)
+
+    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+
+    sent = {m["touser"][0]: m["template_card"] for m in fake_wecom.messages}
+    assert sent[first.wecom_userid]["task_id"] == f"order-7-step-9-u{first.id}"
+    assert sent[second.wecom_userid]["task_id"] == f"order-7-step-9-u{second.id}"
+    assert "subject" not in sent[first.wecom_userid]  # ours, not WeCom's
 
 
 def test_two_concurrent_runs_send_every_message_exactly_once(runtime, session, clock, fake_wecom):
