@@ -185,18 +185,18 @@ def test_a_text_field_cannot_be_turned_into_a_tag_dimension_later(session, clock
 
 
 def test_only_changes_to_what_counts_toward_completeness_start_a_rescore(session, clock):
-    manager = Actor.of(make_company(session).managers[0])
-    optional = define(session, manager, clock)
+    boss = Actor.of(make_company(session).boss)
+    optional = define(session, boss, clock)
     assert after_commit.take(session) == set()
-    define(session, manager, clock, key="floor", is_required=True)
+    define(session, boss, clock, key="floor", is_required=True)
     assert after_commit.take(session) == {(after_commit.COMPLETENESS,)}
 
     custom_fields.change_field(
-        session, actor=manager, field_id=optional.id, changes={"label": "安装"}, now=clock()
+        session, actor=boss, field_id=optional.id, changes={"label": "安装"}, now=clock()
     )
     assert after_commit.take(session) == set()
     for changes in ({"is_required": True}, {"is_active": False}):
         custom_fields.change_field(
-            session, actor=manager, field_id=optional.id, changes=changes, now=clock()
+            session, actor=boss, field_id=optional.id, changes=changes, now=clock()
         )
         assert after_commit.take(session) == {(after_commit.COMPLETENESS,)}

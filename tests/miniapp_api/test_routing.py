@@ -29,8 +29,7 @@ def test_declared_parameters_and_custom_field_filters_still_filter(
     client, session, fake_wecom, clock
 ):
     company = make_company(session)
-    manager = company.managers[0]
-    headers = sign_in(client, fake_wecom, manager)
+    headers = sign_in(client, fake_wecom, company.boss)  # fields are the company's: the boss's
     created = client.post(
         "/api/v1/custom-fields",
         headers=headers,

@@ -97,10 +97,7 @@ SETTINGS_WITHOUT_ID = {
     "list_fields": (200, 200),
     "create_field": (403, 403),
     "get_approval_flow": (200, 200),
-    # None: not called; the edges branch makes the flow the boss's in crm. Until it is merged,
-    # test_only_the_boss_sets_the_approval_flow is an expected failure for managers; then this
-    # is 403 and that mark goes.
-    "set_approval_flow": (403, None),
+    "set_approval_flow": (403, 403),  # the company's flow is the boss's
 }
 
 
@@ -485,11 +482,7 @@ def test_settings_without_an_id_refuse_what_is_not_the_callers(
     visible_customer = owned[company.reps[0][0].id].id
     before = _settings_state(session)
     index = 0 if role == "rep" else 1
-    expected = {
-        name: statuses[index]
-        for name, statuses in SETTINGS_WITHOUT_ID.items()
-        if statuses[index] is not None
-    }
+    expected = {name: statuses[index] for name, statuses in SETTINGS_WITHOUT_ID.items()}
     answered = {
         op.handler.__name__: _settings_call(
             client, op, op.path, headers, company, visible_customer_id=visible_customer
@@ -501,18 +494,7 @@ def test_settings_without_an_id_refuse_what_is_not_the_callers(
     assert _settings_state(session) == before
 
 
-@pytest.mark.parametrize(
-    "role",
-    [
-        "rep",
-        pytest.param(
-            "manager",
-            marks=pytest.mark.xfail(
-                strict=True, reason="the edges branch makes the approval flow the boss's"
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("role", ["rep", "manager"])
 def test_only_the_boss_sets_the_approval_flow(role, settings_world, client, session, fake_wecom):
     company = settings_world[0]
     headers = sign_in(client, fake_wecom, _settings_caller(company, role))
