@@ -19,10 +19,9 @@ from crm.customers import get_customer
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.text import check_text
 from models import Customer, Task, User
+from models.tasks import TaskStatus
 from models.users import Role
 
-OPEN = "open"
-DONE = "done"
 MAX_PAGE_SIZE = 100
 MAX_SNOOZE_DAYS = 90
 TODAY_LIMIT = 200
@@ -71,7 +70,7 @@ def create_task(
         title=title,
         detail=detail,
         due_at=due_at,
-        status=OPEN,
+        status=TaskStatus.OPEN,
         origin=origin,
         created_by=created_by,
         created_at=now,
@@ -125,7 +124,7 @@ def list_tasks(
     session: Session,
     *,
     actor: Actor,
-    status: str | None = OPEN,
+    status: str | None = TaskStatus.OPEN,
     assignee_id: int | None = None,
     page: int = 1,
     page_size: int = 20,
@@ -161,9 +160,18 @@ def get_task(session: Session, *, actor: Actor, task_id: int, for_update: bool =
 def complete(session: Session, *, actor: Actor, task_id: int, now: datetime) -> Task:
     """Mark an open task done (its assignee, or a manager over it)."""
     task = _open_task_for_change(session, actor, task_id)
-    task.status = DONE
+    task.status = TaskStatus.DONE
     task.done_at = now
-    _audit(session, actor, task, "done", {"status": OPEN}, {"status": DONE}, now, None)
+    _audit(
+        session,
+        actor,
+        task,
+        "done",
+        {"status": TaskStatus.OPEN},
+        {"status": TaskStatus.DONE},
+        now,
+        None,
+    )
     return _loaded(session, task)
 
 
@@ -204,7 +212,7 @@ def reassign(
     task = get_task(session, actor=actor, task_id=task_id, for_update=True)
     if not _may_change(session, actor, task):  # copied on another team's task: not theirs to move
         raise Forbidden("只能转派本团队成员的待办")
-    if task.status != OPEN:
+    if task.status != TaskStatus.OPEN:
         raise Conflict("待办已完成，不能转派", code="task_closed")
     assignee = _assignee(session, actor, assignee_id)
     before = task.assignee_id
@@ -234,7 +242,7 @@ def today(session: Session, *, actor: Actor, now: datetime) -> list[TodayItem]:
         .options(joinedload(Task.customer))
         .where(
             Task.assignee_id == actor.user_id,
-            Task.status == OPEN,
+            Task.status == TaskStatus.OPEN,
             or_(Task.due_at.is_(None), Task.due_at < end_of_today),
         )
         .order_by(Task.due_at, Task.id)
@@ -299,7 +307,7 @@ def _open_task_for_change(session: Session, actor: Actor, task_id: int) -> Task:
     if not _may_change(session, actor, task):
         # Someone copied on a task sees it but does not close or move it for its assignee.
         raise Forbidden("只能处理分配给自己或本团队成员的待办")
-    if task.status != OPEN:
+    if task.status != TaskStatus.OPEN:
         raise Conflict("待办已完成", code="task_closed")
     return task
 

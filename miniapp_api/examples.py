@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from miniapp_api.schemas import (
     ApprovalFlowIn,
     AutoAssignIn,
@@ -72,26 +73,17 @@ PATH_EXAMPLES: dict[str, int] = {
     "template_id": 1,
 }
 
-# A grading rule set a manager might write: the starting rule, plus 展会 visitors as B.
+# A grading rule set a manager might write: the factory rules, plus 展会 visitors as B.
 GRADING_DOCUMENT: dict[str, Any] = {
+    **DEFAULT_DOCUMENTS["grading"],
     "rules": [
-        {
-            "name": "询价≥3且有明确预算",
-            "when": {
-                "all": [
-                    {"fact": "inquiry_count", "op": ">=", "value": 3},
-                    {"fact": "has_budget", "op": "==", "value": True},
-                ]
-            },
-            "grade": "A",
-        },
+        *DEFAULT_DOCUMENTS["grading"]["rules"],
         {
             "name": "参加过展会",
             "when": {"fact": "attended_expo", "op": "==", "value": True},
             "grade": "B",
         },
     ],
-    "default": "C",
 }
 
 CUSTOMER_FILTERS: dict[str, Any] = {

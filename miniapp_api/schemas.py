@@ -22,6 +22,7 @@ from crm.vocab import Category, ContactMethod, Grade, Stage
 from models.delivery import DeliveryStatus
 from models.imports import ImportStatus
 from models.orders import Approver, OrderStatus, StepStatus
+from models.tasks import TaskStatus
 from models.users import Role
 
 Id = Annotated[int, Field(ge=1, le=2**31 - 1)]
@@ -604,7 +605,7 @@ class TaskIn(Strict):
 
 
 class TaskQuery(Strict):
-    status: Literal["open", "done"] | None = "open"
+    status: TaskStatus | None = TaskStatus.OPEN
     assignee_id: Id | None = None
     page: Annotated[int, Field(ge=1, le=10000)] = 1
     page_size: Annotated[int, Field(ge=1, le=100)] = 20

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, JSONType, UTCDateTime
+
+
+class RuleSetStatus(StrEnum):
+    DRAFT = "draft"
+    ACTIVE = "active"  # one per kind and scope
+    SUPERSEDED = "superseded"
 
 
 class RuleSetVersion(Base):
@@ -30,7 +37,7 @@ class RuleSetVersion(Base):
     kind: Mapped[str] = mapped_column(String(16))  # grading / triggers / timers / pool
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))  # None: the company's
     version: Mapped[int | None] = mapped_column(Integer)  # None while a draft
-    status: Mapped[str] = mapped_column(String(16))  # draft / active / superseded
+    status: Mapped[str] = mapped_column(String(16))  # RuleSetStatus
     document: Mapped[dict[str, Any]] = mapped_column(JSONType)
     note: Mapped[str | None] = mapped_column(String(255))
     rolled_back_from: Mapped[int | None] = mapped_column(Integer)  # the version copied

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -10,6 +11,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, UTCDateTime
 from models.customers import Customer
 from models.users import User
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
 
 
 class Task(Base):
@@ -27,7 +33,7 @@ class Task(Base):
     title: Mapped[str] = mapped_column(String(255))
     detail: Mapped[str | None] = mapped_column(Text)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    status: Mapped[str] = mapped_column(String(16), default=TaskStatus.OPEN)
     origin: Mapped[str] = mapped_column(String(64), default="manual")  # manual / rule:<name>
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # None: a rule
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

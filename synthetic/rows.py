@@ -14,6 +14,7 @@ from typing import Any
 
 from crm import completeness
 from crm.vocab import ContactMethod, FollowUpSource
+from models.tasks import TaskStatus
 from models.users import Role
 from synthetic.plans import Org, PlannedCustomer
 
@@ -168,7 +169,7 @@ def history_rows(
                 "title": t.title,
                 "detail": None,
                 "due_at": t.due_at,
-                "status": "done" if t.is_done else "open",
+                "status": TaskStatus.DONE if t.is_done else TaskStatus.OPEN,
                 "origin": t.origin,
                 "created_at": t.created_at,
                 "done_at": t.due_at if t.is_done else None,

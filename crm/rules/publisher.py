@@ -35,6 +35,7 @@ from crm.rules.facts import registry
 from crm.rulesets import store
 from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from models import Customer, RuleSetVersion, Team, User
+from models.rules import RuleSetStatus
 from models.users import Role
 
 MAX_DOCUMENT_CHARS = 100_000
@@ -119,7 +120,11 @@ def overview(session: Session, *, actor: Actor, team_id: int | None = None) -> l
     drafts = list(
         session.scalars(
             select(RuleSetVersion)
-            .where(RuleSetVersion.status == "draft", _own_drafts(actor), store.in_scope(scope))
+            .where(
+                RuleSetVersion.status == RuleSetStatus.DRAFT,
+                _own_drafts(actor),
+                store.in_scope(scope),
+            )
             .order_by(RuleSetVersion.id)
         )
     )
@@ -160,7 +165,7 @@ def create_draft(
     draft = RuleSetVersion(
         kind=kind,
         team_id=scope,
-        status="draft",
+        status=RuleSetStatus.DRAFT,
         document=document,
         note=note,
         created_by=actor.user_id,
@@ -176,7 +181,9 @@ def get_draft(session: Session, *, actor: Actor, draft_id: int) -> RuleSetVersio
     _require_manager(actor)
     draft = session.scalar(
         select(RuleSetVersion).where(
-            RuleSetVersion.id == draft_id, RuleSetVersion.status == "draft", _own_drafts(actor)
+            RuleSetVersion.id == draft_id,
+            RuleSetVersion.status == RuleSetStatus.DRAFT,
+            _own_drafts(actor),
         )
     )
     if draft is None:
@@ -212,7 +219,7 @@ def history(
         select(RuleSetVersion)
         .where(
             RuleSetVersion.kind == kind,
-            RuleSetVersion.status != "draft",
+            RuleSetVersion.status != RuleSetStatus.DRAFT,
             store.in_scope(scope),
         )
         .order_by(RuleSetVersion.version.desc())
@@ -232,7 +239,11 @@ def history(
     versions.append(
         {
             "version": 0,
-            "status": "active" if not versions or versions[0]["status"] != "active" else "default",
+            "status": (
+                RuleSetStatus.ACTIVE
+                if not versions or versions[0]["status"] != RuleSetStatus.ACTIVE
+                else "default"
+            ),
             "note": "出厂默认规则" if scope is None else "沿用公司规则",
             "published_at": None,
             "published_by": None,
@@ -282,7 +293,7 @@ def rollback(
             select(RuleSetVersion).where(
                 RuleSetVersion.kind == kind,
                 RuleSetVersion.version == version,
-                RuleSetVersion.status != "draft",
+                RuleSetVersion.status != RuleSetStatus.DRAFT,
                 store.in_scope(scope),
             )
         )
@@ -292,7 +303,7 @@ def rollback(
     row = RuleSetVersion(
         kind=kind,
         team_id=scope,
-        status="draft",
+        status=RuleSetStatus.DRAFT,
         document=document,
         note=f"回滚到第{version}版",
         rolled_back_from=version,
@@ -324,9 +335,9 @@ def _activate(
         select(func.max(RuleSetVersion.version)).where(RuleSetVersion.kind == row.kind)
     )
     if current is not None:
-        current.status = "superseded"
+        current.status = RuleSetStatus.SUPERSEDED
     row.version = (latest or 0) + 1
-    row.status = "active"
+    row.status = RuleSetStatus.ACTIVE
     row.published_by = actor.user_id
     row.published_at = now
     try:
@@ -356,7 +367,7 @@ def _follow_company(
     current = _active_row(session, kind, team_id, for_update=True)
     if current is None:
         raise Conflict("本团队已经在沿用公司的规则", code="already_active")
-    current.status = "superseded"
+    current.status = RuleSetStatus.SUPERSEDED
     session.flush()
     _audit(session, actor, current, "rollback", before=current, now=now, reason=reason, version=0)
     regraded = _regrade(
@@ -492,7 +503,9 @@ def _active_row(
     session: Session, kind: str, team_id: int | None, *, for_update: bool = False
 ) -> RuleSetVersion | None:
     query = select(RuleSetVersion).where(
-        RuleSetVersion.kind == kind, RuleSetVersion.status == "active", store.in_scope(team_id)
+        RuleSetVersion.kind == kind,
+        RuleSetVersion.status == RuleSetStatus.ACTIVE,
+        store.in_scope(team_id),
     )
     return session.scalar(query.with_for_update() if for_update else query)
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from models import RuleSetVersion
+from models.rules import RuleSetStatus
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,9 @@ def active_sets(
             RuleSetVersion.version,
             RuleSetVersion.document,
             RuleSetVersion.team_id,
-        ).where(RuleSetVersion.kind.in_(wanted), RuleSetVersion.status == "active", scopes)
+        ).where(
+            RuleSetVersion.kind.in_(wanted), RuleSetVersion.status == RuleSetStatus.ACTIVE, scopes
+        )
     ):
         if row.kind not in found or row.team_id is not None:  # the team's wins
             found[row.kind] = ActiveRuleSet(row.kind, row.version, row.document, row.team_id)
@@ -94,7 +97,7 @@ def governing(session: Session, kind: str) -> list[Governing]:
         row.team_id: ActiveRuleSet(kind, row.version, row.document, row.team_id)
         for row in session.execute(
             select(RuleSetVersion.version, RuleSetVersion.document, RuleSetVersion.team_id).where(
-                RuleSetVersion.kind == kind, RuleSetVersion.status == "active"
+                RuleSetVersion.kind == kind, RuleSetVersion.status == RuleSetStatus.ACTIVE
             )
         )
     }
@@ -109,7 +112,7 @@ def _teams_with_own(session: Session, kind: str) -> tuple[int, ...]:
             select(RuleSetVersion.team_id)
             .where(
                 RuleSetVersion.kind == kind,
-                RuleSetVersion.status == "active",
+                RuleSetVersion.status == RuleSetStatus.ACTIVE,
                 RuleSetVersion.team_id.is_not(None),
             )
             .order_by(RuleSetVersion.team_id)
