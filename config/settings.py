@@ -12,6 +12,8 @@ from email.utils import parseaddr
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import limits
+
 DEFAULT_WECOM_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
 DEFAULT_TOKEN_TTL_SECONDS = 7 * 24 * 3600
@@ -19,6 +21,12 @@ DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 # WeCom signs each callback with its current time; one further from ours than this is refused as
 # a replay. Five minutes, as WeCom's own SDK samples allow.
 DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS = 300
+# Sign-in attempts (`limits` notation, several joined by ";"). Per client address: every attempt,
+# counted before WeCom is asked, so a flood of bad codes stops here; an office behind one NAT
+# still has room for everyone's morning sign-in. Per member: attempts that name one WeCom
+# account (a code that resolves to it, or a dev-login), good or refused.
+DEFAULT_SIGN_IN_LIMIT_PER_CLIENT = "30/minute;300/hour"
+DEFAULT_SIGN_IN_LIMIT_PER_MEMBER = "10/minute;60/hour"
 SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
 MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url"})
 # smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
@@ -48,6 +56,16 @@ def _parse_int(name: str, raw: str, *, minimum: int = 0) -> int:
     if value < minimum:
         raise SettingsError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _parse_rate_limits(name: str, raw: str) -> str:
+    try:
+        limits.parse_many(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{name} must be rate limits like '30/minute;300/hour', got {raw!r}"
+        ) from None
+    return raw
 
 
 def _parse_url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
@@ -140,6 +158,12 @@ class Settings:
     wecom_api_base: str = DEFAULT_WECOM_API_BASE
     dev_login: bool = False
     token_ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS
+    sign_in_limit_per_client: str = DEFAULT_SIGN_IN_LIMIT_PER_CLIENT
+    sign_in_limit_per_member: str = DEFAULT_SIGN_IN_LIMIT_PER_MEMBER
+    # How many reverse proxies of ours stand in front of the app: their X-Forwarded-For entries
+    # are trusted to name the client. 0 (the default) trusts none, so nobody can pick the address
+    # their sign-in attempts are counted under by sending the header.
+    trusted_proxies: int = 0
     max_attachment_bytes: int = DEFAULT_MAX_ATTACHMENT_BYTES
     # 0 turns the replay check off (a server whose clock cannot be fixed).
     callback_max_clock_skew_seconds: int = DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS
@@ -239,6 +263,7 @@ class Settings:
         ttl_raw = env.get("WECRM_TOKEN_TTL_SECONDS", "")
         max_bytes_raw = env.get("WECRM_MAX_ATTACHMENT_BYTES", "")
         skew_raw = env.get("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "")
+        proxies_raw = env.get("WECRM_TRUSTED_PROXIES", "")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -255,6 +280,17 @@ class Settings:
                 _parse_int("WECRM_TOKEN_TTL_SECONDS", ttl_raw, minimum=60)
                 if ttl_raw
                 else DEFAULT_TOKEN_TTL_SECONDS
+            ),
+            sign_in_limit_per_client=_parse_rate_limits(
+                "WECRM_SIGN_IN_LIMIT_PER_CLIENT",
+                env.get("WECRM_SIGN_IN_LIMIT_PER_CLIENT") or DEFAULT_SIGN_IN_LIMIT_PER_CLIENT,
+            ),
+            sign_in_limit_per_member=_parse_rate_limits(
+                "WECRM_SIGN_IN_LIMIT_PER_MEMBER",
+                env.get("WECRM_SIGN_IN_LIMIT_PER_MEMBER") or DEFAULT_SIGN_IN_LIMIT_PER_MEMBER,
+            ),
+            trusted_proxies=(
+                _parse_int("WECRM_TRUSTED_PROXIES", proxies_raw) if proxies_raw else 0
             ),
             max_attachment_bytes=(
                 _parse_int("WECRM_MAX_ATTACHMENT_BYTES", max_bytes_raw, minimum=1024)

@@ -1,4 +1,5 @@
-"""People and teams: created by the boss, or loaded from WeCom's directory."""
+"""People and teams: created by the boss, or loaded from WeCom's directory; who may sign whom
+out. A person's API tokens die when their `token_generation` moves (miniapp_api/auth.py)."""
 
 from __future__ import annotations
 
@@ -93,6 +94,46 @@ def create_user(
     return user
 
 
+def can_revoke_sessions(actor: Actor, user: User) -> bool:
+    """Anyone may sign themself out everywhere; the boss anyone, a manager their team's reps."""
+    if actor.user_id == user.id or actor.role is Role.BOSS:
+        return True
+    return actor.role is Role.MANAGER and user.role == Role.REP and user.team_id == actor.team_id
+
+
+def revoke_sessions(session: Session, *, actor: Actor, user_id: int, now: datetime) -> User:
+    """Sign a person out on every device: every token issued to them so far stops working."""
+    user = session.scalar(select(User).where(User.id == user_id, user_scope(actor)))
+    if user is None:
+        raise NotFound("成员")
+    if not can_revoke_sessions(actor, user):
+        raise Forbidden("主管只能让本团队的销售退出登录")
+    generation = user.token_generation
+    _end_sessions(user)
+    audit.record(
+        session,
+        actor=actor,
+        entity="user",
+        entity_id=user.id,
+        action="revoke_sessions",
+        before={"token_generation": generation},
+        after={"token_generation": user.token_generation},
+        now=now,
+    )
+    return user
+
+
+def _end_sessions(user: User) -> None:
+    user.token_generation += 1
+
+
+def _set_active(user: User, active: bool) -> None:
+    """Deactivating someone also ends their sessions, so reactivating them revives no token."""
+    if user.is_active and not active:
+        _end_sessions(user)
+    user.is_active = active
+
+
 def create_team(session: Session, *, actor: Actor, name: str, now: datetime) -> Team:
     """The boss adds a sales team."""
     if actor.role is not Role.BOSS:
@@ -163,12 +204,12 @@ def sync_directory(
         user.team_id = teams[team_dept].id if team_dept is not None else None
         user.mobile = member.get("mobile") or user.mobile
         user.email = member.get("email") or user.email
-        user.is_active = member.get("status", 1) in ACTIVE_WECOM_STATUSES
+        _set_active(user, member.get("status", 1) in ACTIVE_WECOM_STATUSES)
         if team_dept is not None and team_dept in led:
             leaders[teams[team_dept].id] = user
     for userid, user in existing.items():
         if userid not in seen and user.is_active:
-            user.is_active = False
+            _set_active(user, False)
             report.users_deactivated += 1
     session.flush()
     for user in session.scalars(select(User).where(User.role == Role.REP)):

@@ -74,6 +74,24 @@ class Unauthenticated(ApiError):
     status = 401
 
 
+class TooManyRequests(ApiError):
+    """Past a rate limit; answered with a Retry-After header of the seconds to wait."""
+
+    code = "too_many_requests"
+    status = 429
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class SessionStoreDown(ApiError):
+    """Redis, which holds sign-in counts and logged-out tokens, cannot be reached."""
+
+    code = "session_store_unavailable"
+    status = 503
+
+
 def require_actor() -> None:
     """Refuse the request unless authentication put an actor on `g`."""
     if g.get("actor") is None:
@@ -90,12 +108,15 @@ def register(app: Flask) -> None:
     """Install the handlers that turn every failure into the envelope."""
 
     @app.errorhandler(DomainError)
-    def domain_error(error: DomainError) -> tuple[dict, int]:
+    def domain_error(error: DomainError) -> tuple[dict, int, dict[str, str]]:
         _rollback()
         status = getattr(error, "status", None) or next(
             (s for cls, s in DOMAIN_STATUS.items() if isinstance(error, cls)), 400
         )
-        return envelope(error.code, error.message, status, error.field)
+        headers = {}
+        if isinstance(error, TooManyRequests):
+            headers["Retry-After"] = str(error.retry_after_seconds)
+        return *envelope(error.code, error.message, status, error.field), headers
 
     @app.errorhandler(ValidationError)
     def validation_error(error: ValidationError) -> tuple[dict, int]:

@@ -71,6 +71,7 @@ PATH_EXAMPLES: dict[str, int] = {
     "order_id": 1,
     "task_id": 1,
     "template_id": 1,
+    "user_id": 1,
 }
 
 # A grading rule set a manager might write: the factory rules, plus 展会 visitors as B.

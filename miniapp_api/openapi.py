@@ -23,7 +23,12 @@ ERROR_DESCRIPTIONS = {
     413: "上传内容过大",
     415: "请求内容类型不支持",
     422: "字段校验失败",
-    503: "企业微信暂时不可用",
+    429: "尝试过于频繁，稍后再试",
+    503: "企业微信或 Redis 暂时不可用",
+}
+RETRY_AFTER_HEADER = {
+    "description": "还需等待的秒数",
+    "schema": {"type": "integer", "minimum": 1},
 }
 
 # Shown at the top of the API reference page.
@@ -31,7 +36,9 @@ DESCRIPTION = """wecrm 小程序后端接口。每个接口都附有请求示例
 
 **登录**：小程序用 `POST /auth/login`（企业微信 `wx.qy.login` 返回的 code）换取 token；
 演示环境也可以用 `POST /auth/dev-login` 按企业微信账号直接登录。把 token 填进右上角的
-**Authorize**，之后的请求都会带上 `Authorization: Bearer <token>`。
+**Authorize**，之后的请求都会带上 `Authorization: Bearer <token>`。登录尝试过于频繁时返回 429
+`too_many_requests`，响应头 `Retry-After` 给出要等待的秒数。`POST /auth/logout` 让当前 token
+立即失效；`POST /users/{user_id}/sessions/revoke` 让一位成员的全部 token 失效。
 
 **权限**：销售只看到自己的客户，主管看到本团队，老板看到全部；看不到的记录一律返回 404。
 
@@ -158,6 +165,8 @@ def _responses(op: Operation, keys: dict) -> dict[str, Any]:
             "description": ERROR_DESCRIPTIONS[status],
             "content": {"application/json": {"schema": error_ref}},
         }
+        if status == 429:
+            responses[str(status)]["headers"] = {"Retry-After": RETRY_AFTER_HEADER}
     return responses
 
 

@@ -1,4 +1,5 @@
-"""/users, /teams and /completeness: the people in scope and how complete their books are."""
+"""/users, /teams and /completeness: the people in scope, signing them out everywhere, and how
+complete their books are."""
 
 from __future__ import annotations
 
@@ -36,6 +37,18 @@ def list_users() -> Any:
 )
 def create_user(body: UserIn) -> Any:
     return users.create_user(session(), actor=actor(), now=now(), **body.model_dump())
+
+
+@operation(
+    api,
+    "POST",
+    "/users/{user_id}/sessions/revoke",
+    summary="让成员在所有设备上退出登录（老板：任何人；主管：本团队销售；所有人：自己）",
+    tag="people",
+    status=204,
+)
+def revoke_sessions(user_id: int) -> None:
+    users.revoke_sessions(session(), actor=actor(), user_id=user_id, now=now())
 
 
 @operation(api, "GET", "/teams", summary="团队列表", tag="people", response=TeamList)

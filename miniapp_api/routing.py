@@ -7,7 +7,7 @@ import functools
 import types
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from flask import Blueprint, Response, g, request
@@ -52,8 +52,10 @@ def operation(
     status: int = 200,
     file_response: tuple[str, ...] = (),
     public: bool = False,
+    rate_limited: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register an API operation: validate in, call the handler, commit, serialise out."""
+    """Register an API operation: validate in, call the handler, commit, serialise out.
+    A rate-limited operation may also answer 429 (documented with its Retry-After header)."""
 
     def decorate(handler: Callable[..., Any]) -> Callable[..., Any]:
         op = Operation(
@@ -70,6 +72,8 @@ def operation(
             file_response,
             public,
         )
+        if rate_limited:
+            op = replace(op, error_statuses=(*op.error_statuses, 429))
         OPERATIONS.append(op)
 
         @functools.wraps(handler)

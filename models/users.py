@@ -36,5 +36,8 @@ class User(Base):
     mobile: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(128))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Every API token names the generation it was issued in; raising it signs the person out
+    # everywhere (miniapp_api/auth.py).
+    token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     team: Mapped[Team | None] = relationship(lazy="raise")

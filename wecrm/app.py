@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, g, request
 from sqlalchemy import text
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.callback import callback
 from config import Settings
@@ -28,6 +29,12 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["wecrm"] = runtime
+    if runtime.settings.trusted_proxies:
+        # Each of our proxies appends the address it saw to X-Forwarded-For; believe that many
+        # entries from the right, and none a client wrote itself (sign-in limits count by it).
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=runtime.settings.trusted_proxies
+        )
     log.info("wecrm starting with %r", runtime.settings)
 
     @app.before_request

