@@ -47,6 +47,22 @@ def test_the_callback_clock_skew_defaults_to_five_minutes_and_zero_is_allowed(
     assert Settings.from_env(env).callback_max_clock_skew_seconds == seconds
 
 
+def test_sign_in_limits_default_to_a_few_a_minute_and_no_proxy_is_trusted(tmp_path):
+    settings = Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)})
+    assert settings.sign_in_limit_per_client == "30/minute;300/hour"
+    assert settings.sign_in_limit_per_member == "10/minute;60/hour"
+    assert settings.trusted_proxies == 0
+    configured = Settings.from_env(
+        {
+            "WECRM_DATA_DIR": str(tmp_path),
+            "WECRM_SIGN_IN_LIMIT_PER_CLIENT": "100 per hour",
+            "WECRM_TRUSTED_PROXIES": "2",
+        }
+    )
+    assert configured.sign_in_limit_per_client == "100 per hour"
+    assert configured.trusted_proxies == 2
+
+
 @pytest.mark.parametrize(
     ("name", "value", "fragment"),
     [
@@ -66,6 +82,10 @@ def test_the_callback_clock_skew_defaults_to_five_minutes_and_zero_is_allowed(
         ("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "5m", "WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS"),
         ("WECRM_WECOM_CONSOLE_URL", "work.weixin.qq.com", "WECRM_WECOM_CONSOLE_URL"),
         ("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "-1", "WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS"),
+        ("WECRM_SIGN_IN_LIMIT_PER_CLIENT", "30 a minute", "WECRM_SIGN_IN_LIMIT_PER_CLIENT"),
+        ("WECRM_SIGN_IN_LIMIT_PER_MEMBER", "10/fortnight", "WECRM_SIGN_IN_LIMIT_PER_MEMBER"),
+        ("WECRM_TRUSTED_PROXIES", "-1", "WECRM_TRUSTED_PROXIES"),
+        ("WECRM_TRUSTED_PROXIES", "nginx", "WECRM_TRUSTED_PROXIES"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):
