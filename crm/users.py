@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from crm import audit
@@ -103,7 +103,8 @@ def can_revoke_sessions(actor: Actor, user: User) -> bool:
 
 def revoke_sessions(session: Session, *, actor: Actor, user_id: int, now: datetime) -> User:
     """Sign a person out on every device: every token issued to them so far stops working."""
-    user = session.scalar(select(User).where(User.id == user_id, user_scope(actor)))
+    visible = or_(user_scope(actor), User.id == actor.user_id)  # a manager without a team too
+    user = session.scalar(select(User).where(User.id == user_id, visible))
     if user is None:
         raise NotFound("成员")
     if not can_revoke_sessions(actor, user):

@@ -32,8 +32,9 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     if runtime.settings.trusted_proxies:
         # Each of our proxies appends the address it saw to X-Forwarded-For; believe that many
         # entries from the right, and none a client wrote itself (sign-in limits count by it).
+        # Only the address: the other X-Forwarded-* headers are not ours to vouch for.
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
-            app.wsgi_app, x_for=runtime.settings.trusted_proxies
+            app.wsgi_app, x_for=runtime.settings.trusted_proxies, x_proto=0
         )
     log.info("wecrm starting with %r", runtime.settings)
 

@@ -194,6 +194,21 @@ def test_a_manager_may_not_sign_out_a_fellow_manager_of_their_team(client, sessi
     assert _me(client, fellow_headers).status_code == 200
 
 
+def test_a_manager_without_a_team_may_still_sign_themself_out_everywhere(
+    client, session, fake_wecom
+):
+    make_company(session)
+    loner = User(wecom_userid="loner", name="待分组主管", role=Role.MANAGER, is_active=True)
+    session.add(loner)
+    session.commit()
+    headers = sign_in(client, fake_wecom, loner)
+
+    response = client.post(f"/api/v1/users/{loner.id}/sessions/revoke", headers=headers)
+
+    assert response.status_code == 204
+    assert _me(client, headers).json["error"]["code"] == "token_revoked"
+
+
 def _directory(company, *, leaving: User | None = None):
     """WeCom's directory for make_company (team departments 2 and 3 under the root 1)."""
     departments = [{"id": 1, "name": "湘瓷建材", "parentid": 0}] + [
