@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 DEFAULT_WECOM_API_BASE = "https://qyapi.weixin.qq.com/cgi-bin/"
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -19,6 +19,7 @@ DEFAULT_MAX_ATTACHMENT_BYTES = 20 * 1024 * 1024
 # WeCom signs each callback with its current time; one further from ours than this is refused as
 # a replay. Five minutes, as WeCom's own SDK samples allow.
 DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS = 300
+# Masked in repr, and redacted from every log line and stored error (config/redaction.py).
 SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
 MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url"})
 # smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
@@ -157,6 +158,15 @@ class Settings:
     def smtp(self) -> SmtpServer | None:
         """The parsed WECRM_SMTP_URL (validated at start-up), or None when email is off."""
         return parse_smtp_url("WECRM_SMTP_URL", self.smtp_url) if self.smtp_url else None
+
+    @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret as it may appear in text: the logs must never show one."""
+        values = [getattr(self, name) for name in sorted(SECRET_FIELDS)]
+        smtp = self.smtp
+        if smtp is not None and smtp.password:
+            values += [smtp.password, quote(smtp.password, safe="")]  # the URL holds it encoded
+        return tuple(v for v in values if v)
 
     @property
     def uploads_dir(self) -> Path:

@@ -12,7 +12,6 @@ duplicate reminder to a silently lost one.
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any
 
 import redis
 
+from config.redaction import redact
 from crm import notifications
 from models import Database, OutboxMessage
 from wecom import task_ids
@@ -47,7 +47,6 @@ RATE_LIMITED_ERRCODES = frozenset({45009, 45033})
 # unique per message, so this answer means WeCom already took this very card: an at-least-once
 # resend after a worker stopped before writing "sent".
 TASK_ID_TAKEN_ERRCODE = 42014
-_SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s'\"]+")
 
 # One sorted set per member, scored by send time: drop what left the window, then take a slot
 # if one is free, atomically, so that every worker shares one count. Answers "" when a slot was
@@ -188,13 +187,13 @@ def _send_one(
     except WeComError as error:
         now = clock()
         if isinstance(error, WeComUnavailable) or error.errcode == UNAVAILABLE_ERRCODE:
-            log.warning("WeCom unreachable; outbox paused: %s", _redact(str(error)))
+            log.warning("WeCom unreachable; outbox paused: %s", redact(str(error)))
             _record(
                 db,
                 notifications.record_unavailable,
                 message_id=message.id,
                 now=now,
-                error=_redact(str(error)),
+                error=redact(str(error)),
             )
             return "unavailable"
         if error.errcode == TASK_ID_TAKEN_ERRCODE and message.msgtype == "template_card":
@@ -210,7 +209,7 @@ def _send_one(
             notifications.record_error,
             message_id=message.id,
             now=now,
-            error=_redact(str(error)),
+            error=redact(str(error)),
         )
         return "error"
     invalid = {u.lower() for u in str(result.get("invaliduser", "")).split("|") if u}
@@ -248,8 +247,3 @@ def _release(db: Database, messages: list[_Claimed], until: datetime) -> None:
         for message in messages:
             notifications.defer(session, message_id=message.id, until=until)
         session.commit()
-
-
-def _redact(error: str) -> str:
-    """Error text without credentials: requests' messages quote the URL with its access_token."""
-    return _SECRET_PARAMS.sub(r"\1=***", error)

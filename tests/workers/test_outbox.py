@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import timedelta
 
@@ -180,8 +179,7 @@ def test_unreachable_error_is_stored_without_credentials(runtime, session, clock
         redis=runtime.redis,
         timeout=2.0,
     )
-    token_key = f"wecrm:wecom:{fake_wecom.corp_id}_{fake_wecom.secret[:10]}_access_token"
-    runtime.redis.set(token_key, json.dumps("TOKENVALUE"))  # cached: the send URL carries it
+    nowhere._wechat.session.set(nowhere._wechat.access_token_key, "TOKENVALUE")  # in the URL
     try:
         report = outbox.send_due(runtime.db, runtime.redis, nowhere, clock, public_url="http://x")
     finally:
