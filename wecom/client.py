@@ -174,14 +174,20 @@ class WeComClient:
         (https://developer.work.weixin.qq.com/document/path/92114)."""
         return self.get("externalcontact/get", external_userid=external_userid)
 
-    def send_message(self, touser: list[str], msgtype: str, content: dict) -> dict:
-        """Send an app message (https://developer.work.weixin.qq.com/document/path/90236)."""
-        payload = {
+    def send_message(
+        self, touser: list[str], msgtype: str, content: dict, *, duplicate_check_seconds: int = 0
+    ) -> dict:
+        """Send an app message (https://developer.work.weixin.qq.com/document/path/90236); with
+        `duplicate_check_seconds`, WeCom drops it if it took the same one within that time."""
+        payload: dict[str, Any] = {
             "touser": "|".join(touser),
             "msgtype": msgtype,
             "agentid": self.agent_id,
             msgtype: content,
         }
+        if duplicate_check_seconds:
+            payload["enable_duplicate_check"] = 1
+            payload["duplicate_check_interval"] = duplicate_check_seconds
         return self.post("message/send", payload)
 
     def _call(self, endpoint: str, **kwargs: Any) -> dict:
