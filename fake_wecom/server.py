@@ -3,8 +3,9 @@
 Tests drive the real ``wecom.WeComClient`` against it, and the demo runs it so newcomers can read,
 on the page at ``/``, what reps and managers would receive. It implements only what wecrm calls:
 gettoken, miniprogram/jscode2session, department/list, user/list, externalcontact/get and
-message/send, with WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313),
-plus a few test controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
+message/send (its per-member limit, template card task ids and duplicate check included), with
+WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313), plus a few test
+controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
 WeCom's other half: it posts members' messages to an app's callback URL.
 
 Like WeCom, every API answer is HTTP 200 with an ``errcode``; only ``set_unreachable(True)``
