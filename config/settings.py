@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, fields, replace
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import limits
 
@@ -27,6 +27,7 @@ DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS = 300
 # account (a code that resolves to it, or a dev-login), good or refused.
 DEFAULT_SIGN_IN_LIMIT_PER_CLIENT = "30/minute;300/hour"
 DEFAULT_SIGN_IN_LIMIT_PER_MEMBER = "10/minute;60/hour"
+# Masked in repr, and redacted from every log line and stored error (config/redaction.py).
 SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
 MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url"})
 # smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
@@ -183,6 +184,15 @@ class Settings:
         return parse_smtp_url("WECRM_SMTP_URL", self.smtp_url) if self.smtp_url else None
 
     @property
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret as it may appear in text: the logs must never show one."""
+        values = [getattr(self, name) for name in sorted(SECRET_FIELDS)]
+        smtp = self.smtp
+        if smtp is not None and smtp.password:
+            values += [smtp.password, quote(smtp.password, safe="")]  # the URL holds it encoded
+        return tuple(v for v in values if v)
+
+    @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
 
@@ -315,8 +325,9 @@ def _stored_secret_key(data_dir: Path) -> str:
     path = data_dir / "secret_key"
     if path.exists():
         return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the database lives here too
     key = secrets.token_urlsafe(48)
-    path.write_text(key)
-    path.chmod(0o600)
+    # Created readable by us alone: a chmod after writing would leave a moment when it is not.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(key)
     return key

@@ -20,7 +20,8 @@ from models import Attachment, Customer, FollowUp
 
 MAX_ATTACHMENTS = 10
 MAX_SUMMARY_CHARS = 5000
-# Quotes, contracts, photos of the site, call recordings: what reps really attach.
+# Quotes, contracts, photos of the site, call recordings (WeCom's .amr, WeChat's .silk, phones'
+# .m4a/.mp3, recorders' .wav, .ogg): what reps really attach.
 ALLOWED_ATTACHMENT_TYPES = {
     ".pdf": "application/pdf",
     ".jpg": "image/jpeg",
@@ -29,20 +30,40 @@ ALLOWED_ATTACHMENT_TYPES = {
     ".xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     ".docx": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
     ".amr": "audio/amr",
+    ".silk": "audio/silk",
     ".mp3": "audio/mpeg",
     ".m4a": "audio/mp4",
     ".wav": "audio/wav",
+    ".ogg": "audio/ogg",
 }
-# The first bytes of each type, so a renamed .exe is not stored as a "quote.pdf".
-_MAGIC = {
-    ".pdf": (b"%PDF",),
-    ".jpg": (b"\xff\xd8\xff",),
-    ".jpeg": (b"\xff\xd8\xff",),
-    ".png": (b"\x89PNG",),
-    ".xlsx": (b"PK\x03\x04",),
-    ".docx": (b"PK\x03\x04",),
-    ".amr": (b"#!AMR",),
-    ".wav": (b"RIFF",),
+# A signature is bytes that must stand at given offsets; a type lists the signatures it may start
+# with, so HTML renamed "call.mp3" or an .exe renamed "quote.pdf" is not stored.
+Signature = tuple[tuple[int, bytes], ...]
+
+
+def _prefixes(*prefixes: bytes) -> tuple[Signature, ...]:
+    return tuple(((0, prefix),) for prefix in prefixes)
+
+
+_ZIP = _prefixes(b"PK\x03\x04")
+_JPEG = _prefixes(b"\xff\xd8\xff")
+SIGNATURES: dict[str, tuple[Signature, ...]] = {
+    ".pdf": _prefixes(b"%PDF"),
+    ".jpg": _JPEG,
+    ".jpeg": _JPEG,
+    ".png": _prefixes(b"\x89PNG"),
+    ".xlsx": _ZIP,
+    ".docx": _ZIP,
+    ".amr": _prefixes(b"#!AMR"),  # AMR and AMR-WB ("#!AMR-WB")
+    ".silk": _prefixes(b"#!SILK_V3", b"\x02#!SILK_V3"),  # WeChat's voice adds a 0x02 byte
+    # An ID3 tag, or straight into an MPEG audio frame: 11 sync bits, then MPEG 1, 2 or 2.5,
+    # layer III, with or without CRC.
+    ".mp3": _prefixes(
+        b"ID3", b"\xff\xfb", b"\xff\xfa", b"\xff\xf3", b"\xff\xf2", b"\xff\xe3", b"\xff\xe2"
+    ),
+    ".m4a": (((4, b"ftyp"),),),  # an MP4 container: its first box is "ftyp"
+    ".wav": (((0, b"RIFF"), (8, b"WAVE")),),
+    ".ogg": _prefixes(b"OggS"),
 }
 
 
@@ -215,9 +236,15 @@ def check_upload(
             code="attachment_too_large",
             field="files",
         )
-    magic = _MAGIC.get(suffix)
-    if magic and not upload.data.startswith(magic):
+    if not _has_signature(upload.data, SIGNATURES[suffix]):
         raise Invalid(
             f"附件「{name}」的内容与扩展名不符", code="bad_attachment_type", field="files"
         )
     return Upload(filename=name, data=upload.data), suffix, allowed_types[suffix]
+
+
+def _has_signature(data: bytes, signatures: tuple[Signature, ...]) -> bool:
+    return any(
+        all(data[offset : offset + len(part)] == part for offset, part in signature)
+        for signature in signatures
+    )

@@ -3,8 +3,9 @@
 Tests drive the real ``wecom.WeComClient`` against it, and the demo runs it so newcomers can read,
 on the page at ``/``, what reps and managers would receive. It implements only what wecrm calls:
 gettoken, miniprogram/jscode2session, department/list, user/list, externalcontact/get and
-message/send, with WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313),
-plus a few test controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
+message/send (its per-member limit, template card task ids and duplicate check included), with
+WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313), plus a few test
+controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
 WeCom's other half: it posts members' messages to an app's callback URL.
 
 Like WeCom, every API answer is HTTP 200 with an ``errcode``; only ``set_unreachable(True)``
@@ -66,6 +67,12 @@ MAX_TAGS_PER_MESSAGE = 100
 MEMBER_MESSAGES_PER_MINUTE = 30
 MEMBER_LIMIT_WINDOW_SECONDS = 60
 MEMBER_LIMIT_ERRCODE = 45009
+# message/send's enable_duplicate_check (90236): a message identical to one taken within
+# duplicate_check_interval seconds (default 30 minutes, at most 4 hours) is not delivered again.
+# The doc does not show the answer to a dropped duplicate; the fake answers ok with the first
+# copy's msgid, which is what a sender that resends needs to read as "delivered".
+DUPLICATE_CHECK_DEFAULT_SECONDS = 1800
+DUPLICATE_CHECK_MAX_SECONDS = 4 * 3600
 MSGTYPES = frozenset(
     {
         "text",
@@ -229,7 +236,10 @@ class FakeWeCom:
             self.messages: list[dict] = []  # accepted message/send bodies, oldest first
             self._member_sends: dict[str, list[float]] = {}  # lower-cased userid -> send times
             self._task_ids: set[str] = set()  # template card task ids used so far
-            # The per-member limit's clock; tests that move wecrm's clock may move this one too.
+            # what a message said (recipients, type, content) -> (when it was taken, its msgid)
+            self._taken: dict[str, tuple[float, str]] = {}
+            # The clock of the per-member limit and the duplicate check; tests that move
+            # wecrm's clock may move this one too.
             self.clock: Callable[[], float] = time.time
             self.calls: list[str] = []  # every API endpoint called, in order
             self.token_requests = 0
@@ -427,11 +437,16 @@ class FakeWeCom:
         valid_parties = [p for p in toparty if p not in invalidparty]
         if not (valid_users or valid_parties or totag):
             raise _Fault(81013, "user & party & tag all invalid")
+        said = json.dumps([touser, toparty, totag, msgtype, content], sort_keys=True)
+        duplicate_of = self._duplicate_of(body, said)
+        if duplicate_of is not None:
+            return {**self._send_answer(invaliduser, invalidparty), "msgid": duplicate_of}
         self._count_member_sends([u for u in valid_users if u != "@all"])
         if task_id is not None:
             self._task_ids.add(task_id)
 
         msgid = secrets.token_urlsafe(16)
+        self._taken[said] = (self.clock(), msgid)
         self.messages.append(
             {
                 "msgid": msgid,
@@ -444,12 +459,27 @@ class FakeWeCom:
                 msgtype: content,
             }
         )
+        return {**self._send_answer(invaliduser, invalidparty), "msgid": msgid}
+
+    def _duplicate_of(self, body: dict, said: str) -> str | None:
+        """The msgid of the message this one repeats, when the sender asked for the check."""
+        if body.get("enable_duplicate_check") != 1:
+            return None
+        interval = body.get("duplicate_check_interval", DUPLICATE_CHECK_DEFAULT_SECONDS)
+        if not isinstance(interval, int) or not 0 < interval <= DUPLICATE_CHECK_MAX_SECONDS:
+            raise _Fault(INVALID_PARAMETER_ERRCODE, "invalid duplicate_check_interval")
+        taken = self._taken.get(said)
+        if taken is None or self.clock() - taken[0] >= interval:
+            return None
+        return taken[1]
+
+    @staticmethod
+    def _send_answer(invaliduser: list[str], invalidparty: list[str]) -> dict:
         return {
             "invaliduser": "|".join(u.lower() for u in invaliduser),  # WeCom lower-cases these
             "invalidparty": "|".join(invalidparty),
             "invalidtag": "",
             "unlicenseduser": "",
-            "msgid": msgid,
         }
 
     def _external_contact_get(self, request: Request) -> dict:

@@ -16,13 +16,20 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+def _create_private_file(path: Path) -> None:
+    """Create the SQLite file readable by us alone (its folder too, when new); SQLite gives its
+    -wal and -shm files the database file's permissions."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # an empty file is an empty database
+
+
 class Database:
     """One engine and its session factories for a database URL."""
 
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         if url.startswith("sqlite"):
-            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            _create_private_file(Path(url.removeprefix("sqlite:///")))
             # isolation_level=None stops pysqlite's own transaction handling, which would commit
             # a SAVEPOINT on release; transactions are begun explicitly in _sqlite_begin.
             self.engine: Engine = create_engine(

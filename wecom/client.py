@@ -2,11 +2,15 @@
 
 wechatpy 1.8.18 (``wechatpy.enterprise``) does the HTTP plumbing. We wrap it because, as shipped:
 it fetches tokens from a hard-coded host and without a timeout, its retry on token errors never
-stops, and it reports failures as a mix of its own and ``requests`` exceptions.
+stops, it keys the shared token by the secret's first characters, and it reports failures as a
+mix of its own and ``requests`` exceptions whose text and chain quote the URL, ``corpsecret=`` or
+``access_token=`` included. Our errors carry neither: they are raised outside the ``except``
+block, so no ``__cause__`` or ``__context__`` leads back to the request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -15,6 +19,8 @@ from redis import Redis
 from wechatpy.enterprise import WeChatClient
 from wechatpy.exceptions import WeChatClientException
 from wechatpy.session.redisstorage import RedisStorage
+
+from config import redaction
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +60,21 @@ class _WeChatClient(WeChatClient):
         self.API_BASE_URL = api_base
         super().__init__(**kwargs)
 
+    @property
+    def access_token_key(self) -> str:
+        """The shared token's key: one per (corp, secret), naming neither secret nor part of it."""
+        # wechatpy's own key holds the secret's first 10 characters, readable by anyone who can
+        # list the Redis keys.
+        app = hashlib.sha256(f"{self.corp_id}\0{self.secret}".encode()).hexdigest()[:16]
+        return f"{self.corp_id}_{app}_access_token"
+
+    @property
+    def access_token(self) -> str:
+        """The shared token (fetched when missing); this process's logs redact it from now on."""
+        token = super().access_token
+        redaction.add_token(token)
+        return token
+
     def fetch_access_token(self) -> dict:
         """Fetch a token and store it (https://developer.work.weixin.qq.com/document/path/91039)."""
         # wechatpy's version calls https://qyapi.weixin.qq.com with no timeout, so a stalled
@@ -80,8 +101,8 @@ def _decode(response: requests.Response) -> dict:
         raise _http_error("gettoken", response.status_code)
     try:
         result = response.json()
-    except ValueError as exc:
-        raise WeComUnavailable(UNAVAILABLE_ERRCODE, "gettoken answered non-JSON") from exc
+    except ValueError:
+        raise WeComUnavailable(UNAVAILABLE_ERRCODE, "gettoken answered non-JSON") from None
     if result.get("errcode", 0) != 0:
         raise WeComError(int(result["errcode"]), str(result.get("errmsg", "")))
     return result
@@ -153,14 +174,20 @@ class WeComClient:
         (https://developer.work.weixin.qq.com/document/path/92114)."""
         return self.get("externalcontact/get", external_userid=external_userid)
 
-    def send_message(self, touser: list[str], msgtype: str, content: dict) -> dict:
-        """Send an app message (https://developer.work.weixin.qq.com/document/path/90236)."""
-        payload = {
+    def send_message(
+        self, touser: list[str], msgtype: str, content: dict, *, duplicate_check_seconds: int = 0
+    ) -> dict:
+        """Send an app message (https://developer.work.weixin.qq.com/document/path/90236); with
+        `duplicate_check_seconds`, WeCom drops it if it took the same one within that time."""
+        payload: dict[str, Any] = {
             "touser": "|".join(touser),
             "msgtype": msgtype,
             "agentid": self.agent_id,
             msgtype: content,
         }
+        if duplicate_check_seconds:
+            payload["enable_duplicate_check"] = 1
+            payload["duplicate_check_interval"] = duplicate_check_seconds
         return self.post("message/send", payload)
 
     def _call(self, endpoint: str, **kwargs: Any) -> dict:
@@ -189,20 +216,26 @@ class WeComClient:
             else:
                 result = self._wechat.post(endpoint, params=fresh_params, data=payload)
         except WeChatClientException as exc:
-            if exc.errcode is None:
-                # wechatpy's raise_for_status() failed: an HTTP error status, not a WeCom errcode.
-                raise _http_error(endpoint, getattr(exc.response, "status_code", 0)) from exc
-            error_class = (
-                WeComUnavailable if int(exc.errcode) == UNAVAILABLE_ERRCODE else WeComError
-            )
-            raise error_class(int(exc.errcode), str(exc.errmsg)) from exc
+            error = _wechat_error(endpoint, exc)
         except requests.RequestException as exc:
-            # The exception's text holds the URL, access token included: name the failure only.
-            raise WeComUnavailable(
-                UNAVAILABLE_ERRCODE, f"{endpoint}: {type(exc).__name__}"
-            ) from exc
-        # wechatpy hands back the raw Response when the body is not JSON: a proxy or gateway
-        # answered, not WeCom.
-        if not isinstance(result, dict):
-            raise WeComUnavailable(UNAVAILABLE_ERRCODE, f"{endpoint} answered non-JSON")
-        return result
+            # The exception's text holds the URL, secret or token included: name the failure only.
+            error = WeComUnavailable(UNAVAILABLE_ERRCODE, f"{endpoint}: {type(exc).__name__}")
+        else:
+            # wechatpy hands back the raw Response when the body is not JSON: a proxy or gateway
+            # answered, not WeCom.
+            if not isinstance(result, dict):
+                raise WeComUnavailable(UNAVAILABLE_ERRCODE, f"{endpoint} answered non-JSON")
+            return result
+        # Raised here, after the except blocks, so the error has no __context__: the caught
+        # exception (and the requests error wechatpy chained to it) holds the URL.
+        raise error
+
+
+def _wechat_error(endpoint: str, exc: WeChatClientException) -> WeComError:
+    """Our error for one of wechatpy's: an HTTP error status, or WeCom's errcode."""
+    if exc.errcode is None:
+        # wechatpy's raise_for_status() failed: an HTTP error status, not a WeCom errcode.
+        return _http_error(endpoint, getattr(exc.response, "status_code", 0))
+    errcode = int(exc.errcode)
+    error_class = WeComUnavailable if errcode == UNAVAILABLE_ERRCODE else WeComError
+    return error_class(errcode, str(exc.errmsg))

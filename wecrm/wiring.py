@@ -1,7 +1,8 @@
 """Builds the runtime with what it needs from the workers: the jobs a commit starts.
 
 The runtime sits below the workers (jobs use it), so it cannot import them; every process
-that builds one (the CLI, the app factory, the demo, tests, benchmarks) goes through here.
+that builds one (the CLI, the app factory, the demo, tests, benchmarks) goes through here,
+which is also where its logging learns the secrets it must never show.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from config import Settings
+from config import Settings, redaction
 from crm import after_commit
 from wecrm.runtime import JobStarter, Runtime, utc_now
 from workers.jobs import enqueue_completeness, enqueue_import
@@ -25,5 +26,7 @@ STARTERS: dict[str, JobStarter] = {
 
 
 def build_runtime(settings: Settings, *, clock: Callable[[], datetime] = utc_now) -> Runtime:
-    """A runtime whose commits start the workers' jobs."""
+    """A runtime whose commits start the workers' jobs; the settings' secrets are redacted
+    from this process's logs from now on."""
+    redaction.install(settings.secret_values)
     return Runtime(settings, starters=STARTERS, clock=clock)

@@ -15,6 +15,7 @@ from datetime import timedelta
 import redis
 
 from bot import dispatch, inbound
+from config.redaction import redact
 from models import InboundMessage
 from models.inbound import InboundStatus
 from wecom.client import WeComUnavailable
@@ -107,7 +108,7 @@ def _process_one(rt: Runtime, message_id: int) -> str:
         status = inbound.record_failure(
             session,
             message_id=message_id,
-            error=f"{type(failure).__name__}: {failure}",
+            error=redact(f"{type(failure).__name__}: {failure}"),
             max_attempts=MAX_ATTEMPTS,
             counts=counts,
         )

@@ -5,14 +5,18 @@ lease end) in one short transaction, sends outside any transaction, and records 
 its own short transaction. Holding the claim's row locks (or SQLite's one write lock) across HTTP
 calls would stall every other writer while WeCom is slow, so the lease is what keeps two workers
 apart instead. WeCom is not transactional: if a worker dies after WeCom took a message but
-before "sent" is written, the lease runs out and the message is sent again. We prefer a rare
-duplicate reminder to a silently lost one.
+before "sent" is written, the lease runs out and the message is sent again. We prefer a resend
+to a silently lost message, and WeCom's own duplicate check (DUPLICATE_CHECK_SECONDS) drops the
+resend when the first copy did arrive, so the member still sees it once.
+
+The lease is short (a dead worker's messages wait about a minute), so a run never starts a send
+that could outlast it: when too little lease is left, the rest of the batch is handed back and
+claimed afresh.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +25,7 @@ from typing import Any
 
 import redis
 
+from config.redaction import redact
 from crm import notifications
 from models import Database, OutboxMessage
 from wecom import task_ids
@@ -34,8 +39,18 @@ OUTBOX_LOCK_KEY = "wecrm:lock:send_outbox"
 OUTBOX_LOCK_SECONDS = 600
 BATCH_SIZE = 50
 MAX_BATCHES_PER_RUN = 20  # then the run hands over to a fresh job, so one run stays bounded
-# Far longer than a batch takes (each send times out after seconds); expiry means a dead worker.
-LEASE_SECONDS = 300
+# How long a claimed batch is ours; expiry means a dead worker, and its messages go out again.
+LEASE_SECONDS = 60
+# The longest one send may take: a token refetch and a resend after a token error, each request
+# bounded by the WeCom client's timeout. A send starts only with this much of the lease left.
+SEND_MAX_SECONDS = 30
+# message/send's enable_duplicate_check: WeCom drops a message identical to one it took (same
+# recipients, type and content) within this interval
+# (https://developer.work.weixin.qq.com/document/path/90236). It covers a resend after a lease
+# ran out (the lease plus one scheduled run) and after the first timeouts' back-offs (30, 60,
+# 120 s). Kept short because the check cannot tell a resend from a new message that says the
+# same: the same bot reply to the same command twice within it is shown once.
+DUPLICATE_CHECK_SECONDS = 300
 # WeCom drops app messages beyond 30 a minute to one member from one app
 # (https://developer.work.weixin.qq.com/document/path/90312), so we never send the 31st.
 MEMBER_LIMIT_PER_MINUTE = 30
@@ -47,7 +62,6 @@ RATE_LIMITED_ERRCODES = frozenset({45009, 45033})
 # unique per message, so this answer means WeCom already took this very card: an at-least-once
 # resend after a worker stopped before writing "sent".
 TASK_ID_TAKEN_ERRCODE = 42014
-_SECRET_PARAMS = re.compile(r"(access_token|corpsecret)=[^&\s'\"]+")
 
 # One sorted set per member, scored by send time: drop what left the window, then take a slot
 # if one is free, atomically, so that every worker shares one count. Answers "" when a slot was
@@ -117,10 +131,17 @@ def send_due(
     limiter = MemberRateLimit(connection)
     report: Counter[str] = Counter()
     for _ in range(MAX_BATCHES_PER_RUN):
-        batch = _claim(db, clock, public_url)
+        lease_until, batch = _claim(db, clock, public_url)
         if not batch:
             break
         for index, message in enumerate(batch):
+            if clock() + timedelta(seconds=SEND_MAX_SECONDS) > lease_until:
+                # Another worker could claim the message mid-send: hand the rest back untried
+                # and claim them again with a fresh lease.
+                rest = batch[index:]
+                _release(db, rest, clock())
+                report["released"] += len(rest)
+                break
             outcome = _send_one(db, limiter, wecom, clock, message)
             report[outcome] += 1
             if outcome == "unavailable":
@@ -136,20 +157,20 @@ def send_due(
     return dict(report)
 
 
-def _claim(db: Database, clock: Callable[[], datetime], public_url: str) -> list[_Claimed]:
+def _claim(
+    db: Database, clock: Callable[[], datetime], public_url: str
+) -> tuple[datetime, list[_Claimed]]:
+    """Lease a batch of due messages; returns the lease's end and the batch."""
     # lock_for_write: on SQLite the claim's read and write happen under one write lock, so two
     # workers cannot read the same due rows; PostgreSQL uses FOR UPDATE SKIP LOCKED instead.
     with db.session(lock_for_write=True) as session:
-        now = clock()
+        lease_until = clock() + timedelta(seconds=LEASE_SECONDS)
         rows = notifications.claim_due(
-            session,
-            now=now,
-            limit=BATCH_SIZE,
-            lease_until=now + timedelta(seconds=LEASE_SECONDS),
+            session, now=clock(), limit=BATCH_SIZE, lease_until=lease_until
         )
         claimed = [_snapshot(row, public_url) for row in rows]
         session.commit()
-    return claimed
+    return lease_until, claimed
 
 
 def _snapshot(row: OutboxMessage, public_url: str) -> _Claimed:
@@ -184,17 +205,22 @@ def _send_one(
         _record(db, notifications.defer, message_id=message.id, until=free_at)
         return "deferred"
     try:
-        result = wecom.send_message([message.touser], message.msgtype, message.payload)
+        result = wecom.send_message(
+            [message.touser],
+            message.msgtype,
+            message.payload,
+            duplicate_check_seconds=DUPLICATE_CHECK_SECONDS,
+        )
     except WeComError as error:
         now = clock()
         if isinstance(error, WeComUnavailable) or error.errcode == UNAVAILABLE_ERRCODE:
-            log.warning("WeCom unreachable; outbox paused: %s", _redact(str(error)))
+            log.warning("WeCom unreachable; outbox paused: %s", redact(str(error)))
             _record(
                 db,
                 notifications.record_unavailable,
                 message_id=message.id,
                 now=now,
-                error=_redact(str(error)),
+                error=redact(str(error)),
             )
             return "unavailable"
         if error.errcode == TASK_ID_TAKEN_ERRCODE and message.msgtype == "template_card":
@@ -210,7 +236,7 @@ def _send_one(
             notifications.record_error,
             message_id=message.id,
             now=now,
-            error=_redact(str(error)),
+            error=redact(str(error)),
         )
         return "error"
     invalid = {u.lower() for u in str(result.get("invaliduser", "")).split("|") if u}
@@ -248,8 +274,3 @@ def _release(db: Database, messages: list[_Claimed], until: datetime) -> None:
         for message in messages:
             notifications.defer(session, message_id=message.id, until=until)
         session.commit()
-
-
-def _redact(error: str) -> str:
-    """Error text without credentials: requests' messages quote the URL with its access_token."""
-    return _SECRET_PARAMS.sub(r"\1=***", error)

@@ -305,6 +305,44 @@ def test_31st_message_to_a_member_within_a_minute_answers_45009_and_is_not_recor
     assert len(fake.messages) == 32
 
 
+def test_duplicate_check_drops_the_same_message_within_its_interval_only(fake, http):
+    now = [1_000_000.0]
+    fake.clock = lambda: now[0]
+    token = get_token(http, fake)
+    checked = {"enable_duplicate_check": 1, "duplicate_check_interval": 300}
+
+    def send(**overrides):
+        return call(http, fake, "message/send", token=token, body=text_message(fake, **overrides))
+
+    first = send(**checked)
+    now[0] += 299
+    resent = send(**checked)
+    other_text = send(**checked, text={"content": "bye"})
+    other_member = send(**checked, touser="lisi")
+    now[0] += 1
+    after_interval = send(**checked)
+    unchecked = send()
+
+    answers = (first, resent, other_text, other_member, after_interval, unchecked)
+    assert {a["errcode"] for a in answers} == {0}
+    assert resent["msgid"] == first["msgid"]
+    assert [(m["touser"], m["text"]["content"]) for m in fake.messages] == [
+        (["zhangsan"], "hi"),
+        (["zhangsan"], "bye"),
+        (["lisi"], "hi"),
+        (["zhangsan"], "hi"),  # 300 s after the first copy
+        (["zhangsan"], "hi"),  # no check asked for
+    ]
+
+
+@pytest.mark.parametrize("interval", [0, 4 * 3600 + 1, "300"])
+def test_duplicate_check_interval_beyond_four_hours_is_refused(fake, http, interval):
+    token = get_token(http, fake)
+    body = text_message(fake, enable_duplicate_check=1, duplicate_check_interval=interval)
+    assert call(http, fake, "message/send", token=token, body=body)["errcode"] == 40058
+    assert fake.messages == []
+
+
 def test_without_a_directory_every_recipient_is_accepted(fake, http):
     fake.load_directory([], [])
     token = get_token(http, fake)

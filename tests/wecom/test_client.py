@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import socket
 import threading
 import time
+import traceback
 
 import pytest
 import requests
@@ -181,6 +183,45 @@ def test_silent_server_times_out_as_wecom_unavailable_even_while_fetching_the_to
 
         safety_net.cancel()
     assert time.monotonic() - started < 3
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and every exception its traceback would print or a debugger could reach."""
+    chain = [error]
+    while chain[-1].__cause__ or chain[-1].__context__:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    return chain
+
+
+@pytest.mark.parametrize("cached_token", [False, True], ids=["gettoken", "with-token"])
+@pytest.mark.parametrize("failure", ["http-503", "connection-refused"])
+def test_unavailable_errors_carry_no_url_secret_or_token_in_text_or_chain(
+    fake, make_client, redis_conn, cached_token, failure
+):
+    client = make_client()
+    if cached_token:
+        client.list_departments()
+    if failure == "http-503":
+        fake.set_unreachable(True)
+    else:
+        client = make_client(api_base="http://127.0.0.1:9/cgi-bin/")  # discard port: refused
+    tokens = [json.loads(redis_conn.get(k)) for k in redis_conn.keys("wecrm:wecom:*")]
+
+    with pytest.raises(WeComUnavailable) as caught:
+        client.send_message(["zhangsan"], "text", {"content": "你好"})
+
+    assert _chain(caught.value) == [caught.value]
+    printed = "".join(traceback.format_exception(caught.value))
+    for credential in [fake.secret, *tokens, "corpsecret", "access_token=", "127.0.0.1"]:
+        assert credential not in printed
+
+
+def test_the_shared_token_key_names_no_part_of_the_secret(fake, wecom_client, redis_conn):
+    wecom_client.list_departments()
+
+    [key] = redis_conn.keys("wecrm:wecom:*")
+    assert key.startswith(f"wecrm:wecom:{fake.corp_id}_".encode())
+    assert fake.secret[:10].encode() not in key  # wechatpy's own key would hold these
 
 
 def test_wecom_errors_survive_pickling_for_job_queues():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from datetime import timedelta
 
@@ -180,8 +179,7 @@ def test_unreachable_error_is_stored_without_credentials(runtime, session, clock
         redis=runtime.redis,
         timeout=2.0,
     )
-    token_key = f"wecrm:wecom:{fake_wecom.corp_id}_{fake_wecom.secret[:10]}_access_token"
-    runtime.redis.set(token_key, json.dumps("TOKENVALUE"))  # cached: the send URL carries it
+    nowhere._wechat.session.set(nowhere._wechat.access_token_key, "TOKENVALUE")  # in the URL
     try:
         report = outbox.send_due(runtime.db, runtime.redis, nowhere, clock, public_url="http://x")
     finally:
@@ -262,6 +260,64 @@ def test_lease_of_a_worker_that_died_mid_send_expires_and_the_message_is_sent(
     assert len(fake_wecom.messages) == 1
     (row,) = _rows(session)
     assert row.status == OutboxStatus.SENT and row.attempts == 1
+
+
+def test_a_message_wecom_took_before_its_worker_died_is_resent_within_a_minute_and_shown_once(
+    runtime, session, clock, fake_wecom
+):
+    rep = make_company(session).reps[0][0]
+    fake_wecom.clock = lambda: clock().timestamp()  # WeCom's duplicate check on our test's time
+    _notify(session, clock, [rep])
+    with runtime.db.session(lock_for_write=True) as dead_worker:
+        lease = clock() + timedelta(seconds=outbox.LEASE_SECONDS)
+        (claimed,) = notifications.claim_due(dead_worker, now=clock(), limit=10, lease_until=lease)
+        # WeCom takes the message, then the worker dies before it records "sent".
+        runtime.wecom.send_message(
+            [rep.wecom_userid],
+            "textcard",
+            outbox.wecom_payload(claimed, public_url="http://x"),
+            duplicate_check_seconds=outbox.DUPLICATE_CHECK_SECONDS,
+        )
+        dead_worker.commit()
+
+    clock.advance(seconds=59)
+    assert (
+        outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+        == {}
+    )
+    clock.advance(seconds=1)
+    report = outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+
+    assert report == {"sent": 1}
+    assert fake_wecom.calls.count("message/send") == 2  # resent, and WeCom dropped the copy
+    assert len(fake_wecom.messages) == 1
+    assert _rows(session)[0].status == OutboxStatus.SENT
+
+
+def test_a_batch_whose_lease_runs_short_is_handed_back_and_claimed_afresh(
+    runtime, session, clock, fake_wecom, monkeypatch
+):
+    company = make_company(session)
+    reps = company.reps[0] + company.reps[1][:1]
+    _notify(session, clock, reps)
+    send_message = runtime.wecom.send_message
+    leases_left = []
+
+    def slow_send(touser, *args, **kwargs):
+        (row,) = [r for r in _rows(session) if r.touser == touser[0]]
+        leases_left.append((row.next_attempt_at - clock()).total_seconds())
+        clock.advance(seconds=25)  # a slow WeCom
+        return send_message(touser, *args, **kwargs)
+
+    monkeypatch.setattr(runtime.wecom, "send_message", slow_send)
+    report = outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+
+    assert report == {"sent": 3, "released": 1}
+    assert min(leases_left) >= outbox.SEND_MAX_SECONDS  # no send began near its lease's end
+    assert sorted(m["touser"][0] for m in fake_wecom.messages) == sorted(
+        r.wecom_userid for r in reps
+    )
+    assert {(r.status, r.attempts) for r in _rows(session)} == {(OutboxStatus.SENT, 0)}
 
 
 def test_a_card_wecom_took_before_its_worker_died_is_recorded_sent_when_resent(
