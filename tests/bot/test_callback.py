@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 import pytest
+import redis
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
@@ -607,6 +608,26 @@ def test_wecom_being_down_does_not_use_up_a_messages_attempts(
     monkeypatch.undo()
     sweep(runtime)
     assert [(r.status, r.attempts) for r in stored(session)] == [("done", 1)]
+
+
+def test_redis_going_away_mid_drain_ends_the_run_and_leaves_the_messages_untouched(
+    wecom_side, runtime, session, monkeypatch
+):
+    def redis_down(session, message, **kwargs):
+        raise redis.ConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(dispatch, "handle", redis_down)
+    for text in ("#今日#", "#帮助#"):
+        wecom_side.post(wecom_side.text_fields("rep00", text))
+    with pytest.raises(redis.ConnectionError):
+        inbound_jobs.drain(runtime)
+    assert [(r.status, r.attempts, r.last_error) for r in stored(session)] == [
+        ("pending", 0, None)
+    ] * 2
+
+    monkeypatch.undo()
+    sweep(runtime)
+    assert [(r.status, r.attempts) for r in stored(session)] == [("done", 1)] * 2
 
 
 def test_a_claimed_message_cannot_be_claimed_again(wecom_side, runtime, clock):
