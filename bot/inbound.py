@@ -216,8 +216,9 @@ class BatchWriter:
             return
         try:
             self._after_commit()
-        except Exception:  # the sweeper processes what this enqueue would have
-            log.warning("could not enqueue inbound processing", exc_info=True)
+        except Exception as error:  # the sweeper processes what this enqueue would have
+            # One line: while Redis is down, every batch says this.
+            log.warning("could not enqueue inbound processing: %r", error)
         for waiting in batch:
             waiting.row_id = ids.pop(waiting.values["dedupe_key"], None)  # first copy only
             waiting.done.set()

@@ -74,7 +74,10 @@ def run_worker(connection: redis.Redis, queue_names: Sequence[str], *, burst: bo
         try:
             worker.work(burst=burst)
         except REDIS_DOWN_ERRORS:
-            pass  # the teardown could not deregister the worker; its key expires by itself
+            # The teardown could not deregister the worker (its key expires by itself) and
+            # never reached the unsubscribe: stop the listener thread, or it outlives the loop.
+            if worker.pubsub_thread is not None:
+                worker.pubsub_thread.stop()
         except StopRequested:
             return  # a signal arrived while the teardown was talking to Redis
         if burst or worker.stop_was_requested:
