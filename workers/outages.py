@@ -80,6 +80,10 @@ def run_worker(connection: redis.Redis, queue_names: Sequence[str], *, burst: bo
                 worker.pubsub_thread.stop()
         except StopRequested:
             return  # a signal arrived while the teardown was talking to Redis
+        if worker.horse_pid:
+            # The loop ended while a job ran in its forked horse: let the job finish (its own
+            # timeout bounds it), so that a restarted worker never runs two jobs at once.
+            worker.wait_for_horse()
         if burst or worker.stop_was_requested:
             return
         # Any other end is an error RQ could not handle; in the worker process (jobs run in a
