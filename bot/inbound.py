@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, case, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from crm.text import is_storable
@@ -201,10 +202,7 @@ class BatchWriter:
 
     def _write(self, batch: list[_Waiting]) -> None:
         try:
-            if self._connection is None:
-                self._connection = self._db.writer_engine.connect()
-            with self._db.write_transaction(self._connection) as connection:
-                ids = insert(connection, [w.values for w in batch])
+            ids = self._insert(batch)
         except Exception as error:
             self._drop_connection()
             if len(batch) > 1:  # find the one that fails; the others are stored
@@ -216,11 +214,30 @@ class BatchWriter:
             return
         try:
             self._after_commit()
-        except Exception:  # the sweeper processes what this enqueue would have
-            log.warning("could not enqueue inbound processing", exc_info=True)
+        except Exception as error:  # the sweeper processes what this enqueue would have
+            # One line: while Redis is down, every batch says this.
+            log.warning("could not enqueue inbound processing: %r", error)
         for waiting in batch:
             waiting.row_id = ids.pop(waiting.values["dedupe_key"], None)  # first copy only
             waiting.done.set()
+
+    def _insert(self, batch: list[_Waiting]) -> dict[str, int]:
+        held = self._connection is not None
+        try:
+            return self._insert_once(batch)
+        except DBAPIError as error:
+            # The held connection died between batches (a database restart): that says
+            # nothing about the messages, so they get one more try on a new connection.
+            if not (held and error.connection_invalidated):
+                raise
+            self._drop_connection()
+            return self._insert_once(batch)
+
+    def _insert_once(self, batch: list[_Waiting]) -> dict[str, int]:
+        if self._connection is None:
+            self._connection = self._db.writer_engine.connect()
+        with self._db.write_transaction(self._connection) as connection:
+            return insert(connection, [w.values for w in batch])
 
 
 @dataclass(eq=False)

@@ -19,21 +19,6 @@ from workers.schedule import PERIODIC_JOBS
 
 
 @pytest.fixture
-def cli_env(settings):
-    """The environment a deployed `wecrm` would read, pointing at the test services."""
-    return {
-        "WECRM_DATA_DIR": str(settings.data_dir),
-        "WECRM_DATABASE_URL": settings.database_url,
-        "WECRM_REDIS_URL": settings.redis_url,
-        "WECRM_SECRET_KEY": settings.secret_key,
-        "WECOM_CORP_ID": settings.wecom_corp_id,
-        "WECOM_SECRET": settings.wecom_secret,
-        "WECOM_AGENT_ID": str(settings.wecom_agent_id),
-        "WECOM_API_BASE": settings.wecom_api_base,
-    }
-
-
-@pytest.fixture
 def wecrm(cli_env):
     """Run a `wecrm` command in-process; returns click's Result."""
 

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import click
-from rq import Worker
 from rq.results import Result
 from tqdm import tqdm
 
@@ -22,7 +21,7 @@ from crm.errors import DomainError
 from wecom.client import WeComError
 from wecrm.runtime import Runtime
 from wecrm.wiring import build_runtime
-from workers import context, queues
+from workers import context, outages, queues
 from workers.schedule import build_scheduler, enqueue_round
 
 # `wecrm sweep` waits for results in short blocking reads: redis-py ends a read that blocks
@@ -83,7 +82,7 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     help="Also run the periodic jobs (timers, outbox catch-up, clean-up); one per deployment.",
 )
 def worker(burst: bool, with_scheduler: bool) -> None:
-    """Run an RQ worker on every wecrm queue."""
+    """Run an RQ worker on every wecrm queue; it waits out a Redis outage and carries on."""
     runtime = _runtime()
     context.use(runtime)
     scheduler = None
@@ -93,7 +92,7 @@ def worker(burst: bool, with_scheduler: bool) -> None:
         # RQ's cron scheduler blocks its process, so it runs beside the worker, not in it.
         scheduler = subprocess.Popen([sys.executable, "-m", "wecrm.cli", "scheduler"])
     try:
-        Worker(list(queues.ALL_QUEUES), connection=runtime.redis).work(burst=burst)
+        outages.run_worker(runtime.redis, queues.ALL_QUEUES, burst=burst)
     finally:
         if scheduler is not None:
             scheduler.terminate()
@@ -102,8 +101,8 @@ def worker(burst: bool, with_scheduler: bool) -> None:
 
 @main.command()
 def scheduler() -> None:
-    """Run the periodic-job scheduler (RQ cron)."""
-    build_scheduler(_runtime().redis).start()
+    """Run the periodic-job scheduler (RQ cron); it waits out a Redis outage and carries on."""
+    outages.run_scheduler(build_scheduler(_runtime().redis))
 
 
 @main.command()

@@ -63,10 +63,11 @@ class Runtime:
         for job, *args in after_commit.take(session):
             try:
                 self.starters[job](self.redis, *args)
-            except redis.RedisError:
+            except redis.RedisError as error:
                 # The rows are committed; the periodic catch-up runs send messages and emails if
-                # this is lost, and an import still "queued" can be uploaded again.
-                log.warning("could not start the %s job %s", job, args, exc_info=True)
+                # this is lost, and an import still "queued" can be uploaded again. One line, no
+                # traceback: while Redis is down, every commit says this.
+                log.warning("could not start the %s job %s: %r", job, args, error)
 
     @cached_property
     def redis(self) -> redis.Redis:

@@ -100,6 +100,11 @@ def _process_one(rt: Runtime, message_id: int) -> str:
             )
             session.commit()
             return "done"
+    except redis.RedisError:
+        # Redis gone (it keeps WeCom's access token) says nothing about the message: it is
+        # still pending, untouched; the messages after it may need Redis too, so the run ends
+        # here and the first drain after Redis is back takes them all.
+        raise
     except Exception as error:  # closing the session rolled back whatever it had done
         failure = error
     # WeCom being down says nothing about the message: wait for it without using up attempts.

@@ -142,7 +142,14 @@ def send_due(
                 _release(db, rest, clock())
                 report["released"] += len(rest)
                 break
-            outcome = _send_one(db, limiter, wecom, clock, message)
+            try:
+                outcome = _send_one(db, limiter, wecom, clock, message)
+            except redis.RedisError:
+                # The rate limit and WeCom's token live in Redis: without it nothing is sent,
+                # and the lease would hold the batch for a minute after Redis is back. Due now,
+                # the next run (the schedule's, or a commit's) sends them.
+                _release(db, batch[index:], clock())
+                raise
             report[outcome] += 1
             if outcome == "unavailable":
                 # Do not hammer a WeCom that is down: the rest of the batch waits as long as the

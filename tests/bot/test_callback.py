@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 import pytest
+import redis
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
@@ -545,6 +546,20 @@ def test_the_sweeper_handles_a_message_whose_enqueue_was_lost(wecom_side, runtim
     assert [(r.status, r.attempts) for r in stored(session)] == [("done", 1)]
 
 
+def test_a_drain_lock_a_redis_restart_kept_without_its_job_holds_messages_only_until_the_sweep(
+    wecom_side, runtime, clock, session
+):
+    wecom_side.post(wecom_side.text_fields("rep00", "#帮助#"))
+    Queue(queues.INBOUND, connection=runtime.redis).empty()  # the snapshot predates the job
+    wecom_side.post(wecom_side.text_fields("rep01", "#帮助#"))
+    assert queued(runtime) == 0  # the kept lock says a drain is on its way
+    assert 0 < runtime.redis.ttl(inbound_jobs.INBOUND_LOCK_KEY) <= inbound_jobs.INBOUND_LOCK_SECONDS
+
+    clock.advance(seconds=inbound_jobs.SWEEP_AFTER_SECONDS + 1)
+    sweep(runtime)
+    assert [r.status for r in stored(session)] == ["done", "done"]
+
+
 def test_a_message_whose_handling_raises_is_retried_then_failed_without_blocking_others(
     wecom_side, runtime, clock, session, monkeypatch
 ):
@@ -607,6 +622,26 @@ def test_wecom_being_down_does_not_use_up_a_messages_attempts(
     monkeypatch.undo()
     sweep(runtime)
     assert [(r.status, r.attempts) for r in stored(session)] == [("done", 1)]
+
+
+def test_redis_going_away_mid_drain_ends_the_run_and_leaves_the_messages_untouched(
+    wecom_side, runtime, session, monkeypatch
+):
+    def redis_down(session, message, **kwargs):
+        raise redis.ConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(dispatch, "handle", redis_down)
+    for text in ("#今日#", "#帮助#"):
+        wecom_side.post(wecom_side.text_fields("rep00", text))
+    with pytest.raises(redis.ConnectionError):
+        inbound_jobs.drain(runtime)
+    assert [(r.status, r.attempts, r.last_error) for r in stored(session)] == [
+        ("pending", 0, None)
+    ] * 2
+
+    monkeypatch.undo()
+    sweep(runtime)
+    assert [(r.status, r.attempts) for r in stored(session)] == [("done", 1)] * 2
 
 
 def test_a_claimed_message_cannot_be_claimed_again(wecom_side, runtime, clock):

@@ -6,12 +6,14 @@ import threading
 from datetime import timedelta
 
 import pytest
+import redis
 from rq import Queue, SimpleWorker
 from sqlalchemy import select
 
 from crm import delivery, notifications
 from crm.notifications import OutboxStatus
 from models import OutboxMessage
+from tests.conftest import _free_port
 from tests.factories import make_company, make_customer
 from wecom import WeComClient
 from workers import outbox, queues
@@ -318,6 +320,25 @@ def test_a_batch_whose_lease_runs_short_is_handed_back_and_claimed_afresh(
         r.wecom_userid for r in reps
     )
     assert {(r.status, r.attempts) for r in _rows(session)} == {(OutboxStatus.SENT, 0)}
+
+
+def test_redis_going_away_mid_run_puts_the_batch_back_due_now_not_leased(
+    runtime, session, clock, fake_wecom
+):
+    reps = [r for team in make_company(session).reps for r in team]
+    _notify(session, clock, reps)
+    gone = redis.Redis(port=_free_port())  # the rate limit and the token are out of reach
+
+    with pytest.raises(redis.ConnectionError):
+        outbox.send_due(runtime.db, gone, runtime.wecom, clock, public_url="http://x")
+    rows = _rows(session)
+    assert {(r.status, r.attempts, r.next_attempt_at) for r in rows} == {
+        (OutboxStatus.PENDING, 0, clock())
+    }
+
+    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    assert {r.status for r in _rows(session)} == {OutboxStatus.SENT}
+    assert len(fake_wecom.messages) == len(reps)
 
 
 def test_a_card_wecom_took_before_its_worker_died_is_recorded_sent_when_resent(
