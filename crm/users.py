@@ -124,6 +124,32 @@ def revoke_sessions(session: Session, *, actor: Actor, user_id: int, now: dateti
     return user
 
 
+def deactivate_user(session: Session, *, actor: Actor, user_id: int, now: datetime) -> User:
+    """The boss marks a member as gone (离职): every session ends at once and sign-in stops."""
+    if actor.role is not Role.BOSS:
+        raise Forbidden("只有老板可以停用成员")
+    user = session.scalar(select(User).where(User.id == user_id, user_scope(actor)))
+    if user is None:
+        raise NotFound("成员")
+    if user.id == actor.user_id:
+        raise Conflict("不能停用自己", code="cannot_deactivate_self")
+    if not user.is_active:
+        return user
+    before = {"is_active": True, "token_generation": user.token_generation}
+    _set_active(user, False)
+    audit.record(
+        session,
+        actor=actor,
+        entity="user",
+        entity_id=user.id,
+        action="deactivate",
+        before=before,
+        after={"is_active": False, "token_generation": user.token_generation},
+        now=now,
+    )
+    return user
+
+
 def _end_sessions(user: User) -> None:
     user.token_generation += 1
 

@@ -1,5 +1,5 @@
-"""/users, /teams and /completeness: the people in scope, signing them out everywhere, and how
-complete their books are."""
+"""/users, /teams and /completeness: the people in scope, signing them out everywhere or for good
+(deactivation), and how complete their books are."""
 
 from __future__ import annotations
 
@@ -49,6 +49,18 @@ def create_user(body: UserIn) -> Any:
 )
 def revoke_sessions(user_id: int) -> None:
     users.revoke_sessions(session(), actor=actor(), user_id=user_id, now=now())
+
+
+@operation(
+    api,
+    "POST",
+    "/users/{user_id}/deactivate",
+    summary="停用成员（离职，老板）：立即结束其全部登录，之后不能再登录",
+    tag="people",
+    response=UserOut,
+)
+def deactivate_user(user_id: int) -> Any:
+    return users.deactivate_user(session(), actor=actor(), user_id=user_id, now=now())
 
 
 @operation(api, "GET", "/teams", summary="团队列表", tag="people", response=TeamList)

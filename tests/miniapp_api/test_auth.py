@@ -81,6 +81,33 @@ def test_a_deactivated_user_is_signed_out(client, session, fake_wecom):
     assert response.json["error"]["code"] == "user_inactive"
 
 
+def test_a_member_the_boss_deactivates_is_signed_out_at_once_and_cannot_sign_in(
+    client, session, fake_wecom
+):
+    company = make_company(session)
+    rep = company.reps[0][0]
+    rep_headers = sign_in(client, fake_wecom, rep)
+    manager_headers = sign_in(client, fake_wecom, company.managers[0])
+    boss_headers = sign_in(client, fake_wecom, company.boss)
+
+    refused = client.post(f"/api/v1/users/{rep.id}/deactivate", headers=manager_headers)
+    assert refused.status_code == 403
+    assert client.get("/api/v1/me", headers=rep_headers).status_code == 200
+
+    done = client.post(f"/api/v1/users/{rep.id}/deactivate", headers=boss_headers)
+    assert done.status_code == 200 and done.json["is_active"] is False
+    assert client.get("/api/v1/me", headers=rep_headers).status_code == 401
+    code = "code-of-a-leaver"
+    fake_wecom.register_code(code, rep.wecom_userid)
+    signed_in = client.post("/api/v1/auth/login", json={"code": code})
+    assert (signed_in.status_code, signed_in.json["error"]["code"]) == (401, "unknown_user")
+    myself = client.post(f"/api/v1/users/{company.boss.id}/deactivate", headers=boss_headers)
+    assert myself.status_code == 409
+    assert (
+        client.post("/api/v1/users/2000000000/deactivate", headers=boss_headers).status_code == 404
+    )
+
+
 def test_dev_login_exists_only_when_the_demo_turns_it_on(client, session, app, runtime):
     make_company(session)
     refused = client.post("/api/v1/auth/dev-login", json={"userid": "boss"})

@@ -60,6 +60,7 @@ UNSCOPED = {
     "retry_notification",  # scoped by recipient; tests/miniapp_api/test_notifications_api.py
     "logout",
     "revoke_sessions",  # people by the org chart; tests/miniapp_api/test_auth.py walks it
+    "deactivate_user",  # the boss's; tests/miniapp_api/test_auth.py
 }
 # Tasks are scoped by their own rule (assignee and cc); tests/miniapp_api/test_tasks_api.py
 # walks them. The pool's list has its own scope, checked in test_pool_api.py.
