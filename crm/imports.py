@@ -370,7 +370,7 @@ class _Row:
 
 
 def _read_row(
-    raw: list[Any],
+    raw: Sequence[Any],
     mapping: dict[int, str],
     headers: list[str],
     custom_by_key: dict[str, CustomField],

@@ -18,6 +18,7 @@ from crm.actors import Actor
 from crm.errors import DomainError
 from crm.rules import timers
 from models import Attachment, ImportJob, User
+from models.db import Database
 from models.imports import ImportStatus
 from wecrm.runtime import Runtime
 from workers import context, queues
@@ -28,8 +29,8 @@ COMPLETENESS_LOCK_KEY = "wecrm:lock:recompute_completeness"
 COMPLETENESS_LOCK_SECONDS = 600
 # An import writes this many rows per transaction, then pauses so other writers get the lock:
 # on SQLite a waiting writer retries every 100 ms at most, so a pause longer than that lets it in.
-IMPORT_BATCH_ROWS = 200
-IMPORT_BATCH_PAUSE_SECONDS = 0.15
+IMPORT_BATCH_ROWS = 50
+IMPORT_BATCH_PAUSE_SECONDS = 0.11
 # A running import renews its heartbeat with every batch (about a second); one silent for this
 # long has lost its worker.
 IMPORT_LEASE_SECONDS = 300
@@ -87,8 +88,7 @@ def run_import(import_id: int) -> dict[str, int]:
                 _save_progress(session, import_id, batch_done, now=rt.clock())
                 session.commit()
                 progress = replace(batch_done, report=list(batch_done.report))  # as committed
-                if rt.db.is_sqlite:
-                    time.sleep(IMPORT_BATCH_PAUSE_SECONDS)
+                let_writers_in(rt.db)
 
             result = imports.write_import(
                 session, plan, now=rt.clock(), batch_rows=IMPORT_BATCH_ROWS, on_batch=checkpoint
@@ -108,6 +108,13 @@ def run_import(import_id: int) -> dict[str, int]:
         _fail_import(rt, import_id, progress, INTERNAL_IMPORT_ERROR, None)
         raise  # RQ keeps the traceback in its failed-job registry
     return {"created": result.created, "errors": result.errors}
+
+
+def let_writers_in(db: Database) -> None:
+    """After an import batch's commit: on SQLite, wait long enough for the writers queued on
+    the lock to take it (PostgreSQL locks rows, not the database)."""
+    if db.is_sqlite:
+        time.sleep(IMPORT_BATCH_PAUSE_SECONDS)
 
 
 class ImportStopped(Exception):
