@@ -287,8 +287,6 @@ def _xlsx_rows(path: Path) -> Iterator[Sequence[Any]]:
         # millions of blank cells: read the cells that are there.
         sheet.reset_dimensions()
         yield from sheet.iter_rows(values_only=True)
-    except ImportFileError:
-        raise
     except Exception as error:  # a broken part shows only once it is parsed
         message = f"无法读取 Excel 文件：{type(error).__name__}"
         raise ImportFileError(message, field="file") from None
