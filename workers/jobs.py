@@ -1,4 +1,5 @@
-"""Job functions: importable, take ids, open their own session, commit or fail as a whole."""
+"""Job functions: importable, take ids, open their own session and commit; those that write a
+lot (imports, timer sweeps) commit batch by batch, so none holds SQLite's write lock for long."""
 
 from __future__ import annotations
 
@@ -93,8 +94,7 @@ def run_import(import_id: int) -> dict[str, int]:
             result = imports.write_import(
                 session, plan, now=rt.clock(), batch_rows=IMPORT_BATCH_ROWS, on_batch=checkpoint
             )
-            job = _running_import(session, import_id)
-            _save_progress(session, import_id, result, now=rt.clock())
+            job = _save_progress(session, import_id, result, now=rt.clock())
             job.report = result.report
             job.status = ImportStatus.DONE
             job.finished_at = rt.clock()
@@ -122,7 +122,8 @@ class ImportStopped(Exception):
 
 
 def _running_import(session: Session, import_id: int) -> ImportJob:
-    job = session.get(ImportJob, import_id, populate_existing=True)
+    # FOR UPDATE (PostgreSQL): the sweep cannot fail the import between this read and the commit.
+    job = session.get(ImportJob, import_id, populate_existing=True, with_for_update=True)
     if job is None or job.status != ImportStatus.RUNNING:
         session.rollback()
         raise ImportStopped
@@ -131,7 +132,7 @@ def _running_import(session: Session, import_id: int) -> ImportJob:
 
 def _save_progress(
     session: Session, import_id: int, progress: imports.ImportResult, *, now: datetime
-) -> None:
+) -> ImportJob:
     """Record the counts with the batch they count, in its transaction; renew the heartbeat."""
     job = _running_import(session, import_id)
     job.total_rows = progress.total_rows
@@ -141,6 +142,7 @@ def _save_progress(
     job.skipped_count = progress.skipped
     job.error_count = progress.errors
     job.heartbeat_at = now
+    return job
 
 
 def _fail_import(
@@ -154,8 +156,9 @@ def _fail_import(
     one that stopped half-way keeps the report of the batches written and says where it
     stopped."""
     with rt.db.session(lock_for_write=True) as session:
-        job = session.get(ImportJob, import_id, populate_existing=True)
-        assert job is not None
+        job = session.get(ImportJob, import_id, populate_existing=True, with_for_update=True)
+        if job is None or job.status != ImportStatus.RUNNING:
+            return  # failed by the sweep meanwhile; its reason stands
         if progress is None:
             job.report = [{"row": 1, "outcome": "error", "field": field, "message": message}]
             job.error_count = 1

@@ -188,8 +188,9 @@ def test_a_worker_whose_import_was_failed_by_the_sweep_stops_writing(
     real_save = jobs._save_progress
 
     def stalled_after_the_first_batch(session, import_id, progress, *, now):
-        real_save(session, import_id, progress, now=now)
+        job = real_save(session, import_id, progress, now=now)
         clock.advance(seconds=jobs.IMPORT_LEASE_SECONDS + 1)  # as if the worker hung
+        return job
 
     monkeypatch.setattr(jobs, "_save_progress", stalled_after_the_first_batch)
     real_write = imports.write_import
