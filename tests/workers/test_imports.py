@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import signal
 import statistics
+import subprocess
+import sys
 import threading
 import time
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -224,3 +229,46 @@ def test_a_queued_import_runs_once_even_if_its_job_is_delivered_twice(session, r
 
     session.rollback()
     assert session.scalar(select(func.count()).select_from(Customer)) == 3
+
+
+def test_an_import_whose_worker_is_killed_stays_as_committed_and_is_failed_by_the_sweep(
+    client, session, fake_wecom, runtime, clock, cli_env
+):
+    rep = make_company(session).reps[0][0]
+    headers = sign_in(client, fake_wecom, rep)
+    import_id = queue_file(session, runtime, clock, rep, customers_csv(5_000))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WECOM_", "WECRM_"))}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "wecrm.cli", "worker", "--queue", "imports"],
+        env=env | cli_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own group: the work horse RQ forks dies with it
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while read_import(client, headers, import_id)["processed_rows"] < 100:
+            assert time.monotonic() < deadline, "the worker never started the import"
+            assert worker.poll() is None
+            time.sleep(0.1)
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(timeout=30)
+    stuck = read_import(client, headers, import_id)
+    assert stuck["status"] == "running"
+
+    clock.current = datetime.now(UTC)  # the worker renewed the heartbeat on the real clock
+    assert jobs.fail_stalled_imports() == 0
+    clock.advance(seconds=jobs.IMPORT_LEASE_SECONDS + 1)
+    assert jobs.fail_stalled_imports() == 1
+
+    headers = sign_in(client, fake_wecom, rep)  # the first sign-in has expired by this clock
+    body = read_import(client, headers, import_id)
+    assert body["status"] == "failed"
+    assert 100 <= body["processed_rows"] < 5_000
+    assert body["report"][-1]["message"].startswith(
+        f"导入中断：处理导入的后台程序意外停止。前 {body['processed_rows']} 行"
+    )
+    session.rollback()
+    landed = session.scalar(select(func.count()).select_from(Customer))
+    assert landed == body["created_count"] == body["processed_rows"]  # the counts are the rows
