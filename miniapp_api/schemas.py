@@ -380,7 +380,9 @@ class ImportIn(Strict):
 class ImportRowReport(Out):
     """One line of the report: a row merged or skipped, or one problem of a refused row."""
 
-    row: int = Field(description="表格中的行号（含表头行）")
+    row: int | None = Field(
+        description="表格中的行号（含表头行）；导入中途停止时，最后一条说明停在哪里，行号为空"
+    )
     outcome: Literal["created", "merged", "skipped", "error"]
     customer_id: int | None = None
     field: str | None = Field(default=None, description="出问题的列（表头文字）")
@@ -393,7 +395,7 @@ class ImportJobOut(Out):
     on_duplicate: str
     status: ImportStatus
     total_rows: int
-    processed_rows: int = 0
+    processed_rows: int = Field(description="已处理（写入或报告）的数据行数，随每批写入更新")
     created_count: int
     merged_count: int
     skipped_count: int

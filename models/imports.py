@@ -16,7 +16,9 @@ class ImportStatus(StrEnum):
     QUEUED = "queued"  # uploaded, waiting for the worker
     RUNNING = "running"
     DONE = "done"  # the rows landed with their report (some rows may be errors)
-    FAILED = "failed"  # nothing landed; the report says why
+    # The file was refused (nothing landed), or the import stopped half-way: the rows of the
+    # batches written before stay, and the report's last line says where it stopped and why.
+    FAILED = "failed"
 
 
 class ImportJob(Base):
@@ -33,6 +35,10 @@ class ImportJob(Base):
     merged_count: Mapped[int] = mapped_column(Integer, default=0)
     skipped_count: Mapped[int] = mapped_column(Integer, default=0)
     error_count: Mapped[int] = mapped_column(Integer, default=0)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)  # committed with the rows
+    # Renewed with every batch written; a running import whose worker died stops renewing it,
+    # and the periodic sweep (workers/jobs.py) fails it.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     report: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

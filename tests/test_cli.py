@@ -10,11 +10,14 @@ from click.testing import CliRunner
 from openpyxl import Workbook
 from sqlalchemy import create_engine, inspect, select
 
-from models import Customer, Team, User
+from crm import import_jobs
+from crm.actors import Actor
+from models import Customer, ImportJob, Team, User
 from models.users import Role
 from tests.factories import make_company, make_customer
 from wecrm import cli
-from workers import context
+from workers import context, queues
+from workers import inbound as inbound_jobs
 from workers.schedule import PERIODIC_JOBS
 
 
@@ -288,6 +291,32 @@ def test_a_worker_with_the_scheduler_runs_the_timers(wecrm, runtime, session, cl
     session.expire_all()
     released = session.get(Customer, customer.id)
     assert released.owner_id is None and released.release_reason == "30天未跟进，自动释放"
+
+
+def test_a_worker_of_its_own_for_imports_serves_only_that_queue(
+    wecrm, runtime, session, clock, tmp_path
+):
+    rep = make_company(session).reps[0][0]
+    key, _ = runtime.store.save("客户名称\r\n佛山陶瓷厂\r\n".encode(), suffix=".csv")
+    job = import_jobs.queue_import(
+        session,
+        actor=Actor.of(rep),
+        filename="a.csv",
+        storage_key=key,
+        on_duplicate="skip",
+        now=clock(),
+    )
+    session.commit()
+    inbound = queues.queue(runtime.redis, queues.INBOUND)
+    inbound.enqueue(inbound_jobs.sweep_inbound)
+    try:
+        result = wecrm("worker", "--burst", "--queue", "imports")
+    finally:
+        context.use(runtime)
+    assert result.exit_code == 0, result.output
+    session.expire_all()
+    assert session.get(ImportJob, job.id).status == "done"
+    assert inbound.count == 1  # left for the workers that serve it
 
 
 # --- sweep -------------------------------------------------------------------------------------

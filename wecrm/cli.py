@@ -21,7 +21,7 @@ from crm.errors import DomainError
 from wecom.client import WeComError
 from wecrm.runtime import Runtime
 from wecrm.wiring import build_runtime
-from workers import context, outages, queues
+from workers import context, jobs, outages, queues
 from workers.schedule import build_scheduler, enqueue_round
 
 # `wecrm sweep` waits for results in short blocking reads: redis-py ends a read that blocks
@@ -81,8 +81,16 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
     is_flag=True,
     help="Also run the periodic jobs (timers, outbox catch-up, clean-up); one per deployment.",
 )
-def worker(burst: bool, with_scheduler: bool) -> None:
-    """Run an RQ worker on every wecrm queue; it waits out a Redis outage and carries on."""
+@click.option(
+    "--queue",
+    "queue_names",
+    multiple=True,
+    type=click.Choice(queues.ALL_QUEUES),
+    help="Serve only this queue (repeatable), e.g. a worker of its own for imports.",
+)
+def worker(burst: bool, with_scheduler: bool, queue_names: tuple[str, ...]) -> None:
+    """Run an RQ worker on every wecrm queue (or the ones named), highest priority first; it
+    waits out a Redis outage and carries on."""
     runtime = _runtime()
     context.use(runtime)
     scheduler = None
@@ -92,7 +100,8 @@ def worker(burst: bool, with_scheduler: bool) -> None:
         # RQ's cron scheduler blocks its process, so it runs beside the worker, not in it.
         scheduler = subprocess.Popen([sys.executable, "-m", "wecrm.cli", "scheduler"])
     try:
-        outages.run_worker(runtime.redis, queues.ALL_QUEUES, burst=burst)
+        served = [name for name in queues.ALL_QUEUES if not queue_names or name in queue_names]
+        outages.run_worker(runtime.redis, served, burst=burst)
     finally:
         if scheduler is not None:
             scheduler.terminate()
@@ -166,31 +175,35 @@ def _describe_result(value: object) -> str:
 def import_customers(file: Path, as_user: str, on_duplicate: str, report: Path | None) -> None:
     """Import customers from an .xlsx or .csv file."""
     runtime = _runtime()
-    with runtime.db.session() as session:
+    with runtime.db.session(lock_for_write=True) as session:
         user = users.user_by_wecom_id(session, as_user)
         if user is None:
             raise click.ClickException(f"没有成员「{as_user}」")
+        actor = Actor.of(user)
+        session.rollback()  # no write lock while the file is checked
         bar = tqdm(total=0, unit="行", desc="导入")
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
+        def committed(progress: imports.ImportResult) -> None:
+            session.commit()  # each batch is its own short write transaction, as in the worker
+            bar.total = progress.total_rows
+            bar.n = progress.processed_rows
             bar.refresh()
+            jobs.let_writers_in(runtime.db)
 
         try:
             result = imports.import_customers(
                 session,
-                actor=Actor.of(user),
+                actor=actor,
                 path=file,
                 on_duplicate=on_duplicate,
                 now=runtime.clock(),
-                on_progress=progress,
+                batch_rows=jobs.IMPORT_BATCH_ROWS,
+                on_batch=committed,
             )
         except DomainError as error:
             raise click.ClickException(error.message) from None
         finally:
             bar.close()
-        session.commit()
     click.echo(
         f"共 {result.total_rows} 行：新建 {result.created}，合并 {result.merged}，"
         f"跳过 {result.skipped}，出错 {result.errors}"

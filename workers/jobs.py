@@ -1,11 +1,14 @@
-"""Job functions: importable, take ids, open their own session, commit or fail as a whole."""
+"""Job functions: importable, take ids, open their own session and commit; those that write a
+lot (imports, timer sweeps) commit batch by batch, so none holds SQLite's write lock for long."""
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import redis
 from sqlalchemy import select
@@ -16,16 +19,31 @@ from crm.actors import Actor
 from crm.errors import DomainError
 from crm.rules import timers
 from models import Attachment, ImportJob, User
+from models.db import Database
 from models.imports import ImportStatus
+from wecrm.runtime import Runtime
 from workers import context, queues
 
 log = logging.getLogger(__name__)
 # While one completeness recompute waits in the queue, more requests for it add nothing.
 COMPLETENESS_LOCK_KEY = "wecrm:lock:recompute_completeness"
 COMPLETENESS_LOCK_SECONDS = 600
-PROGRESS_KEY = "wecrm:import:{id}:progress"
+# An import writes this many rows per transaction, then pauses so other writers get the lock:
+# on SQLite a waiting writer retries every 100 ms at most, so a pause longer than that lets it in.
+IMPORT_BATCH_ROWS = 50
+IMPORT_BATCH_PAUSE_SECONDS = 0.11
+# A running import renews its heartbeat with every batch (about a second); one silent for this
+# long has lost its worker.
+IMPORT_LEASE_SECONDS = 300
 ORPHAN_UPLOAD_AGE_SECONDS = 24 * 3600
-INTERNAL_IMPORT_ERROR = "导入时发生内部错误，已全部撤销，请联系管理员"
+INTERNAL_IMPORT_ERROR = "导入时发生内部错误，请联系管理员"
+STOPPED_AT = (
+    "导入在处理完前 {rows} 行数据后停止：{reason}。这些行的结果已保存（见上方报告），其余行未导入"
+)
+STALLED_IMPORT = (
+    "导入中断：处理导入的后台程序意外停止。前 {rows} 行数据已保存，其余行未导入；"
+    "请把剩余的行另存为新文件再导入（重复电话可选择跳过）"
+)
 
 
 def enqueue_import(connection: redis.Redis, import_id: int) -> None:
@@ -42,61 +60,143 @@ def enqueue_completeness(connection: redis.Redis) -> None:
 
 
 def run_import(import_id: int) -> dict[str, int]:
-    """Import one uploaded file; the rows land together with the report, or not at all."""
+    """Import one uploaded file: checked first, then written in short transactions of
+    `IMPORT_BATCH_ROWS` rows, so callbacks and API writes get the write lock between two."""
     rt = context.runtime()
     with rt.db.session(lock_for_write=True) as session:
         job = session.get(ImportJob, import_id)
-        if job is None or job.status not in (ImportStatus.QUEUED, ImportStatus.RUNNING):
+        # Only a queued import starts: one that ran before has batches written already.
+        if job is None or job.status != ImportStatus.QUEUED:
             return {}
-        job.status = ImportStatus.RUNNING
-        session.commit()
         creator = session.get(User, job.created_by)
         assert creator is not None
-        key = PROGRESS_KEY.format(id=import_id)
-
-        def progress(done: int, total: int) -> None:
-            if done % 100 == 0 or done == total:
-                rt.redis.set(key, f"{done}/{total}", ex=3600)
-
-        try:
-            result = imports.import_customers(
-                session,
+        job.status = ImportStatus.RUNNING
+        job.heartbeat_at = rt.clock()
+        session.commit()
+    progress: imports.ImportResult | None = None
+    try:
+        with rt.db.session() as reading:  # nothing is written while the file is checked
+            plan = imports.open_import(
+                reading,
                 actor=Actor.of(creator),
                 path=rt.store.path(job.storage_key),
                 on_duplicate=job.on_duplicate,
-                now=rt.clock(),
-                on_progress=progress,
             )
-        except DomainError as error:
-            _fail_import(session, import_id, error.message, error.field, rt.clock())
-            return {"errors": 1}
-        except Exception:
-            _fail_import(session, import_id, INTERNAL_IMPORT_ERROR, None, rt.clock())
-            raise  # RQ keeps the traceback in its failed-job registry
-        job.status = ImportStatus.DONE
-        job.total_rows = result.total_rows
-        job.created_count = result.created
-        job.merged_count = result.merged
-        job.skipped_count = result.skipped
-        job.error_count = result.errors
-        job.report = result.report
-        job.finished_at = rt.clock()
-        session.commit()
-        return {"created": result.created, "errors": result.errors}
+        with rt.db.session(lock_for_write=True) as session:
+
+            def checkpoint(batch_done: imports.ImportResult) -> None:
+                nonlocal progress
+                _save_progress(session, import_id, batch_done, now=rt.clock())
+                session.commit()
+                progress = replace(batch_done, report=list(batch_done.report))  # as committed
+                let_writers_in(rt.db)
+
+            result = imports.write_import(
+                session, plan, now=rt.clock(), batch_rows=IMPORT_BATCH_ROWS, on_batch=checkpoint
+            )
+            job = _save_progress(session, import_id, result, now=rt.clock())
+            job.report = result.report
+            job.status = ImportStatus.DONE
+            job.finished_at = rt.clock()
+            session.commit()
+    except ImportStopped:
+        return {}  # failed by the sweep meanwhile; its reason stands
+    except DomainError as error:
+        _fail_import(rt, import_id, progress, error.message, error.field)
+        return {"errors": 1}
+    except Exception:
+        _fail_import(rt, import_id, progress, INTERNAL_IMPORT_ERROR, None)
+        raise  # RQ keeps the traceback in its failed-job registry
+    return {"created": result.created, "errors": result.errors}
+
+
+def let_writers_in(db: Database) -> None:
+    """After an import batch's commit: on SQLite, wait long enough for the writers queued on
+    the lock to take it (PostgreSQL locks rows, not the database)."""
+    if db.is_sqlite:
+        time.sleep(IMPORT_BATCH_PAUSE_SECONDS)
+
+
+class ImportStopped(Exception):
+    """The import is no longer running (the sweep failed it): its worker stops writing."""
+
+
+def _running_import(session: Session, import_id: int) -> ImportJob:
+    # FOR UPDATE (PostgreSQL): the sweep cannot fail the import between this read and the commit.
+    job = session.get(ImportJob, import_id, populate_existing=True, with_for_update=True)
+    if job is None or job.status != ImportStatus.RUNNING:
+        session.rollback()
+        raise ImportStopped
+    return job
+
+
+def _save_progress(
+    session: Session, import_id: int, progress: imports.ImportResult, *, now: datetime
+) -> ImportJob:
+    """Record the counts with the batch they count, in its transaction; renew the heartbeat."""
+    job = _running_import(session, import_id)
+    job.total_rows = progress.total_rows
+    job.processed_rows = progress.processed_rows
+    job.created_count = progress.created
+    job.merged_count = progress.merged
+    job.skipped_count = progress.skipped
+    job.error_count = progress.errors
+    job.heartbeat_at = now
+    return job
 
 
 def _fail_import(
-    session: Session, import_id: int, message: str, field: str | None, now: datetime
+    rt: Runtime,
+    import_id: int,
+    progress: imports.ImportResult | None,
+    message: str,
+    field: str | None,
 ) -> None:
-    """Roll the rows back and mark the job failed, so it never stays "running"."""
-    session.rollback()
-    job = session.get(ImportJob, import_id)
-    assert job is not None
-    job.status = ImportStatus.FAILED
-    job.report = [{"row": 1, "outcome": "error", "field": field, "message": message}]
-    job.error_count = 1
-    job.finished_at = now
-    session.commit()
+    """Mark the job failed, so it never stays "running": a file refused as a whole reports why;
+    one that stopped half-way keeps the report of the batches written and says where it
+    stopped."""
+    with rt.db.session(lock_for_write=True) as session:
+        job = session.get(ImportJob, import_id, populate_existing=True, with_for_update=True)
+        if job is None or job.status != ImportStatus.RUNNING:
+            return  # failed by the sweep meanwhile; its reason stands
+        if progress is None:
+            job.report = [{"row": 1, "outcome": "error", "field": field, "message": message}]
+            job.error_count = 1
+        else:
+            stopped = STOPPED_AT.format(rows=progress.processed_rows, reason=message)
+            job.report = [*progress.report, _stop_line(stopped, field)]
+        job.status = ImportStatus.FAILED
+        job.finished_at = rt.clock()
+        session.commit()
+
+
+def _stop_line(message: str, field: str | None = None) -> dict[str, Any]:
+    """The report's last line when an import stopped half-way: no row of its own."""
+    return {"row": None, "outcome": "error", "field": field, "message": message}
+
+
+def fail_stalled_imports() -> int:
+    """Fail the running imports whose worker stopped renewing their heartbeat (killed, lost)."""
+    rt = context.runtime()
+    now = rt.clock()
+    cutoff = now - timedelta(seconds=IMPORT_LEASE_SECONDS)
+    with rt.db.session(lock_for_write=True) as session:
+        stalled = list(
+            session.scalars(
+                select(ImportJob).where(
+                    ImportJob.status == ImportStatus.RUNNING, ImportJob.heartbeat_at < cutoff
+                )
+            )
+        )
+        for job in stalled:
+            message = STALLED_IMPORT.format(rows=job.processed_rows)
+            job.status = ImportStatus.FAILED
+            job.report = [*job.report, _stop_line(message)]
+            job.finished_at = now
+        session.commit()
+    if stalled:
+        log.warning("failed %d imports whose worker stopped", len(stalled))
+    return len(stalled)
 
 
 def recompute_completeness() -> int:

@@ -12,8 +12,10 @@ IMPORTS = "imports"
 MAINTENANCE = "maintenance"
 NOTIFICATIONS = "notifications"
 MAIL = "mail"
-# Inbound first: a member who typed a command is waiting for the answer.
-ALL_QUEUES = (INBOUND, DEFAULT, IMPORTS, MAINTENANCE, NOTIFICATIONS, MAIL)
+# Inbound first: a member who typed a command is waiting for the answer, which notifications
+# carry. Imports last: a large file keeps a worker busy for minutes, so a worker takes one only
+# when nothing a person waits for is queued (run more than one worker where imports are common).
+ALL_QUEUES = (INBOUND, NOTIFICATIONS, DEFAULT, MAIL, MAINTENANCE, IMPORTS)
 
 
 def queue(connection: redis.Redis, name: str) -> Queue:

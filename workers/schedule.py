@@ -35,6 +35,13 @@ PERIODIC_JOBS = (
     Periodic(jobs.run_timers, queues.MAINTENANCE, every_seconds=300, label="定时规则触发（次）"),
     # Emails whose after-commit enqueue was lost, and retries that came due.
     Periodic(mail.send_mail, queues.MAIL, every_seconds=60, label="发送客户邮件"),
+    # Imports whose worker died mid-file: failed with where they stopped, not "running" forever.
+    Periodic(
+        jobs.fail_stalled_imports,
+        queues.MAINTENANCE,
+        every_seconds=60,
+        label="结束处理程序已停止的导入（个）",
+    ),
     # WeCom messages stored but not processed (a lost enqueue, a crashed worker, a retry due).
     Periodic(
         inbound.sweep_inbound, queues.INBOUND, every_seconds=60, label="处理积压的企业微信消息"
