@@ -1017,7 +1017,7 @@ def main() -> None:
         "--phase-seconds", type=float, default=20, help="the import fault's baseline length"
     )
     parser.add_argument(
-        "--import-timeout", type=float, default=240, help="the longest the import may take"
+        "--import-timeout", type=float, default=300, help="the longest the import may take"
     )
     parser.add_argument(
         "--label", default="latest", help="the docs block to write (before / after a fix)"
