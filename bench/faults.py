@@ -267,7 +267,8 @@ class Figures:
 
     fault: str
     backend: str
-    sent: int = 0  # distinct callbacks the fake WeCom posted (after its retries)
+    run: int = 0  # which of `--repeat` runs; 0 when there is one
+    sent: int = 0  # distinct callbacks posted (the suite plays WeCom, retries and all)
     answered: int = 0  # of those, answered 2xx
     stored: int = 0  # inbound rows
     processed: int = 0  # inbound rows done
@@ -280,16 +281,25 @@ class Figures:
     notes: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def title(self) -> str:
+        return f"{self.fault} #{self.run}" if self.run else self.fault
+
 
 class Stack:
     """One fault's world: a fresh database seeded with 50 reps and a customer per message, a
     private Redis, the fake WeCom, gunicorn, one `wecrm worker` and `wecrm scheduler`."""
 
     def __init__(
-        self, fault: str, backend: str, args: argparse.Namespace, pg: PrivatePostgres | None
+        self,
+        fault: str,
+        backend: str,
+        args: argparse.Namespace,
+        pg: PrivatePostgres | None,
+        run: int = 0,
     ) -> None:
-        self.fault, self.backend, self.args, self.pg = fault, backend, args, pg
-        self.folder = WORK_DIR / f"{fault}-{backend}"
+        self.fault, self.backend, self.args, self.pg, self.run = fault, backend, args, pg, run
+        self.folder = WORK_DIR / f"{fault}-{backend}" / (f"run{run}" if run else "")
         self.app = CallbackApp(
             token=new_token(), aes_key=new_aes_key(), corp_id=CORP_ID, agent_id=AGENT_ID
         )
@@ -297,8 +307,16 @@ class Stack:
         self.scheduler: Process | None = None
         self.web: Served | None = None
         self.webs = 0
+        self.cleanup = ExitStack()  # stops what started, last first, however far it got
 
     def __enter__(self) -> Stack:
+        try:
+            return self._start()
+        except BaseException:
+            self.cleanup.close()
+            raise
+
+    def _start(self) -> Stack:
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
         if self.backend == "sqlite":
@@ -307,11 +325,14 @@ class Stack:
             assert self.pg is not None
             self.url = self.pg.fresh_database("wecrm_faults")
         self.db = Database(self.url)
+        self.cleanup.callback(self.db.dispose)
         self.db.upgrade()
         self.customer_ids = seed(self.db.engine, customers_needed(self.fault, self.args))
         self.redis = PrivateRedis(self.folder)
+        self.cleanup.callback(self.redis.process.stop)
         self.redis.start()
         self.wecom = FakeWeComProcess(self.folder)
+        self.cleanup.callback(self.wecom.process.stop)
         self.wecom.start()
         self.env = {
             "WECRM_DATA_DIR": str(self.folder / "data"),
@@ -326,6 +347,7 @@ class Stack:
             "WECOM_AES_KEY": self.app.aes_key,
             "WECOM_API_BASE": self.wecom.base_url,
         }
+        self.cleanup.callback(self._stop_processes)
         self.start_web()
         self.start_worker()
         self.scheduler = Process(
@@ -337,14 +359,14 @@ class Stack:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.cleanup.close()
+
+    def _stop_processes(self) -> None:
         for process in [*self.workers, self.scheduler]:
             if process is not None:
                 process.stop()
         if self.web is not None:
             self.web.stop()
-        self.wecom.process.stop()
-        self.redis.process.stop()
-        self.db.dispose()
 
     def start_web(self) -> None:
         self.webs += 1
@@ -416,7 +438,9 @@ class Stack:
         return round(time.monotonic() - started, 1)
 
     def figures(self, burst: Burst | None, settle_seconds: float) -> Figures:
-        figures = Figures(fault=self.fault, backend=self.backend, settle_seconds=settle_seconds)
+        figures = Figures(
+            fault=self.fault, backend=self.backend, run=self.run, settle_seconds=settle_seconds
+        )
         counts = self.inbound_counts()
         figures.stored = sum(counts.values())
         figures.processed = counts["done"]
@@ -926,11 +950,11 @@ def markdown(results: list[Figures], facts: dict[str, dict[str, str]], command: 
     ]
     for r in results:
         if r.notes and r.notes[0].startswith("skipped"):
-            lines.append(f"| {r.fault} | {r.backend} | {r.notes[0]} |" + " |" * 9)
+            lines.append(f"| {r.title} | {r.backend} | {r.notes[0]} |" + " |" * 9)
             continue
         cells = [str(getattr(r, name)) for name in COLUMNS]
         lines.append(
-            f"| {r.fault} | {r.backend} | {' | '.join(cells)} | {r.settle_seconds} s "
+            f"| {r.title} | {r.backend} | {' | '.join(cells)} | {r.settle_seconds} s "
             f"| {r.secret_in_logs} |"
         )
     lines += ["", "What else each run saw:", ""]
@@ -958,7 +982,7 @@ def markdown(results: list[Figures], facts: dict[str, dict[str, str]], command: 
                     f"{p['callback']['max_ms']} ms over {p['callbacks']} "
                     f"({p['callbacks_first_try_failed']} failed their first try)"
                 )
-        lines.append(f"- **{r.fault}** ({r.backend}): " + "; ".join(details))
+        lines.append(f"- **{r.title}** ({r.backend}): " + "; ".join(details))
     return "\n".join(lines) + "\n"
 
 
@@ -986,9 +1010,9 @@ def backends_for(fault: str, db: str) -> tuple[str, ...]:
 
 
 def run_fault(
-    fault: str, backend: str, args: argparse.Namespace, pg: PrivatePostgres | None
+    fault: str, backend: str, args: argparse.Namespace, pg: PrivatePostgres | None, run: int
 ) -> tuple[Figures, dict[str, str]]:
-    with Stack(fault, backend, args, pg) as stack:
+    with Stack(fault, backend, args, pg, run) as stack:
         facts = machine_facts(stack.db.engine)
         return RUNNERS[fault](stack, args), facts
 
@@ -1022,6 +1046,9 @@ def main() -> None:
     parser.add_argument(
         "--label", default="latest", help="the docs block to write (before / after a fix)"
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each fault (timing decides some faults)"
+    )
     parser.add_argument("--no-doc", action="store_true", help="print, do not touch the docs")
     args = parser.parse_args()
     selected = [f.strip() for f in args.only.split(",") if f.strip()]
@@ -1046,14 +1073,15 @@ def main() -> None:
                 where = " or ".join(POSSIBLE_BACKENDS[fault])
                 results.append(skipped(fault, args.db, f"runs on {where} only"))
                 print(f"== {fault}: skipped, runs on {where} only")
-            for backend in backends:
-                print(f"== {fault} on {backend}", flush=True)
+            runs = range(1, args.repeat + 1) if args.repeat > 1 else (0,)
+            for backend, run in ((b, r) for b in backends for r in runs):
+                print(f"== {fault} on {backend}" + (f", run {run}" if run else ""), flush=True)
                 started = time.monotonic()
                 if backend == "postgres" and pg is None:
                     figures = skipped(fault, backend, pg_error)
                 else:
                     try:
-                        figures, facts[backend] = run_fault(fault, backend, args, pg)
+                        figures, facts[backend] = run_fault(fault, backend, args, pg, run)
                     except Exception:
                         harness_errors += 1
                         traceback.print_exc()
