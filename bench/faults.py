@@ -38,7 +38,7 @@ import threading
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, suppress
 from dataclasses import asdict, dataclass, field
@@ -85,6 +85,7 @@ AGENT_ID = 1000002
 WECOM_SECRET = "fault-suite-secret-do-not-log-7f3a9c"
 REPS = 50
 CUSTOMER_PREFIX = "客户F"
+CONTACT_PREFIX = "wmfault"
 FOLLOW_UP_MARK = "故障演练第"
 API_MARK = "接口跟进第"
 # WeCom retries a callback that got no answer within 5 s, three times.
@@ -488,6 +489,13 @@ class Stack:
             for log in self.folder.glob("*.log")
             if log != self.wecom.process.log
         )
+        with self.db.engine.connect() as conn:
+            stored_errors = sum(
+                int(conn.scalar(select(func.count()).where(column.contains(WECOM_SECRET))) or 0)
+                for column in (InboundMessage.last_error, OutboxMessage.last_error)
+            )
+        if stored_errors:
+            figures.notes.append(f"WECOM_SECRET in {stored_errors} stored errors")
         return figures
 
 
@@ -539,7 +547,9 @@ class Delivery:
 
 class Burst:
     """Callbacks posted at a steady rate from a thread pool, each retried like WeCom retries;
-    `copies` posts of the same envelope at once model a triple delivery."""
+    `copies` posts of the same envelope at once model a triple delivery. Members' `#跟进#`
+    commands, or with `contacts` reps adding WeChat contacts (events that make the worker ask
+    WeCom for the contact's profile)."""
 
     def __init__(
         self,
@@ -550,6 +560,7 @@ class Burst:
         first: int = 0,
         copies: int = 1,
         retries: int = WECOM_RETRIES,
+        contacts: bool = False,
     ) -> None:
         self.stack, self.count, self.rate, self.copies, self.retries = (
             stack,
@@ -558,6 +569,7 @@ class Burst:
             copies,
             retries,
         )
+        self.contacts = contacts
         self.numbers = range(first, first + count)
         self.results: dict[str, Delivery] = {}
         self.stopping = threading.Event()
@@ -602,19 +614,31 @@ class Burst:
                     pause = started + index / self.rate - time.monotonic()
                     if pause > 0:
                         time.sleep(pause)
-                    rep = f"rep{number % REPS:02d}"
-                    content = (
-                        f"#跟进# {CUSTOMER_PREFIX}{number:06d} 电话 {FOLLOW_UP_MARK}{number}条"
-                    )
-                    msg_id = 7_000_000_000_000_000_000 + number
-                    fields = self.stack.app.text(rep, content, msg_id=msg_id)
-                    delivery = self.results.setdefault(str(msg_id), Delivery())
+                    key, fields = self._message(number)
+                    delivery = self.results.setdefault(key, Delivery())
                     for _ in range(self.copies):
                         futures.append(pool.submit(self._deliver, fields, delivery))
                 for future in futures:
                     future.result()
         except BaseException as error:  # surfaced by join()
             self.error = error
+
+    def _message(self, number: int) -> tuple[str, dict[str, Any]]:
+        """The message numbered `number`: its key (MsgId, or the contact's id) and fields."""
+        rep = f"rep{number % REPS:02d}"
+        if self.contacts:
+            external_userid = f"{CONTACT_PREFIX}{number:06d}"
+            added: dict[str, Any] = {
+                "Event": "change_external_contact",
+                "ChangeType": "add_external_contact",
+                "UserID": rep,
+                "ExternalUserID": external_userid,
+                "WelcomeCode": f"welcome-{number}",
+            }
+            return external_userid, self.stack.app.event("sys", **added)
+        content = f"#跟进# {CUSTOMER_PREFIX}{number:06d} 电话 {FOLLOW_UP_MARK}{number}条"
+        msg_id = 7_000_000_000_000_000_000 + number
+        return str(msg_id), self.stack.app.text(rep, content, msg_id=msg_id)
 
     def _deliver(self, fields: dict[str, Any], delivery: Delivery) -> None:
         for attempt in range(1 + self.retries):
@@ -710,6 +734,12 @@ def latency(calls: list[float]) -> dict[str, float]:
     }
 
 
+def failures(statuses: Iterable[str]) -> str:
+    """The answers that were not 2xx, counted: "4 × 500, 1 × ReadTimeout"."""
+    counts = Counter(s for s in statuses if not s.startswith("2"))
+    return ", ".join(f"{n} × {status}" for status, n in counts.most_common()) or "none"
+
+
 def wait_processed(stack: Stack, share: float, burst: Burst, seconds: float = 60) -> int:
     """Wait until `share` of the burst is processed (or the burst ended); how many are."""
     deadline = time.monotonic() + seconds
@@ -773,13 +803,26 @@ def wecom_down(stack: Stack, args: argparse.Namespace) -> Figures:
     every reply must arrive once."""
     stack.wecom.stop()
     burst = Burst(stack, count=args.messages, rate=args.rate).start()
+    # Reps adding WeChat contacts meanwhile: their processing asks WeCom for the profile.
+    contacts = Burst(stack, count=args.contact_events, rate=1, contacts=True).start()
     time.sleep(args.wecom_down)
     stack.wecom.start()
     burst.join()
+    contacts.join()
     # The outbox's back-off after a minute down is up to two minutes, its sweep runs each minute.
-    settle = stack.settle(burst.answered, max(args.settle, 180))
+    settle = stack.settle(burst.answered + contacts.answered, max(args.settle, 180))
     figures = stack.figures(burst, settle)
-    figures.notes.insert(0, f"fake WeCom down for {args.wecom_down:g} s from the burst's start")
+    figures.sent += contacts.posted
+    figures.answered += contacts.answered
+    with stack.db.engine.connect() as conn:
+        created = conn.scalar(
+            select(func.count()).where(Customer.external_userid.startswith(CONTACT_PREFIX))
+        )
+    figures.notes[:0] = [
+        f"fake WeCom down for {args.wecom_down:g} s from the burst's start",
+        f"{contacts.posted} of the messages sent are reps adding WeChat contacts (not counted "
+        f"in replies): {created} customers created from them",
+    ]
     return figures
 
 
@@ -875,9 +918,11 @@ def import_load(stack: Stack, args: argparse.Namespace) -> Figures:
         return {
             "api_writes": len(calls),
             "api_non_2xx": sum(1 for c in calls if not c[1].startswith("2")),
+            "api_failures": failures(c[1] for c in calls),
             "api": latency([c[3] for c in calls]),
             "callbacks": burst.posted,
             "callbacks_first_try_failed": sum(1 for s in first_tries if s != "200"),
+            "callback_failures": failures(first_tries),
             "callback": latency([r.latency_ms for r in burst.results.values() if r.statuses]),
         }
 
@@ -977,10 +1022,10 @@ def markdown(results: list[Figures], facts: dict[str, dict[str, str]], command: 
                 details.append(
                     f"{name.replace('_', ' ')}: API follow-up POST p50 {p['api']['p50_ms']} ms, "
                     f"p95 {p['api']['p95_ms']} ms, max {p['api']['max_ms']} ms over "
-                    f"{p['api_writes']} writes ({p['api_non_2xx']} not 2xx); callback p50 "
+                    f"{p['api_writes']} writes (not 2xx: {p['api_failures']}); callback p50 "
                     f"{p['callback']['p50_ms']} ms, p95 {p['callback']['p95_ms']} ms, max "
                     f"{p['callback']['max_ms']} ms over {p['callbacks']} "
-                    f"({p['callbacks_first_try_failed']} failed their first try)"
+                    f"(first tries not 2xx: {p['callback_failures']})"
                 )
         lines.append(f"- **{r.title}** ({r.backend}): " + "; ".join(details))
     return "\n".join(lines) + "\n"
@@ -1035,6 +1080,9 @@ def main() -> None:
     parser.add_argument("--pg-down", type=float, default=8, help="seconds PostgreSQL is down")
     parser.add_argument(
         "--wecom-down", type=float, default=60, help="seconds WeCom is unreachable (try 300)"
+    )
+    parser.add_argument(
+        "--contact-events", type=int, default=20, help="contacts added while WeCom is down"
     )
     parser.add_argument("--import-rows", type=int, default=20000)
     parser.add_argument(
