@@ -109,6 +109,7 @@ class Process:
         self.starts = 0
 
     def start(self) -> Process:
+        """Start the command in a new session, its output appended to the log."""
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
@@ -124,6 +125,7 @@ class Process:
 
     @property
     def is_alive(self) -> bool:
+        """Whether the process is still running."""
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
@@ -134,6 +136,7 @@ class Process:
             self.process.wait()
 
     def stop(self) -> None:
+        """SIGTERM to the group, SIGKILL after 20 s."""
         if not self.is_alive:
             return
         assert self.process is not None
@@ -153,6 +156,7 @@ class Process:
 
 
 def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
+    """Poll `check` until it holds; raise when `seconds` pass first."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -176,6 +180,7 @@ class PrivateRedis:
         self.process = Process("redis-server", argv, env={}, log=folder / "redis.log")
 
     def start(self) -> None:
+        """Start redis-server; return when it answers PING."""
         self.process.start()
         client = redis.Redis.from_url(self.url)
         wait_until(lambda: bool(client.ping()), 20, "redis-server")
@@ -203,6 +208,7 @@ class PrivatePostgres:
         subprocess.run(command, check=True, capture_output=True, timeout=120)
 
     def init(self) -> None:
+        """initdb into the folder and start the cluster."""
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
         if os.geteuid() == 0:
@@ -211,14 +217,17 @@ class PrivatePostgres:
         self.start()
 
     def start(self) -> None:
+        """Start the cluster (pg_ctl -w waits until it accepts connections)."""
         options = f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1"
         log = str(self.folder / "postgres.log")
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", log, "-w", "start")
 
     def stop(self, mode: str = "fast") -> None:
+        """Stop the cluster: `fast` disconnects everyone, `immediate` is a crash."""
         self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
 
     def fresh_database(self, name: str) -> str:
+        """An empty database `name` on the cluster; its URL."""
         admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -226,6 +235,7 @@ class PrivatePostgres:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
 
     def close(self) -> None:
+        """Stop the cluster and delete its folder."""
         with suppress(subprocess.CalledProcessError):  # already down
             self.stop("immediate")
         shutil.rmtree(self.folder, ignore_errors=True)
@@ -243,6 +253,7 @@ class FakeWeComProcess:
         self.earlier: list[dict[str, Any]] = []  # received before a stop
 
     def start(self) -> None:
+        """Start the fake WeCom; return when it answers."""
         self.process.start()
         wait_until(lambda: self._fetch() is not None, 30, "fake WeCom")
 
@@ -252,10 +263,12 @@ class FakeWeComProcess:
         return list(answer.json()["messages"])
 
     def stop(self) -> None:
+        """Keep what it received, then stop it."""
         self.earlier += self._fetch()
         self.process.stop()
 
     def messages(self) -> list[dict[str, Any]]:
+        """Every message/send the fake WeCom accepted, across its restarts."""
         return self.earlier + (self._fetch() if self.process.is_alive else [])
 
 
@@ -284,6 +297,7 @@ class Figures:
 
     @property
     def title(self) -> str:
+        """The fault's name, with the run's number when there are several."""
         return f"{self.fault} #{self.run}" if self.run else self.fault
 
 
@@ -370,6 +384,7 @@ class Stack:
             self.web.stop()
 
     def start_web(self) -> None:
+        """gunicorn on a new free port, ready when every worker answers."""
         self.webs += 1
         self.web = Served(
             "wecrm",
@@ -381,11 +396,13 @@ class Stack:
         self.web.__enter__()
 
     def kill_web(self) -> None:
+        """kill -9 of gunicorn's master and workers."""
         assert self.web is not None and self.web.process is not None
         os.killpg(self.web.process.pid, signal.SIGKILL)
         self.web.process.wait()
 
     def start_worker(self) -> Process:
+        """One more `wecrm worker`."""
         worker = Process(
             f"worker {len(self.workers) + 1}",
             [sys.executable, "-m", "wecrm.cli", "worker"],
@@ -397,12 +414,14 @@ class Stack:
 
     @property
     def base_url(self) -> str:
+        """Where the current gunicorn listens."""
         assert self.web is not None
         return self.web.base_url
 
     # -- counting --------------------------------------------------------------------------------
 
     def inbound_counts(self) -> Counter[str]:
+        """Inbound rows by status."""
         with self.db.engine.connect() as conn:
             rows = conn.execute(
                 select(InboundMessage.status, func.count()).group_by(InboundMessage.status)
@@ -410,6 +429,7 @@ class Stack:
             return Counter({status: int(n) for status, n in rows})
 
     def outbox_unsent(self) -> int:
+        """Replies still pending or being sent."""
         with self.db.engine.connect() as conn:
             return int(
                 conn.scalar(
@@ -439,6 +459,7 @@ class Stack:
         return round(time.monotonic() - started, 1)
 
     def figures(self, burst: Burst | None, settle_seconds: float) -> Figures:
+        """Count what became of the messages, and what else went wrong."""
         figures = Figures(
             fault=self.fault, backend=self.backend, run=self.run, settle_seconds=settle_seconds
         )
@@ -578,20 +599,24 @@ class Burst:
         self.error: BaseException | None = None
 
     def start(self) -> Burst:
+        """Start posting in the background."""
         self.thread.start()
         return self
 
     def join(self) -> None:
+        """Wait for every post to finish; re-raise the burst's own error."""
         self.thread.join()
         if self.error is not None:
             raise self.error
 
     @property
     def posted(self) -> int:
+        """Messages posted so far (each once, however many copies and retries)."""
         return len(self.results)
 
     @property
     def answered(self) -> int:
+        """Messages answered 2xx at some try."""
         return sum(1 for delivery in self.results.values() if delivery.answered)
 
     def stop(self) -> None:
@@ -686,12 +711,14 @@ class ApiWriter:
         self.pool: list[threading.Thread] = []
 
     def start(self) -> ApiWriter:
+        """Start the writers."""
         self.pool = [threading.Thread(target=self._loop, daemon=True) for _ in range(self.threads)]
         for thread in self.pool:
             thread.start()
         return self
 
     def stop(self) -> None:
+        """Stop the writers after their current request."""
         self.stopping.set()
         for thread in self.pool:
             thread.join()
@@ -724,6 +751,7 @@ class ApiWriter:
 
 
 def latency(calls: list[float]) -> dict[str, float]:
+    """p50, p95 and max of latencies in milliseconds."""
     if not calls:
         return {"p50_ms": 0.0, "p95_ms": 0.0, "max_ms": 0.0}
     ordered = sorted(calls)
@@ -863,6 +891,7 @@ def web_kill(stack: Stack, args: argparse.Namespace) -> Figures:
 
 
 def import_csv(path: Path, rows: int) -> None:
+    """A CSV of `rows` new customers, each with its own phone number."""
     lines = ["客户名称,电话,公司"]
     lines += [f"导入客户{n:06d},139{n:08d},导入公司{n % 500}" for n in range(rows)]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -914,6 +943,7 @@ def import_load(stack: Stack, args: argparse.Namespace) -> Figures:
     figures.answered = answered
 
     def phase(calls: list[tuple[str, str, float, float]], burst: Burst) -> dict[str, Any]:
+        """One phase's API and callback figures."""
         first_tries = [r.statuses[0] for r in burst.results.values() if r.statuses]
         return {
             "api_writes": len(calls),
@@ -972,15 +1002,18 @@ COLUMNS = ("sent", "answered", "stored", "processed", "failed", "replies", "dupl
 
 
 def fmt(figures: Figures) -> str:
+    """One fault's counts on one line."""
     counts = ", ".join(f"{name} {getattr(figures, name)}" for name in COLUMNS)
     return f"{counts}; settled in {figures.settle_seconds} s"
 
 
 def skipped(fault: str, backend: str, why: str) -> Figures:
+    """The figures of a fault that did not run, saying why."""
     return Figures(fault=fault, backend=backend, notes=[f"skipped: {why}"])
 
 
 def markdown(results: list[Figures], facts: dict[str, dict[str, str]], command: str) -> str:
+    """The table and notes for docs/reliability.md."""
     lines = [f"Command: `{command}`", ""]
     for backend, f in facts.items():
         lines.append(
@@ -1057,12 +1090,14 @@ def backends_for(fault: str, db: str) -> tuple[str, ...]:
 def run_fault(
     fault: str, backend: str, args: argparse.Namespace, pg: PrivatePostgres | None, run: int
 ) -> tuple[Figures, dict[str, str]]:
+    """One fault on a fresh stack: its figures and the machine's facts."""
     with Stack(fault, backend, args, pg, run) as stack:
         facts = machine_facts(stack.db.engine)
         return RUNNERS[fault](stack, args), facts
 
 
 def main() -> None:
+    """Run the selected faults, print the figures and record them."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--db",
