@@ -34,6 +34,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import traceback
@@ -1004,7 +1005,9 @@ COLUMNS = ("sent", "answered", "stored", "processed", "failed", "replies", "dupl
 def fmt(figures: Figures) -> str:
     """One fault's counts on one line."""
     counts = ", ".join(f"{name} {getattr(figures, name)}" for name in COLUMNS)
-    return f"{counts}; settled in {figures.settle_seconds} s"
+    return (
+        f"{counts}; settled in {figures.settle_seconds} s; secret in logs {figures.secret_in_logs}"
+    )
 
 
 def skipped(fault: str, backend: str, why: str) -> Figures:
@@ -1146,9 +1149,9 @@ def main() -> None:
         pg, pg_error = None, ""
         if any("postgres" in backends for backends in plan.values()):
             try:
-                pg = PrivatePostgres(WORK_DIR / "postgres")
-                pg.init()
+                pg = PrivatePostgres(Path(tempfile.mkdtemp(prefix="wecrm-faults-pg-")))
                 cleanup.callback(pg.close)
+                pg.init()
             except (RuntimeError, OSError, subprocess.SubprocessError) as error:
                 pg, pg_error = None, f"no private PostgreSQL cluster ({error})"
         for fault, backends in plan.items():
