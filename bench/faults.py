@@ -19,7 +19,7 @@ the figure shows it. It exits non-zero only when the harness itself fails.
 
     python -m bench.faults [--db auto|sqlite|postgres|both] [--only worker_kill,triple]
 
-`--db auto` (the default, about ten minutes) runs each fault once: the Redis restart on
+`--db auto` (the default, 7–10 minutes) runs each fault once: the Redis restart on
 PostgreSQL, where issue 10 saw it fail, the PostgreSQL restart on PostgreSQL, the rest on SQLite.
 """
 
