@@ -1,7 +1,6 @@
-"""The workers' fixtures: WeCom's side of the callback (the bot's), the environment a deployed
-`wecrm` command reads (the CLI's)."""
+"""The workers' fixtures: WeCom's side of the callback (the bot's); `cli_env`, the environment a
+deployed `wecrm` command reads, is in tests/conftest.py."""
 
 from tests.bot.conftest import callback_client, wecom_side
-from tests.test_cli import cli_env
 
-__all__ = ["callback_client", "cli_env", "wecom_side"]
+__all__ = ["callback_client", "wecom_side"]
