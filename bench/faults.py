@@ -47,6 +47,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import psycopg
 import redis
 import requests
@@ -130,11 +131,16 @@ class Process:
         return self.process is not None and self.process.poll() is None
 
     def kill(self) -> None:
-        """kill -9 of the whole group (an RQ worker's work horse too)."""
+        """kill -9 of the group and every descendant (an RQ work horse has a group of its own)."""
         if self.is_alive:
             assert self.process is not None
+            horses = psutil.Process(self.process.pid).children(recursive=True)
             os.killpg(self.process.pid, signal.SIGKILL)
+            for horse in horses:
+                with suppress(psutil.NoSuchProcess):
+                    horse.send_signal(signal.SIGKILL)
             self.process.wait()
+            psutil.wait_procs(horses, timeout=PROCESS_STOP_SECONDS)
 
     def stop(self) -> None:
         """SIGTERM to the group, SIGKILL after 20 s."""

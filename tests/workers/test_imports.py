@@ -3,6 +3,7 @@ import leaves and says, and imports whose worker died."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -14,6 +15,7 @@ import threading
 import time
 from datetime import UTC, datetime
 
+import psutil
 import pytest
 from sqlalchemy import func, select
 
@@ -243,7 +245,7 @@ def test_an_import_whose_worker_is_killed_stays_as_committed_and_is_failed_by_th
         env=env | cli_env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own group: the work horse RQ forks dies with it
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 120
@@ -252,8 +254,14 @@ def test_an_import_whose_worker_is_killed_stays_as_committed_and_is_failed_by_th
             assert worker.poll() is None
             time.sleep(0.1)
     finally:
-        os.killpg(worker.pid, signal.SIGKILL)
+        # RQ's work horse (the process running the import) has a process group of its own:
+        # kill it with its worker, or it would go on writing after the test.
+        doomed = [psutil.Process(worker.pid), *psutil.Process(worker.pid).children(recursive=True)]
+        for process in doomed:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                process.send_signal(signal.SIGKILL)
         worker.wait(timeout=30)
+        psutil.wait_procs(doomed, timeout=30)
     stuck = read_import(client, headers, import_id)
     assert stuck["status"] == "running"
 
