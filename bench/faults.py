@@ -362,6 +362,8 @@ class Stack:
             "WECRM_REDIS_URL": self.redis.url,
             "WECRM_SECRET_KEY": "fault-suite-signing-key-" + self.app.token,
             "WECRM_DEV_LOGIN": "1",
+            # Every rep signs in from this one address at the start: not a flood to throttle.
+            "WECRM_SIGN_IN_LIMIT_PER_CLIENT": f"{10 * REPS}/minute",
             "WECOM_CORP_ID": CORP_ID,
             "WECOM_AGENT_ID": str(AGENT_ID),
             "WECOM_SECRET": WECOM_SECRET,
