@@ -6,17 +6,37 @@ this module is what the edge calls around it.
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
+from pathlib import PurePath
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import after_commit
+from crm import after_commit, imports
 from crm.actors import Actor
-from crm.errors import NotFound
+from crm.errors import Invalid, NotFound
+from crm.storage import FileStore
 from models import ImportJob
 from models.imports import ImportStatus
 from models.users import Role
+
+MAX_IMPORT_BYTES = 20 * 1024 * 1024
+MAX_FILENAME_LENGTH = 255
+
+
+def store_upload(store: FileStore, *, filename: str, data: bytes) -> tuple[str, str]:
+    """Check an uploaded file (kind, size, and an xlsx's archive, so a zip bomb is refused now,
+    not in the worker) and store it; returns its storage key and the name to record."""
+    suffix = PurePath(filename).suffix.lower()
+    if suffix not in (".xlsx", ".csv"):
+        raise Invalid("只支持 .xlsx 或 .csv 文件", code="bad_import_file", field="file")
+    if not data or len(data) > MAX_IMPORT_BYTES:
+        raise Invalid("文件为空或超过 20 MB", code="bad_import_file", field="file")
+    if suffix == ".xlsx":
+        imports.check_archive(io.BytesIO(data))
+    key, _ = store.save(data, suffix=suffix)
+    return key, PurePath(filename).name[-MAX_FILENAME_LENGTH:]  # the end keeps the suffix
 
 
 def queue_import(
