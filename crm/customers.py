@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from crm import audit, custom_fields, fields
@@ -226,15 +226,17 @@ def snapshot(customer: Customer) -> dict[str, Any]:
     return values
 
 
+def name_or_company_contains(text: str) -> ColumnElement[bool]:
+    """Customers whose name or company contains `text` (any case; LIKE's wildcards escaped)."""
+    like = f"%{escape_like(text)}%"
+    return or_(Customer.name.ilike(like, escape="\\"), Customer.company.ilike(like, escape="\\"))
+
+
 def filter_conditions(session: Session, query: CustomerQuery) -> list[Any]:
     conditions: list[Any] = []
     if query.q:
         text = query.q.strip()
-        like = f"%{escape_like(text)}%"
-        options = [
-            Customer.name.ilike(like, escape="\\"),
-            Customer.company.ilike(like, escape="\\"),
-        ]
+        options: list[ColumnElement[bool]] = [name_or_company_contains(text)]
         digits = "".join(ch for ch in text if ch.isdigit())
         if len(digits) >= 3:
             options.append(Customer.phone.like(f"%{digits}%"))

@@ -13,10 +13,10 @@ from sqlalchemy import ColumnElement, Select, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from crm.actors import Actor, customer_scope, user_scope
+from crm.customers import name_or_company_contains
 from crm.errors import Invalid
 from crm.phones import normalise_phone
 from crm.pool import pool_scope
-from crm.text import escape_like
 from models import Customer, User
 from models.users import Role
 
@@ -48,9 +48,7 @@ def customers_named(
     exact = _found(session, query.where(func.lower(Customer.name) == text.lower()), limit)
     if exact:
         return exact
-    like = f"%{escape_like(text)}%"
-    part = or_(Customer.name.ilike(like, escape="\\"), Customer.company.ilike(like, escape="\\"))
-    return _found(session, query.where(part), limit)
+    return _found(session, query.where(name_or_company_contains(text)), limit)
 
 
 def reps_named(session: Session, *, actor: Actor, text: str, limit: int) -> list[User]:
