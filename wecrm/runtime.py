@@ -64,9 +64,9 @@ class Runtime:
             try:
                 self.starters[job](self.redis, *args)
             except redis.RedisError as error:
-                # The rows are committed; the periodic catch-up runs send messages and emails if
-                # this is lost, and an import still "queued" can be uploaded again. One line, no
-                # traceback: while Redis is down, every commit says this.
+                # The rows are committed; the periodic catch-up runs send messages and emails and
+                # queue a lost import again if this is lost. One line, no traceback: while Redis
+                # is down, every commit says this.
                 log.warning("could not start the %s job %s: %r", job, args, error)
 
     @cached_property

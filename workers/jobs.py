@@ -176,10 +176,20 @@ def _stop_line(message: str, field: str | None = None) -> dict[str, Any]:
 
 
 def fail_stalled_imports() -> int:
-    """Fail the running imports whose worker stopped renewing their heartbeat (killed, lost)."""
+    """Fail the running imports whose worker stopped renewing their heartbeat (killed, lost),
+    and queue again the imports whose job was lost before it reached Redis."""
     rt = context.runtime()
     now = rt.clock()
     cutoff = now - timedelta(seconds=IMPORT_LEASE_SECONDS)
+    with rt.db.session() as session:
+        # A job only starts a queued import, so one queued twice still runs once.
+        lost = session.scalars(
+            select(ImportJob.id).where(
+                ImportJob.status == ImportStatus.QUEUED, ImportJob.created_at < cutoff
+            )
+        ).all()
+    for import_id in lost:
+        enqueue_import(rt.redis, import_id)
     with rt.db.session(lock_for_write=True) as session:
         stalled = list(
             session.scalars(

@@ -24,7 +24,7 @@ from crm.actors import Actor
 from models import Customer, FollowUp, ImportJob, InboundMessage
 from models.imports import ImportStatus
 from tests.factories import make_company, make_customer, sign_in
-from workers import jobs
+from workers import jobs, queues
 from workers.schedule import PERIODIC_JOBS
 
 LARGE_IMPORT_ROWS = 20_000
@@ -231,6 +231,24 @@ def test_a_queued_import_runs_once_even_if_its_job_is_delivered_twice(session, r
 
     session.rollback()
     assert session.scalar(select(func.count()).select_from(Customer)) == 3
+
+
+def test_an_import_whose_job_never_reached_redis_is_queued_again_by_the_sweep(
+    session, runtime, clock
+):
+    rep = make_company(session).reps[0][0]
+    imports_queue = queues.queue(runtime.redis, queues.IMPORTS)
+    imports_queue.empty()
+    import_id = queue_file(session, runtime, clock, rep, customers_csv(3))
+    imports_queue.empty()  # the enqueue after the commit was lost (Redis was down)
+
+    jobs.fail_stalled_imports()
+    assert imports_queue.count == 0  # a young queued import may still be on its way
+    clock.advance(seconds=jobs.IMPORT_LEASE_SECONDS + 1)
+    jobs.fail_stalled_imports()
+
+    assert [job.args for job in imports_queue.get_jobs()] == [(import_id,)]
+    imports_queue.empty()
 
 
 def test_an_import_whose_worker_is_killed_stays_as_committed_and_is_failed_by_the_sweep(
