@@ -28,8 +28,19 @@ DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS = 300
 DEFAULT_SIGN_IN_LIMIT_PER_CLIENT = "30/minute;300/hour"
 DEFAULT_SIGN_IN_LIMIT_PER_MEMBER = "10/minute;60/hour"
 # Masked in repr, and redacted from every log line and stored error (config/redaction.py).
-SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
-MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url"})
+SECRET_FIELDS = frozenset(
+    {
+        "wecom_secret",
+        "wecom_aes_key",
+        "wecom_token",
+        "secret_key",
+        "wecom_archive_secret",
+        "wecom_archive_proxy_password",
+    }
+)
+MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url", "wecom_archive_proxy"})
+# The Finance SDK takes its proxy as socks5://host:port or http://host:port (its header's words).
+ARCHIVE_PROXY_SCHEMES = ("http", "https", "socks5")
 # smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
 # logging in.
 SMTP_DEFAULT_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
@@ -88,6 +99,27 @@ def mask_url(url: str) -> str:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
         return parts._replace(netloc=netloc).geturl()
     return url
+
+
+def parse_archive_key_spec(name: str, raw: str) -> dict[int, Path]:
+    """``"3:/etc/wecrm/archive_v3.pem,4:/etc/wecrm/archive_v4.pem"``: each public key version
+    WeCom may name in ``publickey_ver`` with the private key file that decrypts it. Only the
+    shape is checked here; the files are read when the Finance SDK is opened."""
+    keys: dict[int, Path] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        version_raw, sep, path_raw = item.partition(":")
+        if not sep or not path_raw.strip():
+            raise SettingsError(
+                f"{name} must list VERSION:PATH pairs like '3:/etc/wecrm/archive_v3.pem', "
+                f"got {item!r}"
+            )
+        version = _parse_int(name, version_raw.strip(), minimum=1)
+        if version in keys:
+            raise SettingsError(f"{name} names key version {version} twice")
+        keys[version] = Path(path_raw.strip()).expanduser()
+    if not keys:
+        raise SettingsError(f"{name} names no key; expected e.g. '3:/etc/wecrm/archive_v3.pem'")
+    return keys
 
 
 @dataclass(frozen=True)
@@ -177,6 +209,14 @@ class Settings:
     smtp_url: str = ""
     mail_from: str = ""  # the From header of customer emails
     company_name: str = ""  # our company, for the {公司} placeholder of email templates
+    # 会话内容存档 (WeCom's message archive), read through Tencent's native Finance SDK
+    # (wecom/finance_sdk.py). The archive has its own secret: the app's gives 48002.
+    wecom_archive_secret: str = ""
+    # "VERSION:PATH,…": one RSA private key per public key version, several during a rotation.
+    wecom_archive_private_keys: str = ""
+    wecom_archive_sdk_library: str = ""  # path to libWeWorkFinanceSdk_C.so
+    wecom_archive_proxy: str = ""  # socks5://host:port or http://host:port; empty: direct
+    wecom_archive_proxy_password: str = ""  # "user:password" for that proxy
 
     @property
     def smtp(self) -> SmtpServer | None:
@@ -203,6 +243,17 @@ class Settings:
     @property
     def wecom_configured(self) -> bool:
         return bool(self.wecom_corp_id and self.wecom_secret)
+
+    @property
+    def archive_configured(self) -> bool:
+        """Whether the message archive can be pulled: the SDK library, the archive secret,
+        at least one private key, and the corp it belongs to."""
+        return bool(
+            self.wecom_corp_id
+            and self.wecom_archive_secret
+            and self.wecom_archive_private_keys
+            and self.wecom_archive_sdk_library
+        )
 
     @property
     def email_configured(self) -> bool:
@@ -270,6 +321,13 @@ class Settings:
             else _default_mail_from(smtp, company_name)
         )
 
+        archive_keys = env.get("WECOM_ARCHIVE_PRIVATE_KEYS", "").strip()
+        if archive_keys:
+            parse_archive_key_spec("WECOM_ARCHIVE_PRIVATE_KEYS", archive_keys)
+        archive_proxy = env.get("WECOM_ARCHIVE_PROXY", "").strip()
+        if archive_proxy:
+            _parse_url("WECOM_ARCHIVE_PROXY", archive_proxy, ARCHIVE_PROXY_SCHEMES)
+
         ttl_raw = env.get("WECRM_TOKEN_TTL_SECONDS", "")
         max_bytes_raw = env.get("WECRM_MAX_ATTACHMENT_BYTES", "")
         skew_raw = env.get("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "")
@@ -317,6 +375,11 @@ class Settings:
             smtp_url=smtp_url,
             mail_from=mail_from,
             company_name=company_name,
+            wecom_archive_secret=env.get("WECOM_ARCHIVE_SECRET", ""),
+            wecom_archive_private_keys=archive_keys,
+            wecom_archive_sdk_library=env.get("WECOM_ARCHIVE_SDK_LIBRARY", "").strip(),
+            wecom_archive_proxy=archive_proxy,
+            wecom_archive_proxy_password=env.get("WECOM_ARCHIVE_PROXY_PASSWORD", ""),
         )
 
 

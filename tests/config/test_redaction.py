@@ -70,10 +70,17 @@ def test_settings_list_every_secret_including_the_smtp_password_as_the_url_holds
         {
             "WECRM_SECRET_KEY": "signing-key-123",
             "WECOM_SECRET": "wecom-secret-456",
+            "WECOM_ARCHIVE_SECRET": "archive-secret-789",
+            "WECOM_ARCHIVE_PROXY_PASSWORD": "proxyuser:proxy-pw",
             "WECRM_SMTP_URL": "smtp://crm%40a.example:p%40ss%3Aw%2Frd%2542@127.0.0.1:25",
         }
     )
     values = settings.secret_values
-    assert {"signing-key-123", "wecom-secret-456", "p@ss:w/rd%42", "p%40ss%3Aw%2Frd%2542"} <= set(
-        values
-    )
+    assert {
+        "signing-key-123",
+        "wecom-secret-456",
+        "archive-secret-789",
+        "proxyuser:proxy-pw",
+        "p@ss:w/rd%42",
+        "p%40ss%3Aw%2Frd%2542",
+    } <= set(values)

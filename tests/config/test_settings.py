@@ -86,6 +86,11 @@ def test_sign_in_limits_default_to_a_few_a_minute_and_no_proxy_is_trusted(tmp_pa
         ("WECRM_SIGN_IN_LIMIT_PER_MEMBER", "10/fortnight", "WECRM_SIGN_IN_LIMIT_PER_MEMBER"),
         ("WECRM_TRUSTED_PROXIES", "-1", "WECRM_TRUSTED_PROXIES"),
         ("WECRM_TRUSTED_PROXIES", "nginx", "WECRM_TRUSTED_PROXIES"),
+        ("WECOM_ARCHIVE_PRIVATE_KEYS", "/etc/wecrm/key.pem", "WECOM_ARCHIVE_PRIVATE_KEYS"),
+        ("WECOM_ARCHIVE_PRIVATE_KEYS", "0:/etc/wecrm/key.pem", "WECOM_ARCHIVE_PRIVATE_KEYS"),
+        ("WECOM_ARCHIVE_PRIVATE_KEYS", "3:/a.pem,3:/b.pem", "WECOM_ARCHIVE_PRIVATE_KEYS"),
+        ("WECOM_ARCHIVE_PROXY", "ftp://10.0.0.1:21", "WECOM_ARCHIVE_PROXY"),
+        ("WECOM_ARCHIVE_PROXY", "10.0.0.1:8081", "WECOM_ARCHIVE_PROXY"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):
@@ -103,10 +108,23 @@ def test_secrets_are_masked_when_settings_are_printed(tmp_path):
             "WECOM_TOKEN": "tok123",
             "WECRM_SECRET_KEY": "signing-key",
             "WECRM_SMTP_URL": "smtps://crm:mailpass@smtp.example.com",
+            "WECOM_ARCHIVE_SECRET": "archivesecret",
+            "WECOM_ARCHIVE_PROXY": "http://px:proxyurlpw@10.0.0.1:8081",
+            "WECOM_ARCHIVE_PROXY_PASSWORD": "user:proxypw",
         }
     )
     shown = repr(settings)
-    for secret in ("hunter2", "topsecretvalue", "a" * 43, "tok123", "signing-key", "mailpass"):
+    for secret in (
+        "hunter2",
+        "topsecretvalue",
+        "a" * 43,
+        "tok123",
+        "signing-key",
+        "mailpass",
+        "archivesecret",
+        "proxyurlpw",
+        "user:proxypw",
+    ):
         assert secret not in shown
     assert "postgresql+psycopg://crm:***@db/crm" in shown
     assert "smtps://crm:***@smtp.example.com" in shown
@@ -149,3 +167,18 @@ def test_the_sender_defaults_to_the_smtp_login_with_our_company_name(tmp_path):
         base | {"WECRM_SMTP_URL": "smtp://relay.x.com", "WECRM_MAIL_FROM": "销售部 <sales@x.com>"}
     )
     assert chosen.mail_from == "销售部 <sales@x.com>"
+
+
+def test_the_archive_is_configured_with_corp_library_archive_secret_and_keys(tmp_path):
+    env = {"WECRM_DATA_DIR": str(tmp_path), "WECOM_CORP_ID": "ww1", "WECOM_SECRET": "app"}
+    assert not Settings.from_env(env).archive_configured
+    archive = {
+        "WECOM_ARCHIVE_SECRET": "archive-secret",
+        "WECOM_ARCHIVE_PRIVATE_KEYS": "3:/etc/wecrm/archive_v3.pem, 4:/etc/wecrm/archive_v4.pem",
+        "WECOM_ARCHIVE_SDK_LIBRARY": "/opt/wecom/libWeWorkFinanceSdk_C.so",
+    }
+    settings = Settings.from_env({**env, **archive})
+    assert settings.archive_configured
+    assert (settings.wecom_archive_proxy, settings.wecom_archive_proxy_password) == ("", "")
+    for name in archive:  # each one is needed
+        assert not Settings.from_env({**env, **archive, name: ""}).archive_configured
