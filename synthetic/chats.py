@@ -271,7 +271,8 @@ class _Chat:
         self.g = generator
         self.truth = truth
         self.at = begins_ms
-        self.ends = begins_ms + CONVERSATION_MAX_SECONDS * 1000
+        # New messages stop two minutes early: a recall or a quote's PDF may still follow.
+        self.ends = begins_ms + (CONVERSATION_MAX_SECONDS - 120) * 1000
         self.said: set[str] = set()  # the templates used so far
         self.others = {m: [o for o in truth.members if o != m] for m in truth.members}
         rng = generator.rng
