@@ -28,6 +28,20 @@ def write_week_of_chats(
     session: Session, *, now: datetime, folder: Path, rng_seed: int = 7
 ) -> Path:
     """Write the week before `now` of the reps' chats with their WeCom contacts; the file's path."""
+    contacts, interested = wecom_contacts(session)
+    archive = chats.generate(
+        contacts,
+        start=now - timedelta(days=ARCHIVE_DAYS),
+        days=ARCHIVE_DAYS,
+        seed=rng_seed,
+        quoting=interested,
+    )
+    return chats.write_jsonl(archive.messages, folder / ARCHIVE_FILENAME)
+
+
+def wecom_contacts(session: Session) -> tuple[dict[str, list[str]], set[str]]:
+    """Each rep's (WeCom userid) customers who are WeCom contacts and not lost (external_userids),
+    and those of them in 意向, whom a formal quote may go to."""
     rows = session.execute(
         select(User.wecom_userid, Customer.external_userid, Customer.stage)
         .join(User, Customer.owner_id == User.id)
@@ -35,16 +49,10 @@ def write_week_of_chats(
         .order_by(Customer.id)
     )
     contacts: dict[str, list[str]] = defaultdict(list)
-    quoting = set()
+    interested: set[str] = set()
     for userid, external_userid, stage in rows:
-        contacts[userid].append(external_userid)
-        if stage == Stage.INTEREST.value:
-            quoting.add(external_userid)
-    archive = chats.generate(
-        contacts,
-        start=now - timedelta(days=ARCHIVE_DAYS),
-        days=ARCHIVE_DAYS,
-        seed=rng_seed,
-        quoting=quoting,
-    )
-    return chats.write_jsonl(archive.messages, folder / ARCHIVE_FILENAME)
+        if external_userid:
+            contacts[userid].append(external_userid)
+            if stage == Stage.INTEREST.value:
+                interested.add(external_userid)
+    return dict(contacts), interested
