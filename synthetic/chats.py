@@ -108,7 +108,7 @@ class Archive:
         return [c for c in self.conversations if c.is_quote]
 
     def msgids_of(self, kind: LineKind) -> list[str]:
-        """Messages whose text is of this kind (traps, keywords …), in time order."""
+        """Messages whose text is of this kind (traps, keywords …), as generated."""
         return [m for m, line in self.texts.items() if line.kind is kind]
 
     @property
