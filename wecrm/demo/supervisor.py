@@ -39,6 +39,7 @@ from fake_wecom.callback import CallbackApp, new_aes_key, new_token
 from models import User
 from synthetic.sample import COMPANY_NAME, EMAIL_DOMAIN
 from wecrm.demo.banner import DEMO_CODE_PREFIX, banner
+from wecrm.demo.chats import write_week_of_chats
 from wecrm.demo.directory import directory_from_db
 from wecrm.demo.seeding import seed_company, seed_email_templates
 from wecrm.runtime import Runtime
@@ -111,6 +112,10 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                     session, author=company.boss, store=runtime.store, now=runtime.clock()
                 )
                 session.commit()
+                archive = write_week_of_chats(
+                    session, now=runtime.clock(), folder=settings.data_dir / "archive"
+                )
+                _say(f"已生成最近一周的企业微信会话存档：{archive}")
                 seconds = time.perf_counter() - started
                 _say(
                     f"已生成 {company.customer_count} 个客户、"
