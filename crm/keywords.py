@@ -91,10 +91,11 @@ class Dictionary:
         for index, category in enumerate(document["categories"]):
             for word in category["words"]:
                 self._category_of.setdefault(word, index)
-        self._risks = frozenset(document["risk_words"])
+        risks = list(document["risk_words"])
+        self._risks = frozenset(risks)
         self._negations = frozenset(document["negations"])
         # One order for keywords and risk words: dictionary order, risk words last.
-        self._rank = {w: i for i, w in enumerate(dict.fromkeys([*self._category_of, *self._risks]))}
+        self._rank = {w: i for i, w in enumerate(dict.fromkeys([*self._category_of, *risks]))}
         frequencies, total = _jieba_table()
         tokenizer = jieba.Tokenizer()
         # jieba's table is loaded once per process; a copy (a few ms) spares each dictionary
