@@ -16,6 +16,7 @@ from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from miniapp_api.schemas import (
     ApprovalFlowIn,
     AutoAssignIn,
+    CapturePreviewIn,
     CustomerIn,
     CustomerListQuery,
     CustomerPatch,
@@ -168,6 +169,22 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     PublishIn: {"reason": "展会客户的成交率高，跟进优先级提高"},
     RollbackIn: {"kind": "grading", "version": 1, "reason": "新规则把太多客户降级，先回到上一版"},
     HistoryQuery: {"kind": "grading", "team_id": 1},
+    # --- chat capture: a dictionary with 样品 as a new category, tried on a day's chat
+    CapturePreviewIn: {
+        "messages": [
+            "李总，已发送正式报价单，请查收",
+            "合同还没签，定金下周付",
+            "我向领导汇报价格后再定",
+            "客户说有色差，要退货",
+        ],
+        "dictionary": {
+            **DEFAULT_DOCUMENTS["keywords"],
+            "categories": [
+                *DEFAULT_DOCUMENTS["keywords"]["categories"],
+                {"name": "样品", "words": ["样品", "寄样", "看样"]},
+            ],
+        },
+    },
     # --- notifications and tasks
     NotificationListQuery: {"status": "failed", "page": 1, "page_size": 20},
     TaskIn: {

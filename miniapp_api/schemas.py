@@ -18,6 +18,7 @@ from pydantic import (
 from crm import text
 from crm.customers import MAX_PAGE_SIZE, SORTS
 from crm.fields import CATALOGUE, FIELDS, CustomerField, FieldKind, parse_yes_no
+from crm.rules.documents import KINDS
 from crm.vocab import Category, ContactMethod, Grade, Stage
 from models.delivery import DeliveryStatus
 from models.imports import ImportStatus
@@ -423,7 +424,7 @@ class CompletenessOut(Out):
 
 # --- rule sets -------------------------------------------------------------------------------
 
-RuleKind = Literal["grading", "triggers", "timers", "pool"]
+RuleKind = Literal[KINDS]  # type: ignore[valid-type]
 Reason = Annotated[str, Field(min_length=1, max_length=255)]
 RuleDocument = Annotated[
     dict[str, Any], Field(description="规则内容（JSON），格式见 GET /rule-sets/vocabulary")
@@ -562,6 +563,34 @@ class VocabularyOut(Out):
     placeholders: dict[str, str]
     events: dict[str, str]
     clocks: dict[str, str]
+
+
+# --- chat capture ----------------------------------------------------------------------------
+
+
+class CapturePreviewIn(Strict):
+    messages: Annotated[
+        list[LongText], Field(min_length=1, max_length=500, description="聊天内容，每条一段文字")
+    ]
+    dictionary: (
+        Annotated[
+            dict[str, Any],
+            Field(description="要试用的词库（kind keywords 的规则内容）；不填则用当前生效的词库"),
+        ]
+        | None
+    ) = None
+    team_id: RuleTeam = None
+
+
+class CaptureHitsOut(Out):
+    categories: list[str] = Field(description="命中的类别（按词库顺序）；有类别才会记为跟进")
+    keywords: list[str] = Field(description="命中的词")
+    negated: list[str] = Field(description="出现了但被否定的词（如“还没报价”），不记为跟进")
+    risks: list[str] = Field(description="命中的风险词")
+
+
+class CapturePreviewOut(Out):
+    results: list[CaptureHitsOut] = Field(description="与 messages 一一对应")
 
 
 # --- notifications ---------------------------------------------------------------------------

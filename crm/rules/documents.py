@@ -1,10 +1,12 @@
-"""The four kinds of rule-set document, how each is checked, and the shapes the engine reads.
+"""The five kinds of rule-set document, how each is checked, and the shapes the engine reads.
 
 grading   {"rules": [{"name", "when", "grade"}], "default": "C"}            first match wins
 triggers  {"rules": [{"name", "on", "when", "do": [actions]}]}
 timers    {"rules": [{"name", "when", "clock", "exempt_grades", "steps": [
               {"after_days", "after_days_by_grade": {"A": 3}, "do": [actions]}]}]}
 pool      {"claims_per_day", "max_holdings", "cooldown_days", "auto_assign"}
+keywords  {"categories": [{"name", "words": [...]}], "negations": [...], "risk_words": [...]}
+          the chat-capture dictionary, read by crm.keywords
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm import keywords
 from crm.rules import actions, conditions
 from crm.rules.conditions import Problem
 from crm.rules.facts import Context, Fact
@@ -23,12 +26,13 @@ from crm.rulesets.policy import AutoAssign, PoolPolicy
 from crm.vocab import Grade
 from models import User
 
-KINDS = ("grading", "triggers", "timers", "pool")
+KINDS = ("grading", "triggers", "timers", "pool", "keywords")
 KIND_LABELS = {
     "grading": "客户分级",
     "triggers": "事件触发",
     "timers": "定时提醒",
     "pool": "公海规则",
+    "keywords": "关键词词库",
 }
 EVENTS = {
     "follow_up_created": Context.FOLLOW_UP,
@@ -129,6 +133,8 @@ def check(
         return [Problem("document", "规则内容应为 JSON 对象")]
     if kind == "pool":
         return _check_pool(document)
+    if kind == "keywords":
+        return _check_keywords(document)
     active_users = set(session.scalars(select(User.id).where(User.is_active)))
     allowed = {"rules"} | ({"default"} if kind == "grading" else set())
     problems = [Problem(key, f"未知的键「{key}」") for key in sorted(set(document) - allowed)]
@@ -272,4 +278,80 @@ def _check_pool(document: dict) -> list[Problem]:
     if document.get("auto_assign", AutoAssign.LEAST_LOADED) not in tuple(AutoAssign):
         choices = "round_robin（轮流）、least_loaded（最少持有）"
         problems.append(Problem("auto_assign", f"自动分配方式只能是：{choices}"))
+    return problems
+
+
+MAX_CATEGORIES = 30
+MAX_CATEGORY_NAME_CHARS = 32
+MAX_WORDS = 200  # per category, and negations and risk words each
+MAX_WORD_CHARS = 20
+_WORD_LISTS = {"negations": "否定词", "risk_words": "风险词"}
+
+
+def _check_keywords(document: dict) -> list[Problem]:
+    known = {"categories", *_WORD_LISTS}
+    problems = [Problem(k, f"未知的键「{k}」") for k in sorted(set(document) - known, key=str)]
+    categories = document.get("categories")
+    if not isinstance(categories, list) or not 1 <= len(categories) <= MAX_CATEGORIES:
+        problems.append(
+            Problem("categories", f"categories 应为 1 到 {MAX_CATEGORIES} 个类别的列表")
+        )
+        categories = []
+    names: set[str] = set()
+    owner: dict[str, str] = {}  # word -> the category (or list) that has it first
+    for index, category in enumerate(categories):
+        path, where = f"categories[{index}]", f"第{index + 1}个类别"
+        if not isinstance(category, dict):
+            problems.append(Problem(path, f"{where}应为对象"))
+            continue
+        problems += _unknown_keys(category, {"name", "words"}, path, where)
+        name = category.get("name")
+        if not isinstance(name, str) or not name.strip() or len(name) > MAX_CATEGORY_NAME_CHARS:
+            problems.append(
+                Problem(f"{path}.name", f"{where}需要 1 到 {MAX_CATEGORY_NAME_CHARS} 个字符的名称")
+            )
+        elif name in names:
+            problems.append(Problem(f"{path}.name", f"{where}的名称「{name}」与前面的类别重复"))
+        else:
+            names.add(name)
+            where = f"类别「{name}」"
+        problems += _check_words(
+            category.get("words"), f"{path}.words", where, owner, required=True
+        )
+    for key, label in _WORD_LISTS.items():
+        if key not in document:
+            problems.append(Problem(key, f"缺少{label}列表（{key}），没有时请写 []"))
+            continue
+        # A risk word may also be a keyword (a message is then both); a negation may not.
+        seen = (
+            owner
+            if key == "negations"
+            else {w: c for w, c in owner.items() if c == _WORD_LISTS["negations"]}
+        )
+        problems += _check_words(document[key], key, label, seen, required=False)
+    return problems
+
+
+def _check_words(
+    words: Any, path: str, where: str, owner: dict[str, str], *, required: bool
+) -> list[Problem]:
+    """A list of words: strings jieba can cut out as one token, each in one list only."""
+    low = 1 if required else 0
+    if not isinstance(words, list) or not low <= len(words) <= MAX_WORDS:
+        return [Problem(path, f"{where}：词语应为 {low} 到 {MAX_WORDS} 个的列表")]
+    problems = []
+    for index, word in enumerate(words):
+        at = f"{path}[{index}]"
+        if not isinstance(word, str) or not word.strip():
+            problems.append(Problem(at, f"{where}：第{index + 1}个词是空的，请删除或填写"))
+        elif len(word) > MAX_WORD_CHARS:
+            problems.append(Problem(at, f"{where}：「{word}」过长（最多 {MAX_WORD_CHARS} 个字）"))
+        elif not keywords.can_be_token(word):
+            problems.append(
+                Problem(at, f"{where}：「{word}」含有空格或标点，聊天里分词后不会成为一个词")
+            )
+        elif word in owner:
+            problems.append(Problem(at, f"{where}：「{word}」已经在{owner[word]}里"))
+        else:
+            owner[word] = where
     return problems

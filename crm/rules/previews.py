@@ -1,5 +1,6 @@
 """Previews that need more than the engine's own dry runs: replaying recent events through
-trigger rules, and measuring the team against a pool policy."""
+trigger rules, measuring the team against a pool policy, and what a keyword dictionary adds
+and removes."""
 
 from __future__ import annotations
 
@@ -116,3 +117,22 @@ def pool(
         }
         for rep in reps
     ]
+
+
+def keywords(document: dict[str, Any], in_force: dict[str, Any]) -> list[dict[str, Any]]:
+    """The words a dictionary adds and removes against the one in force: one row per category,
+    negation list or risk list that changed, in the new dictionary's order, then the categories
+    it drops."""
+
+    def lists(doc: dict[str, Any]) -> dict[str, list[str]]:
+        words = {f"类别「{c['name']}」": list(c["words"]) for c in doc["categories"]}
+        return {**words, "否定词": list(doc["negations"]), "风险词": list(doc["risk_words"])}
+
+    new, old = lists(document), lists(in_force)
+    rows = []
+    for name in [*new, *(n for n in old if n not in new)]:
+        added = [w for w in new.get(name, []) if w not in old.get(name, [])]
+        removed = [w for w in old.get(name, []) if w not in new.get(name, [])]
+        if added or removed:
+            rows.append({"rule": name, "customers": 0, "added": added, "removed": removed})
+    return rows

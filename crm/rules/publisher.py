@@ -11,6 +11,12 @@ customers it governs in the same transaction, so the new version and its grades 
 not at all. A rollback publishes a copy of an earlier version of the same scope: history only
 grows, and the rollback is in it. A team's version 0 is "the company's set": rolling a team back
 to it retires the team's own set. What is in force is read from `crm.rulesets.store`.
+
+The keyword dictionary (kind "keywords") is versioned, scoped and audited like the rules, but a
+publish changes no customer: it applies to chat archived from then on, and follow-ups already
+captured stay as they were. Its preview therefore reports no customers changed and lists the
+words each category (and the negation and risk lists) adds or removes against the dictionary in
+force; `try_keywords` (POST /capture/preview) shows what a dictionary makes of sample messages.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from sqlalchemy import ColumnElement, and_, func, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from crm import audit
+from crm import audit, keywords
 from crm.actors import Actor
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from crm.rules import actions, conditions, documents, grading, previews, timers
@@ -325,9 +331,7 @@ def _activate(
 ) -> Published:
     found = problems(session, row.kind, row.document)
     if found:
-        first = found[0]
-        more = f"（另有 {len(found) - 1} 处问题）" if len(found) > 1 else ""
-        raise Invalid(f"{first.message}{more}", code="invalid_rule", field=first.path)
+        raise _refusal(found)
     # Lock the version in force in the scope so two publishers of one scope queue up; the
     # unique (kind, version) key catches the race when there is none yet, and across scopes.
     current = _active_row(session, row.kind, row.team_id, for_update=True)
@@ -484,12 +488,37 @@ def preview(
         )
         result.changed = sum(r["customers"] for r in result.rules)
         result.note = f"按客户当前资料重放最近{REPLAY_DAYS}天的跟进和阶段变更，规则会被触发的次数"
-    else:
+    elif kind == "pool":
         result.rules = previews.pool(
             session, document=document, people=governing.covers(User.team_id)
         )
         result.note = "按新规则，各销售当前持有的未成交客户数与上限"
+    else:
+        result.rules = previews.keywords(document, governing.rule_set.document)
+        result.note = (
+            "词库只用于之后归档的聊天记录，不改动任何客户，已生成的跟进也不重算；"
+            "下面是与当前生效词库相比增删的词。用 POST /capture/preview 试试它对聊天内容的效果"
+        )
     return result
+
+
+def try_keywords(
+    session: Session,
+    *,
+    actor: Actor,
+    texts: list[str],
+    document: Any = None,
+    team_id: int | None = None,
+) -> list[keywords.Hits]:
+    """What a keyword dictionary captures in each text: `document` once checked, else the one in
+    force for the actor's scope."""
+    scope = _scope(session, actor, team_id)
+    if document is None:
+        return keywords.dictionary_for(session, scope).match_many(texts)
+    found = problems(session, keywords.KIND, document)
+    if found:
+        raise _refusal(found, at="dictionary")
+    return keywords.Dictionary.of(document).match_many(texts)
 
 
 def _transitions(counter: Counter[tuple[str | None, str | None]]) -> list[dict[str, Any]]:
@@ -533,6 +562,16 @@ def _own_drafts(actor: Actor) -> ColumnElement[bool]:
 def _require_manager(actor: Actor) -> None:
     if not actor.can_manage:
         raise Forbidden("只有主管或老板可以查看和修改规则")
+
+
+def _refusal(found: list[Problem], *, at: str = "") -> Invalid:
+    """The first problem of a document as an error, with the place it points at (`at`: where
+    the document sits in the request) and how many more there are."""
+    first = found[0]
+    more = f"（另有 {len(found) - 1} 处问题）" if len(found) > 1 else ""
+    path = first.path if first.path != "document" else ""
+    field = ".".join(p for p in (at, path) if p) or first.path
+    return Invalid(f"{first.message}{more}", code="invalid_rule", field=field)
 
 
 def _require_kind(kind: str) -> None:

@@ -354,3 +354,58 @@ def test_the_vocabulary_lists_custom_fields_next_to_built_in_facts(book, client,
     assert {"inquiry_count", "days_since_follow_up", "follow_up.text", "custom.area"} <= set(names)
     assert ">=" in names["custom.area"]["ops"]
     assert "release_to_pool" in {a["name"] for a in vocabulary["actions"]}
+
+
+def test_the_keyword_dictionary_is_drafted_previewed_published_and_rolled_back_like_rules(
+    book, client, session, fake_wecom
+):
+    headers = sign_in(client, fake_wecom, book.managers[0])
+    document = copy.deepcopy(DEFAULT_DOCUMENTS["keywords"])
+    document["categories"].append({"name": "样品", "words": ["样品", "寄样"]})
+    listed = client.get("/api/v1/rule-sets", headers=headers).json["items"]
+    dictionary = next(item for item in listed if item["kind"] == "keywords")
+    assert (dictionary["label"], dictionary["active_version"]) == ("关键词词库", 0)
+    assert dictionary["inherited"] is True
+    grades = _grades_by_team(session, book)
+
+    draft = client.post(
+        "/api/v1/rule-sets/drafts",
+        headers=headers,
+        json={"kind": "keywords", "document": document, "note": "加样品"},
+    ).json
+    assert draft["problems"] == []
+    preview = client.post(f"/api/v1/rule-sets/drafts/{draft['id']}/preview", headers=headers).json
+    assert (preview["valid"], preview["changed"]) == (True, 0)
+    assert preview["rules"] == [
+        {"rule": "类别「样品」", "customers": 0, "added": ["样品", "寄样"], "removed": []}
+    ]
+    published = client.post(
+        f"/api/v1/rule-sets/drafts/{draft['id']}/publish",
+        headers=headers,
+        json={"reason": "加样品"},
+    ).json
+    assert (published["kind"], published["version"], published["regraded"]) == ("keywords", 1, None)
+    tried = client.post("/api/v1/capture/preview", headers=headers, json={"messages": ["寄样"]})
+    assert tried.json["results"][0]["categories"] == ["样品"]
+
+    history = client.get("/api/v1/rule-sets/history?kind=keywords", headers=headers).json
+    assert [(v["version"], v["status"]) for v in history["items"]] == [
+        (1, "active"),
+        (0, "default"),
+    ]
+    rolled = client.post(
+        "/api/v1/rule-sets/rollback",
+        headers=headers,
+        json={"kind": "keywords", "version": 0, "reason": "沿用公司词库"},
+    )
+    assert (rolled.status_code, rolled.json["version"]) == (200, 0)
+    tried = client.post("/api/v1/capture/preview", headers=headers, json={"messages": ["寄样"]})
+    assert tried.json["results"][0]["categories"] == []
+    assert _grades_by_team(session, book) == grades  # a dictionary re-grades nobody
+    audited = session.scalars(
+        select(AuditEntry.after).where(AuditEntry.entity == "rule_set").order_by(AuditEntry.id)
+    ).all()
+    assert [(a["kind"], a["team_id"], a["version"]) for a in audited] == [
+        ("keywords", book.teams[0].id, 1),
+        ("keywords", book.teams[0].id, 0),
+    ]

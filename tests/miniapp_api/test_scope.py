@@ -83,6 +83,7 @@ WALKED = ("{customer_id}", "{order_id}")
 # these paths is classified below; one that names a settings object by id is walked with another
 # team's object (or one only the boss may change), the others are called reaching for it.
 SETTINGS_PATHS = ("/email-templates", "/rule-sets", "/custom-fields", "/approval-flow")
+SETTINGS_PATHS += ("/capture/preview",)  # tries the keyword dictionary of a scope
 SETTINGS_WALKED = ("{template_id}", "{draft_id}", "{field_id}")
 # Without an id: (status for a rep, status for another team's manager). A request names team 1
 # where the operation takes a team, so "allowed" means the caller's own scope, checked for leaks
@@ -97,6 +98,7 @@ SETTINGS_WITHOUT_ID = {
     "create_rule_draft": (403, 403),
     "rule_history": (403, 403),
     "rollback_rules": (403, 403),
+    "preview_capture": (403, 403),
     "list_fields": (200, 200),
     "create_field": (403, 403),
     "get_approval_flow": (200, 200),
@@ -391,6 +393,7 @@ def _settings_call(client, op, path, headers, company, visible_customer_id):
         "DraftPatch": {"document": {"default": "D", "rules": []}},
         "PublishIn": {"reason": "越权"},
         "RollbackIn": {"kind": "grading", "version": 0, "reason": "越权"},
+        "CapturePreviewIn": {"messages": ["已发送正式报价单"]},
         "ApprovalFlowIn": {"nodes": [{"name": "越权审批", "approver": "manager"}]},
     }
     queries = {
