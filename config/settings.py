@@ -28,7 +28,11 @@ DEFAULT_CALLBACK_MAX_CLOCK_SKEW_SECONDS = 300
 DEFAULT_SIGN_IN_LIMIT_PER_CLIENT = "30/minute;300/hour"
 DEFAULT_SIGN_IN_LIMIT_PER_MEMBER = "10/minute;60/hour"
 # Masked in repr, and redacted from every log line and stored error (config/redaction.py).
-SECRET_FIELDS = frozenset({"wecom_secret", "wecom_aes_key", "wecom_token", "secret_key"})
+SECRET_FIELDS = frozenset(
+    {"wecom_secret", "wecom_archive_secret", "wecom_aes_key", "wecom_token", "secret_key"}
+)
+# Chat capture: messages of one conversation at most this far apart make one window.
+DEFAULT_CHAT_WINDOW_MINUTES = 30
 MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url"})
 # smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
 # logging in.
@@ -157,6 +161,9 @@ class Settings:
     wecom_token: str = ""
     wecom_aes_key: str = ""
     wecom_api_base: str = DEFAULT_WECOM_API_BASE
+    # The 会话内容存档 secret: its token may call the msgaudit APIs (the app secret gets 48002).
+    wecom_archive_secret: str = ""
+    chat_window_minutes: int = DEFAULT_CHAT_WINDOW_MINUTES
     dev_login: bool = False
     token_ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS
     sign_in_limit_per_client: str = DEFAULT_SIGN_IN_LIMIT_PER_CLIENT
@@ -203,6 +210,11 @@ class Settings:
     @property
     def wecom_configured(self) -> bool:
         return bool(self.wecom_corp_id and self.wecom_secret)
+
+    @property
+    def archive_consent_checkable(self) -> bool:
+        """WeCom can be asked who agreed to archiving (check_single_agree)."""
+        return bool(self.wecom_corp_id and self.wecom_archive_secret)
 
     @property
     def email_configured(self) -> bool:
@@ -274,6 +286,7 @@ class Settings:
         max_bytes_raw = env.get("WECRM_MAX_ATTACHMENT_BYTES", "")
         skew_raw = env.get("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "")
         proxies_raw = env.get("WECRM_TRUSTED_PROXIES", "")
+        window_raw = env.get("WECRM_CHAT_WINDOW_MINUTES", "")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -285,6 +298,12 @@ class Settings:
             wecom_token=token,
             wecom_aes_key=aes_key,
             wecom_api_base=api_base,
+            wecom_archive_secret=env.get("WECOM_ARCHIVE_SECRET", ""),
+            chat_window_minutes=(
+                _parse_int("WECRM_CHAT_WINDOW_MINUTES", window_raw, minimum=1)
+                if window_raw
+                else DEFAULT_CHAT_WINDOW_MINUTES
+            ),
             dev_login=_parse_bool("WECRM_DEV_LOGIN", env.get("WECRM_DEV_LOGIN", "")),
             token_ttl_seconds=(
                 _parse_int("WECRM_TOKEN_TTL_SECONDS", ttl_raw, minimum=60)
