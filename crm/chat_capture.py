@@ -45,6 +45,7 @@ Decisions (the README's 会话存档 section says the same to users):
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -60,6 +61,7 @@ from sqlalchemy.orm import Session
 from crm import after_commit, chat_messages, contacts, followups, keywords
 from crm.actors import Actor
 from crm.chat_messages import Action, ChatMessage, Malformed
+from crm.errors import Forbidden, Invalid
 from crm.notifications import notify
 from crm.rules.actions import managers_of
 from crm.vocab import ContactMethod, FollowUpSource
@@ -72,9 +74,11 @@ from models import (
     FollowUp,
     User,
 )
-from models.chat import ArchiveStatus
+from models.chat import ArchiveOrigin, ArchiveStatus
+from models.users import Role
 
 WINDOW = timedelta(minutes=30)
+MAX_EXPORT_BYTES = 20 * 1024 * 1024  # an uploaded export file
 STORE_BATCH = 500  # rows per INSERT … ON CONFLICT DO NOTHING
 CAPTURE_BATCH = 500  # messages per capture call (one transaction of the job)
 SUMMARY_MAX_CHARS = 1000
@@ -239,6 +243,25 @@ def _insert(session: Session, rows: list[dict[str, Any]], result: StoreResult) -
     stored = len(session.execute(statement).all())
     result.stored += stored
     result.duplicates += len(rows) - stored
+
+
+def import_export(session: Session, *, actor: Actor, data: bytes, now: datetime) -> StoreResult:
+    """Store an uploaded export file (JSON lines) for capture: the boss's, up to
+    MAX_EXPORT_BYTES (the command line `wecrm import-archive` streams files of any size)."""
+    if actor.role is not Role.BOSS:
+        raise Forbidden("只有老板可以导入会话存档")
+    if not data:
+        raise Invalid("会话存档文件是空的", code="empty_archive", field="file")
+    if len(data) > MAX_EXPORT_BYTES:
+        raise Invalid(
+            f"会话存档文件超过 {MAX_EXPORT_BYTES // (1024 * 1024)} MB，"
+            "请分成几个文件上传，或在服务器上用 wecrm import-archive 导入",
+            code="archive_too_large",
+            field="file",
+        )
+    return store_messages(
+        session, read_export(io.BytesIO(data)), origin=ArchiveOrigin.FILE, now=now
+    )
 
 
 # --- the SDK puller's cursor -----------------------------------------------------------------

@@ -928,3 +928,22 @@ class ExpediteReportOut(Out):
     by_person: list[PersonCountOut]
     by_reason: list[ReasonCountOut]
     skipped_steps: list[StepCountOut]
+
+
+# --- chat archive ----------------------------------------------------------------------------
+
+
+class ArchiveImportIn(Strict):
+    """The export file is the multipart part `file`; no other field."""
+
+
+class ArchiveRejection(Out):
+    line: int = Field(description="文件中的行号（从 1 开始）")
+    reason: str = Field(description="无法识别的原因")
+
+
+class ArchiveImportOut(Out):
+    stored: int = Field(description="新存入的消息数；随后由后台生成跟进")
+    duplicates: int = Field(description="已经导入过的消息数（按 msgid 去重）")
+    rejected: int = Field(description="无法识别的行数")
+    rejections: list[ArchiveRejection] = Field(description="前 20 个无法识别的行及原因")

@@ -43,12 +43,24 @@ def enqueue_capture(connection: redis.Redis) -> None:
 
 
 def capture_chats() -> dict[str, int]:
-    """Capture every pending message batch by batch, and close the windows whose time is up."""
+    """Capture pending messages batch by batch, and close the windows whose time is up; a run
+    that has more to do than MAX_BATCHES_PER_RUN hands over to a new job."""
     rt = context.runtime()
     rt.redis.delete(CAPTURE_LOCK_KEY)  # messages stored from now on need another run
+    counts, finished = run_capture(rt, max_batches=MAX_BATCHES_PER_RUN)
+    if not finished:
+        enqueue_capture(rt.redis)
+    if counts:
+        log.info("chat capture: %s", counts)
+    return counts
+
+
+def run_capture(rt: Runtime, *, max_batches: int | None = None) -> tuple[dict[str, int], bool]:
+    """Capture batch after batch, each committed; the counts, and whether nothing is left."""
     window = timedelta(minutes=rt.settings.chat_window_minutes)
     totals: Counter[str] = Counter()
-    for _ in range(MAX_BATCHES_PER_RUN):
+    batches = 0
+    while max_batches is None or batches < max_batches:
         with rt.db.session() as session:  # WeCom is asked before the write transaction
             needs = chat_capture.needs_from_wecom(session, now=rt.clock(), limit=BATCH_SIZE)
         consents = _ask_consent(rt, needs.consent_pairs)
@@ -65,15 +77,11 @@ def capture_chats() -> dict[str, int]:
             )
             session.commit()
         totals.update(result.as_dict())
+        batches += 1
         if not result.more:
-            break
+            return {name: count for name, count in totals.items() if count}, True
         jobs.let_writers_in(rt.db)
-    else:
-        enqueue_capture(rt.redis)  # more than one run's worth: continue in a new job
-    counts = {name: count for name, count in totals.items() if count}
-    if counts:
-        log.info("chat capture: %s", counts)
-    return counts
+    return {name: count for name, count in totals.items() if count}, False
 
 
 def _ask_consent(rt: Runtime, pairs: list[tuple[str, str]]) -> list[chat_capture.ConsentAnswer]:
