@@ -266,6 +266,14 @@ class AttachmentOut(Out):
     size_bytes: int
 
 
+class CaptureOut(Out):
+    """What a chat-made follow-up captured (crm/chat_capture.py)."""
+
+    categories: list[str] = Field(description="命中的关键词类别，如 报价、合同")
+    keywords: list[str] = Field(description="命中的关键词")
+    files: list[str] = Field(description="会话中发送的文件（按文件名）")
+
+
 class FollowUpOut(Out):
     id: int
     customer_id: int
@@ -278,6 +286,12 @@ class FollowUpOut(Out):
     source: str
     transcript: str | None
     attachments: list[AttachmentOut]
+    capture: CaptureOut | None = Field(
+        default=None, description="由企业微信会话自动生成的跟进：命中的关键词和文件"
+    )
+    withdrawn_at: datetime | None = Field(
+        default=None, description="会话中的消息被撤回、不再命中关键词时，跟进被撤销的时间"
+    )
 
 
 class StageChangeOut(Out):

@@ -86,6 +86,8 @@ def test_sign_in_limits_default_to_a_few_a_minute_and_no_proxy_is_trusted(tmp_pa
         ("WECRM_SIGN_IN_LIMIT_PER_MEMBER", "10/fortnight", "WECRM_SIGN_IN_LIMIT_PER_MEMBER"),
         ("WECRM_TRUSTED_PROXIES", "-1", "WECRM_TRUSTED_PROXIES"),
         ("WECRM_TRUSTED_PROXIES", "nginx", "WECRM_TRUSTED_PROXIES"),
+        ("WECRM_CHAT_WINDOW_MINUTES", "0", "WECRM_CHAT_WINDOW_MINUTES"),
+        ("WECRM_CHAT_WINDOW_MINUTES", "half an hour", "WECRM_CHAT_WINDOW_MINUTES"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):
@@ -99,6 +101,7 @@ def test_secrets_are_masked_when_settings_are_printed(tmp_path):
             "WECRM_DATA_DIR": str(tmp_path),
             "WECRM_DATABASE_URL": "postgresql://crm:hunter2@db/crm",
             "WECOM_SECRET": "topsecretvalue",
+            "WECOM_ARCHIVE_SECRET": "archivesecretvalue",
             "WECOM_AES_KEY": "a" * 43,
             "WECOM_TOKEN": "tok123",
             "WECRM_SECRET_KEY": "signing-key",
@@ -106,8 +109,10 @@ def test_secrets_are_masked_when_settings_are_printed(tmp_path):
         }
     )
     shown = repr(settings)
-    for secret in ("hunter2", "topsecretvalue", "a" * 43, "tok123", "signing-key", "mailpass"):
+    secrets = ("hunter2", "topsecretvalue", "archivesecretvalue", "a" * 43, "tok123")
+    for secret in (*secrets, "signing-key", "mailpass"):
         assert secret not in shown
+    assert "archivesecretvalue" in settings.secret_values
     assert "postgresql+psycopg://crm:***@db/crm" in shown
     assert "smtps://crm:***@smtp.example.com" in shown
     assert "mailpass" not in repr(settings.smtp)
@@ -149,3 +154,9 @@ def test_the_sender_defaults_to_the_smtp_login_with_our_company_name(tmp_path):
         base | {"WECRM_SMTP_URL": "smtp://relay.x.com", "WECRM_MAIL_FROM": "销售部 <sales@x.com>"}
     )
     assert chosen.mail_from == "销售部 <sales@x.com>"
+
+
+def test_chat_windows_default_to_half_an_hour(tmp_path):
+    assert Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)}).chat_window_minutes == 30
+    env = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_CHAT_WINDOW_MINUTES": "45"}
+    assert Settings.from_env(env).chat_window_minutes == 45

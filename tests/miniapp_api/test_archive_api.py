@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from crm import chat_capture
 from models import ArchiveMessage
-from tests.crm.test_chat_capture import CUSTOMER_ID, Chat
+from tests.archive import CUSTOMER_ID, Chat
 from tests.factories import make_company, sign_in
 from workers import queues
 

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from crm import chat_capture
 from models import ArchiveMessage, ChatWindow, Customer, FollowUp, Task
 from models.chat import ArchiveStatus
-from tests.crm.test_chat_capture import CUSTOMER_ID, Chat
+from tests.archive import CUSTOMER_ID, Chat
 from tests.factories import make_company, make_customer
 from wecrm import cli
 from workers import capture, queues
