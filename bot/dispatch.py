@@ -43,22 +43,26 @@ def ask_wecom(fields: Mapping[str, Any], wecom: WeComClient) -> dict[str, contac
         return {}
     external_userid = str(fields["ExternalUserID"])
     try:
-        answer = wecom.get_external_contact(external_userid)
+        info = contact_info(wecom, external_userid, str(fields.get("UserID") or ""))
     except WeComUnavailable:
         raise
     except WeComError as error:
         log.warning("externalcontact/get refused (%s); the profile starts unnamed", error)
         return {external_userid: contacts.ContactInfo(name="")}
+    return {external_userid: info}
+
+
+def contact_info(wecom: WeComClient, external_userid: str, rep: str) -> contacts.ContactInfo:
+    """A WeChat contact's profile as the rep `rep` (a WeCom userid) keeps it
+    (externalcontact/get); raises WeComError."""
+    answer = wecom.get_external_contact(external_userid)
     contact = answer.get("external_contact") or {}
-    rep = str(fields.get("UserID") or "")
     mine = [f for f in answer.get("follow_user") or [] if f.get("userid") == rep]
-    return {
-        external_userid: contacts.ContactInfo(
-            name=str(contact.get("name") or ""),
-            corp_name=str(contact.get("corp_name") or "") or None,
-            mobiles=[str(m) for f in mine for m in f.get("remark_mobiles") or []],
-        )
-    }
+    return contacts.ContactInfo(
+        name=str(contact.get("name") or ""),
+        corp_name=str(contact.get("corp_name") or "") or None,
+        mobiles=[str(m) for f in mine for m in f.get("remark_mobiles") or []],
+    )
 
 
 def handle(

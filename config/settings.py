@@ -41,6 +41,8 @@ SECRET_FIELDS = frozenset(
 MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url", "wecom_archive_proxy"})
 # The Finance SDK takes its proxy as socks5://host:port or http://host:port (its header's words).
 ARCHIVE_PROXY_SCHEMES = ("http", "https", "socks5")
+# Chat capture: messages of one conversation at most this far apart make one window.
+DEFAULT_CHAT_WINDOW_MINUTES = 30
 # smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
 # logging in.
 SMTP_DEFAULT_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
@@ -189,6 +191,7 @@ class Settings:
     wecom_token: str = ""
     wecom_aes_key: str = ""
     wecom_api_base: str = DEFAULT_WECOM_API_BASE
+    chat_window_minutes: int = DEFAULT_CHAT_WINDOW_MINUTES
     dev_login: bool = False
     token_ttl_seconds: int = DEFAULT_TOKEN_TTL_SECONDS
     sign_in_limit_per_client: str = DEFAULT_SIGN_IN_LIMIT_PER_CLIENT
@@ -210,7 +213,8 @@ class Settings:
     mail_from: str = ""  # the From header of customer emails
     company_name: str = ""  # our company, for the {公司} placeholder of email templates
     # 会话内容存档 (WeCom's message archive), read through Tencent's native Finance SDK
-    # (wecom/finance_sdk.py). The archive has its own secret: the app's gives 48002.
+    # (wecom/finance_sdk.py). The archive has its own secret: the app's gives 48002, and its
+    # token also calls the msgaudit APIs (check_single_agree).
     wecom_archive_secret: str = ""
     # "VERSION:PATH,…": one RSA private key per public key version, several during a rotation.
     wecom_archive_private_keys: str = ""
@@ -254,6 +258,11 @@ class Settings:
             and self.wecom_archive_private_keys
             and self.wecom_archive_sdk_library
         )
+
+    @property
+    def archive_consent_checkable(self) -> bool:
+        """WeCom can be asked who agreed to archiving (check_single_agree)."""
+        return bool(self.wecom_corp_id and self.wecom_archive_secret)
 
     @property
     def email_configured(self) -> bool:
@@ -332,6 +341,7 @@ class Settings:
         max_bytes_raw = env.get("WECRM_MAX_ATTACHMENT_BYTES", "")
         skew_raw = env.get("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "")
         proxies_raw = env.get("WECRM_TRUSTED_PROXIES", "")
+        window_raw = env.get("WECRM_CHAT_WINDOW_MINUTES", "")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -343,6 +353,11 @@ class Settings:
             wecom_token=token,
             wecom_aes_key=aes_key,
             wecom_api_base=api_base,
+            chat_window_minutes=(
+                _parse_int("WECRM_CHAT_WINDOW_MINUTES", window_raw, minimum=1)
+                if window_raw
+                else DEFAULT_CHAT_WINDOW_MINUTES
+            ),
             dev_login=_parse_bool("WECRM_DEV_LOGIN", env.get("WECRM_DEV_LOGIN", "")),
             token_ttl_seconds=(
                 _parse_int("WECRM_TOKEN_TTL_SECONDS", ttl_raw, minimum=60)

@@ -15,6 +15,7 @@ OUTBOX = "outbox"  # send WeCom app messages
 MAIL = "mail"  # send emails
 COMPLETENESS = "completeness"  # re-score every customer's completeness
 IMPORT = "import"  # import one uploaded file; takes the ImportJob id
+CAPTURE = "capture"  # turn stored chat archive messages into follow-ups
 
 
 def start(session: Session, job: str, *args: int) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import PurePath
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -157,9 +158,15 @@ def add_follow_up(
     next_follow_up_on: date | None = None,
     source: str = FollowUpSource.MANUAL,
     transcript: str | None = None,
+    named_files: Sequence[str] = (),
+    capture: Mapping[str, Any] | None = None,
 ) -> FollowUp:
     """Write a checked follow-up of a customer the caller loaded for update, then run the
-    follow-up triggers: typed, captured and emailed follow-ups all take this one path."""
+    follow-up triggers: typed, captured and emailed follow-ups all take this one path.
+
+    `named_files` are files known by name only (a chat's file messages, whose bytes are not
+    stored): the triggers see them as attachments all the same. `capture` is what a chat
+    capture found (crm/chat_capture.py)."""
     follow_up = FollowUp(
         customer_id=customer.id,
         author_id=actor.user_id,
@@ -170,6 +177,7 @@ def add_follow_up(
         next_follow_up_on=next_follow_up_on,
         source=source,
         transcript=transcript,
+        capture=dict(capture) if capture is not None else None,
         created_at=now,
     )
     for file in files:
@@ -207,7 +215,7 @@ def add_follow_up(
             summary=summary,
             transcript=transcript,
             method=method.value,
-            filenames=[file.filename for file in files],
+            filenames=[*(file.filename for file in files), *named_files],
         ),
     )
     return follow_up

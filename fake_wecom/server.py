@@ -2,8 +2,9 @@
 
 Tests drive the real ``wecom.WeComClient`` against it, and the demo runs it so newcomers can read,
 on the page at ``/``, what reps and managers would receive. It implements only what wecrm calls:
-gettoken, miniprogram/jscode2session, department/list, user/list, externalcontact/get and
-message/send (its per-member limit, template card task ids and duplicate check included), with
+gettoken, miniprogram/jscode2session, department/list, user/list, externalcontact/get,
+msgaudit/check_single_agree (with the archive secret's token only) and message/send (its
+per-member limit, template card task ids and duplicate check included), with
 WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313), plus a few test
 controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
 WeCom's other half: it posts members' messages to an app's callback URL.
@@ -35,6 +36,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CORP_ID = "wwfakecorp"
 DEFAULT_SECRET = "fake-secret"
+DEFAULT_ARCHIVE_SECRET = "fake-archive-secret"
+# The app secret's token calling a msgaudit API: "api forbidden" (wecom-facts §4).
+API_FORBIDDEN_ERRCODE = 48002
 DEFAULT_AGENT_ID = 1000002
 TOKEN_TTL_SECONDS = 7200
 SHUTDOWN_POLL_SECONDS = 0.02
@@ -145,9 +149,11 @@ class FakeWeCom:
         corp_id: str = DEFAULT_CORP_ID,
         secret: str = DEFAULT_SECRET,
         agent_id: int = DEFAULT_AGENT_ID,
+        archive_secret: str = DEFAULT_ARCHIVE_SECRET,
     ) -> None:
         self.corp_id = corp_id
         self.secret = secret
+        self.archive_secret = archive_secret
         self.agent_id = agent_id
         self._lock = threading.RLock()
         self._server: BaseWSGIServer | None = None
@@ -160,6 +166,7 @@ class FakeWeCom:
             "user/list": ("GET", self._user_list),
             "message/send": ("POST", self._message_send),
             "externalcontact/get": ("GET", self._external_contact_get),
+            "msgaudit/check_single_agree": ("POST", self._check_single_agree),
         }
         self.console = Console(self)
         self.reset()
@@ -227,6 +234,9 @@ class FakeWeCom:
         """Forget everything: tokens, codes, directory, messages, counters and injected faults."""
         with self._lock:
             self._tokens: dict[str, float] = {}  # token -> expiry (epoch seconds)
+            self._token_secrets: dict[str, str] = {}  # token -> the secret it was issued for
+            # (userid, external_userid) pairs that refused archiving; every other pair agrees
+            self._archive_refusals: set[tuple[str, str]] = set()
             self._codes: dict[str, str] = {}  # login code -> userid
             self._departments: list[dict] = []
             self._users: list[dict] = []
@@ -284,6 +294,11 @@ class FakeWeCom:
                 ],
             }
 
+    def refuse_archiving(self, userid: str, external_userid: str) -> None:
+        """Make check_single_agree answer Disagree for this member and external contact."""
+        with self._lock:
+            self._archive_refusals.add((userid, external_userid))
+
     def expire_tokens(self) -> None:
         """Make every token issued so far expired, so using one answers 42001."""
         with self._lock:
@@ -338,6 +353,10 @@ class FakeWeCom:
                 raise _Fault(self._failures[endpoint].pop(0), "injected by FakeWeCom.fail_next")
             if endpoint != "gettoken":
                 self._check_token(request.args.get("access_token"))
+            if endpoint.startswith("msgaudit/"):
+                secret = self._token_secrets.get(request.args.get("access_token", ""))
+                if secret != self.archive_secret:
+                    raise _Fault(API_FORBIDDEN_ERRCODE, "api forbidden")
             body = {"errcode": 0, "errmsg": "ok", **handler(request)}
         except _Fault as fault:
             body = {"errcode": fault.errcode, "errmsg": fault.errmsg}
@@ -358,17 +377,48 @@ class FakeWeCom:
         """https://developer.work.weixin.qq.com/document/path/91039"""
         if request.args.get("corpid") != self.corp_id:
             raise _Fault(40013, "invalid corpid")
-        if request.args.get("corpsecret") != self.secret:
+        secret = request.args.get("corpsecret")
+        if secret not in (self.secret, self.archive_secret):
             raise _Fault(40001, "invalid credential")
-        # Like WeCom, hand out the same token again until it expires.
+        # Like WeCom, hand out the same token again until it expires (one per secret).
         now = time.time()
-        live = [(expires, token) for token, expires in self._tokens.items() if expires > now]
+        live = [
+            (expires, token)
+            for token, expires in self._tokens.items()
+            if expires > now and self._token_secrets.get(token) == secret
+        ]
         if live:
             expires_at, token = max(live)
         else:
             token, expires_at = secrets.token_urlsafe(32), now + TOKEN_TTL_SECONDS
             self._tokens[token] = expires_at
+            self._token_secrets[token] = secret
         return {"access_token": token, "expires_in": math.ceil(expires_at - now)}
+
+    def _check_single_agree(self, request: Request) -> dict:
+        """https://developer.work.weixin.qq.com/document/path/92951 ("exteranalopenid" sic)"""
+        try:
+            body = json.loads(request.get_data())
+        except ValueError:
+            body = None
+        info = body.get("info") if isinstance(body, dict) else None
+        if not isinstance(info, list) or not info:
+            raise _Fault(INVALID_PARAMETER_ERRCODE, "info is required")
+        answers = []
+        for pair in info:
+            if not isinstance(pair, dict) or not pair.get("userid"):
+                raise _Fault(INVALID_PARAMETER_ERRCODE, "invalid info item")
+            key = (pair["userid"], pair.get("exteranalopenid", ""))
+            refused = key in self._archive_refusals
+            answers.append(
+                {
+                    "userid": key[0],
+                    "exteranalopenid": key[1],
+                    "agree_status": "Disagree" if refused else "Agree",
+                    "status_change_time": int(time.time()),
+                }
+            )
+        return {"agreeinfo": answers}
 
     def _jscode2session(self, request: Request) -> dict:
         """https://developer.work.weixin.qq.com/document/path/91507"""

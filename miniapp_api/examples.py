@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from crm.rulesets.defaults import DEFAULT_DOCUMENTS
 from miniapp_api.schemas import (
     ApprovalFlowIn,
+    ArchiveImportIn,
     AutoAssignIn,
     CapturePreviewIn,
     CustomerIn,
@@ -159,6 +160,8 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     },
     CustomFieldPatch: {"label": "项目类型（装修）", "is_required": True},
     ImportIn: {"on_duplicate": "merge"},
+    # The file itself is the multipart part "file": JSON lines, one archived message a line.
+    ArchiveImportIn: {},
     # --- rule sets
     RuleCheckIn: {"kind": "grading", "document": GRADING_DOCUMENT},
     # The boss names a team to work on its set; a manager's scope is always their own team.

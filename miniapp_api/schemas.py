@@ -267,6 +267,14 @@ class AttachmentOut(Out):
     size_bytes: int
 
 
+class CaptureOut(Out):
+    """What a chat-made follow-up captured (crm/chat_capture.py)."""
+
+    categories: list[str] = Field(description="命中的关键词类别，如 报价、合同")
+    keywords: list[str] = Field(description="命中的关键词")
+    files: list[str] = Field(description="会话中发送的文件（按文件名）")
+
+
 class FollowUpOut(Out):
     id: int
     customer_id: int
@@ -279,6 +287,12 @@ class FollowUpOut(Out):
     source: str
     transcript: str | None
     attachments: list[AttachmentOut]
+    capture: CaptureOut | None = Field(
+        default=None, description="由企业微信会话自动生成的跟进：命中的关键词和文件"
+    )
+    withdrawn_at: datetime | None = Field(
+        default=None, description="会话中的消息被撤回、不再命中关键词时，跟进被撤销的时间"
+    )
 
 
 class StageChangeOut(Out):
@@ -957,3 +971,22 @@ class ExpediteReportOut(Out):
     by_person: list[PersonCountOut]
     by_reason: list[ReasonCountOut]
     skipped_steps: list[StepCountOut]
+
+
+# --- chat archive ----------------------------------------------------------------------------
+
+
+class ArchiveImportIn(Strict):
+    """The export file is the multipart part `file`; no other field."""
+
+
+class ArchiveRejection(Out):
+    line: int = Field(description="文件中的行号（从 1 开始）")
+    reason: str = Field(description="无法识别的原因")
+
+
+class ArchiveImportOut(Out):
+    stored: int = Field(description="新存入的消息数；随后由后台生成跟进")
+    duplicates: int = Field(description="已经导入过的消息数（按 msgid 去重）")
+    rejected: int = Field(description="无法识别的行数")
+    rejections: list[ArchiveRejection] = Field(description="前 20 个无法识别的行及原因")

@@ -2,6 +2,7 @@
 
 from models.audit import AuditEntry
 from models.base import Base
+from models.chat import ArchiveConsent, ArchiveCursor, ArchiveMessage, ChatWindow
 from models.customers import Customer, CustomerTag, CustomField
 from models.db import Database
 from models.emails import EmailTemplate, EmailTemplateAttachment, OutgoingEmail
@@ -18,9 +19,13 @@ from models.users import Team, User
 
 __all__ = [
     "ApprovalNode",
+    "ArchiveConsent",
+    "ArchiveCursor",
+    "ArchiveMessage",
     "Attachment",
     "AuditEntry",
     "Base",
+    "ChatWindow",
     "ContactEvent",
     "Customer",
     "CustomerTag",

@@ -59,6 +59,8 @@ class Customer(Base):
     custom_values: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     completeness: Mapped[int] = mapped_column(Integer, default=0)  # percent of required fields
     last_follow_up_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The customer's own newest archived chat message (rules: days_since_customer_message).
+    last_customer_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The plan of the newest follow-up, kept here so the day's list is one indexed query.
     next_follow_up_on: Mapped[date | None] = mapped_column(Date)
     # While in the public pool (owner_id is None after a release): when and why it came there.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base, UTCDateTime
+from models.base import Base, JSONType, UTCDateTime
 from models.users import User
 
 
@@ -25,6 +26,10 @@ class FollowUp(Base):
     next_follow_up_on: Mapped[date | None] = mapped_column(Date)
     source: Mapped[str] = mapped_column(String(16), default="manual")
     transcript: Mapped[str | None] = mapped_column(Text)
+    # A chat-made follow-up: {"categories", "keywords", "files", "window_id"}; None when typed.
+    capture: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Set when the chat it came from was recalled and no keyword remains (never silently kept).
+    withdrawn_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
     author: Mapped[User | None] = relationship(lazy="raise")

@@ -95,6 +95,7 @@ def settings(data_dir: Path, redis_url: str, fake_wecom: FakeWeCom) -> Settings:
         "WECRM_SECRET_KEY": "test-secret-key",
         "WECOM_CORP_ID": fake_wecom.corp_id,
         "WECOM_SECRET": fake_wecom.secret,
+        "WECOM_ARCHIVE_SECRET": fake_wecom.archive_secret,
         "WECOM_AGENT_ID": str(fake_wecom.agent_id),
         "WECOM_API_BASE": fake_wecom.base_url,
         "WECRM_MAX_ATTACHMENT_BYTES": str(1024 * 1024),
@@ -149,6 +150,7 @@ def cli_env(settings: Settings) -> dict[str, str]:
         "WECRM_SECRET_KEY": settings.secret_key,
         "WECOM_CORP_ID": settings.wecom_corp_id,
         "WECOM_SECRET": settings.wecom_secret,
+        "WECOM_ARCHIVE_SECRET": settings.wecom_archive_secret,
         "WECOM_AGENT_ID": str(settings.wecom_agent_id),
         "WECOM_API_BASE": settings.wecom_api_base,
     }

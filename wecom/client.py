@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import requests
@@ -173,6 +174,14 @@ class WeComClient:
         """A customer's WeChat profile and the members who added them
         (https://developer.work.weixin.qq.com/document/path/92114)."""
         return self.get("externalcontact/get", external_userid=external_userid)
+
+    def check_single_agree(self, pairs: Sequence[tuple[str, str]]) -> list[dict]:
+        """Whether each (member userid, external_userid) pair agreed to chat archiving
+        (msgaudit/check_single_agree, https://developer.work.weixin.qq.com/document/path/92951).
+        Only a client built with the archive secret may call it (the app secret gets 48002)."""
+        # "exteranalopenid" is WeCom's own spelling.
+        info = [{"userid": userid, "exteranalopenid": external} for userid, external in pairs]
+        return list(self.post("msgaudit/check_single_agree", {"info": info}).get("agreeinfo", []))
 
     def send_message(
         self, touser: list[str], msgtype: str, content: dict, *, duplicate_check_seconds: int = 0

@@ -1,5 +1,5 @@
 """The `wecrm` command: init, serve, worker, scheduler, sweep, demo, import-customers,
-sync-users."""
+import-archive, sync-users."""
 
 from __future__ import annotations
 
@@ -7,7 +7,10 @@ import logging
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
+from typing import Any
 
 import click
 from rq.results import Result
@@ -15,18 +18,37 @@ from tqdm import tqdm
 
 from config import Settings, SettingsError
 from config.settings import mask_url
-from crm import imports, users
+from crm import chat_capture, imports, users
 from crm.actors import Actor
 from crm.errors import DomainError
 from wecom.client import WeComError
 from wecrm.runtime import Runtime
 from wecrm.wiring import build_runtime
-from workers import context, jobs, outages, queues
+from workers import capture, context, jobs, outages, queues
 from workers.schedule import build_scheduler, enqueue_round
 
 # `wecrm sweep` waits for results in short blocking reads: redis-py ends a read that blocks
 # longer than its socket timeout (5 s by default) with an error.
 RESULT_WAIT_SECONDS = 1
+# import-archive commits this many lines at a time, so a long file never holds the write lock.
+ARCHIVE_LINES_PER_COMMIT = 2000
+# What a capture run's counts are called on the terminal.
+CAPTURE_LABELS = {
+    "captured": "归入会话",
+    "windows_closed": "会话窗口",
+    "follow_ups": "生成跟进",
+    "recalled": "撤回",
+    "withdrawn": "撤销跟进",
+    "contacts_created": "新建客户",
+}
+SKIP_LABELS = {
+    chat_capture.SkipReason.SWITCH: "切换企业记录",
+    chat_capture.SkipReason.UNREAD_TYPE: "不读取的消息类型",
+    chat_capture.SkipReason.INTERNAL: "同事之间的消息",
+    chat_capture.SkipReason.UNKNOWN_MEMBER: "非本系统成员",
+    chat_capture.SkipReason.NO_CUSTOMER: "群里没有本系统客户",
+    chat_capture.SkipReason.CONSENT: "未同意存档",
+}
 
 
 def _runtime() -> Runtime:
@@ -217,6 +239,65 @@ def import_customers(file: Path, as_user: str, on_duplicate: str, report: Path |
         click.echo(f"逐行报告已写入 {report}")
     if result.errors:
         sys.exit(1)
+
+
+@main.command("import-archive")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--now",
+    "capture_now",
+    is_flag=True,
+    help="Capture in this process and print the result (default: the worker does it).",
+)
+def import_archive(file: Path, capture_now: bool) -> None:
+    """Import a chat archive export: JSON lines, one decrypted WeCom message per line."""
+    runtime = _runtime()
+    try:
+        handle = file.open("rb")
+    except OSError as error:
+        raise click.ClickException(f"无法读取文件 {file}：{error.strerror}") from None
+    total = chat_capture.StoreResult()
+    with handle, runtime.db.session(lock_for_write=True) as session:
+        messages = chat_capture.read_export(handle)  # streamed, never read whole
+        for chunk in _chunks(messages, ARCHIVE_LINES_PER_COMMIT):
+            result = chat_capture.store_messages(session, chunk, origin="file", now=runtime.clock())
+            session.commit()  # the capture job starts after this commit
+            total.stored += result.stored
+            total.duplicates += result.duplicates
+            total.rejected += result.rejected
+            room = chat_capture.MAX_REJECTIONS_KEPT - len(total.rejections)
+            total.rejections += result.rejections[:room]
+            jobs.let_writers_in(runtime.db)
+    click.echo(
+        f"新存入 {total.stored} 条，已导入过 {total.duplicates} 条，无法识别 {total.rejected} 条"
+    )
+    for line, reason in total.rejections:
+        click.echo(f"  第 {line} 行：{reason}")
+    if capture_now:
+        counts, _ = capture.run_capture(runtime)
+        click.echo(_describe_capture(counts))
+    elif total.stored:
+        click.echo("已交给后台 worker 生成跟进（`wecrm worker` 需在运行）。")
+    if total.rejected:
+        sys.exit(1)
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def _describe_capture(counts: dict[str, int]) -> str:
+    parts = [f"{label} {counts.get(key, 0)}" for key, label in CAPTURE_LABELS.items()]
+    skipped = [
+        f"{label} {counts[f'skipped_{key}']}"
+        for key, label in SKIP_LABELS.items()
+        if counts.get(f"skipped_{key}")
+    ]
+    if skipped:
+        parts.append(f"跳过：{'、'.join(skipped)}")
+    return "生成跟进完成：" + "，".join(parts)
 
 
 @main.command("sync-users")

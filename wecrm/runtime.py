@@ -117,10 +117,25 @@ class Runtime:
             redis=self.redis,
         )
 
+    @cached_property
+    def archive_wecom(self) -> WeComClient:
+        """The client of the 会话内容存档 secret (msgaudit APIs); its token is cached under its
+        own key, apart from the app's."""
+        s = self.settings
+        return WeComClient(
+            corp_id=s.wecom_corp_id,
+            secret=s.wecom_archive_secret,
+            agent_id=s.wecom_agent_id,
+            api_base=s.wecom_api_base,
+            redis=self.redis,
+        )
+
     def close(self) -> None:
         if "db" in self.__dict__:
             self.db.dispose()
         if "wecom" in self.__dict__:
             self.wecom.close()
+        if "archive_wecom" in self.__dict__:
+            self.archive_wecom.close()
         if "redis" in self.__dict__:
             self.redis.close()

@@ -13,6 +13,7 @@ from datetime import datetime
 from config import Settings, redaction
 from crm import after_commit
 from wecrm.runtime import JobStarter, Runtime, utc_now
+from workers.capture import enqueue_capture
 from workers.jobs import enqueue_completeness, enqueue_import
 from workers.mail import enqueue_mail
 from workers.outbox import enqueue_outbox
@@ -22,6 +23,7 @@ STARTERS: dict[str, JobStarter] = {
     after_commit.MAIL: enqueue_mail,
     after_commit.COMPLETENESS: enqueue_completeness,
     after_commit.IMPORT: enqueue_import,
+    after_commit.CAPTURE: enqueue_capture,
 }
 
 

@@ -12,10 +12,12 @@ IMPORTS = "imports"
 MAINTENANCE = "maintenance"
 NOTIFICATIONS = "notifications"
 MAIL = "mail"
+CAPTURE = "capture"  # chat archive messages into follow-ups
 # Inbound first: a member who typed a command is waiting for the answer, which notifications
 # carry. Imports last: a large file keeps a worker busy for minutes, so a worker takes one only
 # when nothing a person waits for is queued (run more than one worker where imports are common).
-ALL_QUEUES = (INBOUND, NOTIFICATIONS, DEFAULT, MAIL, MAINTENANCE, IMPORTS)
+# Chat capture, which nobody waits for by the second, goes just before them.
+ALL_QUEUES = (INBOUND, NOTIFICATIONS, DEFAULT, MAIL, MAINTENANCE, CAPTURE, IMPORTS)
 
 
 def queue(connection: redis.Redis, name: str) -> Queue:

@@ -11,7 +11,7 @@ import redis
 from rq.cron import CronScheduler
 from rq.job import Job
 
-from workers import inbound, jobs, mail, outbox, queues
+from workers import capture, inbound, jobs, mail, outbox, queues
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,13 @@ PERIODIC_JOBS = (
         queues.MAINTENANCE,
         every_seconds=60,
         label="结束处理程序已停止的导入（个）",
+    ),
+    # Chat archive messages whose enqueue was lost, and windows whose half hour has passed.
+    Periodic(
+        capture.capture_chats,
+        queues.CAPTURE,
+        every_seconds=120,
+        label="会话存档生成跟进",
     ),
     # WeCom messages stored but not processed (a lost enqueue, a crashed worker, a retry due).
     Periodic(

@@ -44,7 +44,13 @@ EVENT_LABELS = {
     "stage_changed": "阶段变更",
     "customer_updated": "客户资料修改",
 }
-CLOCKS = {"last_follow_up": "距上次跟进", "stage_entered": "进入当前阶段"}
+CLOCKS = {
+    "last_follow_up": "距上次跟进",
+    "stage_entered": "进入当前阶段",
+    # The customer's newest chat message, or entering the stage when that is later (or there
+    # is none): "报价后客户 N 天没回话" counts from the quote, not from an older message.
+    "customer_message": "客户上次发消息（或进入当前阶段，取较晚者）",
+}
 MAX_RULES = 50
 MAX_STEPS = 5
 MAX_DAYS = 3650

@@ -108,6 +108,7 @@ def _since(attribute: str, fallback: str | None = None) -> tuple[Callable, Calla
 _last_follow_up = _since("last_follow_up_at", "created_at")
 _stage_entered = _since("stage_entered_at")
 _created = _since("created_at")
+_customer_message = _since("last_customer_message_at")  # no chat: no value
 
 BUILT_IN: dict[str, Fact] = {
     **{fact.name: fact for fact in _COLUMNS},
@@ -117,6 +118,10 @@ BUILT_IN: dict[str, Fact] = {
     ),
     "days_in_stage": Fact("days_in_stage", "当前阶段停留天数", Kind.DAYS, *_stage_entered),
     "days_since_created": Fact("days_since_created", "建档天数", Kind.DAYS, *_created),
+    # From the chat archive (crm/chat_capture.py): "silent N days after a quote".
+    "days_since_customer_message": Fact(
+        "days_since_customer_message", "距客户上次发消息天数", Kind.DAYS, *_customer_message
+    ),
     "follow_up.text": Fact(
         "follow_up.text",
         "本次跟进内容",

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, true
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -44,12 +44,20 @@ class Sweep:
 def anchor_sql(clock: str) -> Any:
     if clock == "stage_entered":
         return Customer.stage_entered_at
+    if clock == "customer_message":
+        # The later of the two; a NULL message compares as unknown, so the stage wins.
+        message, stage = Customer.last_customer_message_at, Customer.stage_entered_at
+        return case((message > stage, message), else_=stage)
     return func.coalesce(Customer.last_follow_up_at, Customer.created_at)
 
 
 def anchor_of(customer: Customer, clock: str) -> datetime:
     if clock == "stage_entered":
         return customer.stage_entered_at
+    if clock == "customer_message":
+        message = customer.last_customer_message_at
+        stage = customer.stage_entered_at
+        return message if message is not None and message > stage else stage
     return customer.last_follow_up_at or customer.created_at
 
 

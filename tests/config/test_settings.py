@@ -91,6 +91,8 @@ def test_sign_in_limits_default_to_a_few_a_minute_and_no_proxy_is_trusted(tmp_pa
         ("WECOM_ARCHIVE_PRIVATE_KEYS", "3:/a.pem,3:/b.pem", "WECOM_ARCHIVE_PRIVATE_KEYS"),
         ("WECOM_ARCHIVE_PROXY", "ftp://10.0.0.1:21", "WECOM_ARCHIVE_PROXY"),
         ("WECOM_ARCHIVE_PROXY", "10.0.0.1:8081", "WECOM_ARCHIVE_PROXY"),
+        ("WECRM_CHAT_WINDOW_MINUTES", "0", "WECRM_CHAT_WINDOW_MINUTES"),
+        ("WECRM_CHAT_WINDOW_MINUTES", "half an hour", "WECRM_CHAT_WINDOW_MINUTES"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):
@@ -126,6 +128,7 @@ def test_secrets_are_masked_when_settings_are_printed(tmp_path):
         "user:proxypw",
     ):
         assert secret not in shown
+    assert "archivesecretvalue" in settings.secret_values
     assert "postgresql+psycopg://crm:***@db/crm" in shown
     assert "smtps://crm:***@smtp.example.com" in shown
     assert "mailpass" not in repr(settings.smtp)
@@ -182,3 +185,9 @@ def test_the_archive_is_configured_with_corp_library_archive_secret_and_keys(tmp
     assert (settings.wecom_archive_proxy, settings.wecom_archive_proxy_password) == ("", "")
     for name in archive:  # each one is needed
         assert not Settings.from_env({**env, **archive, name: ""}).archive_configured
+
+
+def test_chat_windows_default_to_half_an_hour(tmp_path):
+    assert Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)}).chat_window_minutes == 30
+    env = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_CHAT_WINDOW_MINUTES": "45"}
+    assert Settings.from_env(env).chat_window_minutes == 45

@@ -57,6 +57,7 @@ UNSCOPED = {
     "create_customer",
     "upload_import",
     "get_import",
+    "upload_archive",  # the boss's; tests/miniapp_api/test_archive_api.py
     "retry_notification",  # scoped by recipient; tests/miniapp_api/test_notifications_api.py
     "logout",
     "revoke_sessions",  # people by the org chart; tests/miniapp_api/test_auth.py walks it

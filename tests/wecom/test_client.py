@@ -373,3 +373,23 @@ def test_invalid_message_raises_wecom_error_and_is_not_recorded(
 
     assert caught.value.errcode == errcode
     assert fake.messages == []
+
+
+# -- the archive secret ---------------------------------------------------------------------------
+
+
+def test_consent_is_asked_with_the_archive_secrets_own_token(fake, make_client):
+    app = make_client()
+    archive = make_client(secret=fake.archive_secret)
+    fake.refuse_archiving("zhangsan", "wmRefused01")
+    answers = archive.check_single_agree([("zhangsan", "wmRefused01"), ("lisi", "wmAgreed01")])
+    assert [(a["userid"], a["exteranalopenid"], a["agree_status"]) for a in answers] == [
+        ("zhangsan", "wmRefused01", "Disagree"),
+        ("lisi", "wmAgreed01", "Agree"),
+    ]
+    with pytest.raises(WeComError) as refused:
+        app.check_single_agree([("lisi", "wmAgreed01")])
+    assert refused.value.errcode == 48002  # the app secret's token may not read the archive
+    app.list_departments()
+    archive.check_single_agree([("lisi", "wmAgreed01")])
+    assert fake.token_requests == 2  # one token per secret, cached apart: neither replaced

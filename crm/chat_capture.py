@@ -1,0 +1,774 @@
+"""Chat capture: archived WeCom messages become the customer's follow-up records by themselves.
+
+An archive source (the Finance SDK puller, an export file) hands decrypted messages to
+`store_messages`, which keeps each msgid once. `capture` (run by workers/capture.py) then works
+through the stored messages in time order, in bounded batches, each flushed for the caller to
+commit: it maps each message to one customer and one rep, groups a conversation's messages
+into windows, and turns a closed window with a keyword hit (crm/keywords.py) into ONE follow-up
+(method 企微会话, source chat) through `crm.followups.add_follow_up`, so the same triggers run
+as for a typed follow-up. Every message ends in one status (models/chat.py), never an error.
+
+Decisions (the README's 会话存档 section says the same to users):
+- A window is one rep's conversation with one customer (one chat, or one group) whose messages
+  are at most `window` apart (30 minutes by default); it closes when its last message is older
+  than that, or when a later message of the same conversation starts a new one.
+- A closed window without a keyword hit writes no follow-up, but when the rep wrote in it, it
+  is contact: the customer's `last_follow_up_at` moves forward to its last message (never
+  back), so the no-follow-up timers (reminders, the 30-day pool release) do not fire on a
+  customer the rep is talking to. "还没报价" is a negated hit: not captured.
+- Files are listed by name in the snippet and count as attachments for the triggers (a PDF
+  file message is a PDF attachment); the bytes are fetched later for SDK sources (sdkfileid
+  is kept), an export file has none. Voice is captured as "语音（待转写）" and its message marked
+  `transcript_status = "pending"` for transcription. Image and mixed messages are read; other
+  types and switch entries are skipped and counted.
+- Group chats map through their external members: the customers whose external_userid is in
+  the room and whose owner is in the room too. With several, the whole room's conversation is
+  kept under the earliest-created of them (lowest id), so one group makes one follow-up, not
+  one per customer. A group without such a customer, a chat between members only, or one whose
+  member is not an active user is skipped with its reason.
+- An external contact not yet known, in a one-to-one chat, becomes a customer of the member
+  through the bot's contact path (`crm.contacts.on_change` with ADD); the job asks WeCom for
+  the profile before the transaction. In a group, an unknown contact is not created.
+- A recall withdraws the recalled message: it is marked recalled and left out of its window.
+  If the window's follow-up is written already, its snippet and keywords are written again
+  without it; when no keyword remains, the follow-up is marked withdrawn (`withdrawn_at`) and
+  the manager is told. What the follow-up's triggers did (a stage move, a task) stays: they are
+  audited events of their own, and the manager decides whether to move the stage back.
+- Consent (check_single_agree): a pair (member, external contact) that WeCom says disagrees is
+  skipped (reason consent). When the archive secret is not configured (an export-only
+  company), a pair with no answer counts as agreed: the archive only holds messages of members
+  the company enabled for archiving.
+- Risk words in the customer's messages notify the rep's manager once per window, with the
+  snippet. The customer's newest message time is kept (`last_customer_message_at`) for the
+  rule fact days_since_customer_message and the timer clock customer_message.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from crm import after_commit, chat_messages, contacts, followups, keywords
+from crm.actors import Actor
+from crm.chat_messages import Action, ChatMessage, Malformed
+from crm.errors import Forbidden, Invalid
+from crm.notifications import notify
+from crm.rules.actions import managers_of
+from crm.vocab import ContactMethod, FollowUpSource
+from models import (
+    ArchiveConsent,
+    ArchiveCursor,
+    ArchiveMessage,
+    ChatWindow,
+    Customer,
+    FollowUp,
+    User,
+)
+from models.chat import ArchiveOrigin, ArchiveStatus
+from models.users import Role
+
+WINDOW = timedelta(minutes=30)
+MAX_EXPORT_BYTES = 20 * 1024 * 1024  # an uploaded export file
+STORE_BATCH = 500  # rows per INSERT … ON CONFLICT DO NOTHING
+CAPTURE_BATCH = 500  # messages per capture call (one transaction of the job)
+SUMMARY_MAX_CHARS = 1000
+LINE_MAX_CHARS = 200
+MAX_REJECTIONS_KEPT = 20  # rejected lines named in a StoreResult; the rest are counted
+CONSENT_RECHECK = timedelta(days=1)  # an answer older than this is asked again
+SDK_CURSOR = "sdk"
+CAPTURE_LOCK = "capture"  # the cursor row every capture run locks first
+CUSTOMER_SPEAKER = "客户"
+COLLEAGUE_SPEAKER = "同事"
+RISK_TITLE = "客户会话风险提醒：{customer}"
+RISK_TEXT = "「{customer}」在企业微信会话中提到：{risks}\n{snippet}"
+WITHDRAWN_TITLE = "会话跟进已撤销：{customer}"
+WITHDRAWN_TEXT = (
+    "{rep} 与「{customer}」的会话中有消息被撤回，由这段会话生成的跟进已标记为撤销。"
+    "它引起的阶段变化和待办没有自动回退，请核实。"
+)
+TRANSCRIPT_PENDING = "pending"
+
+
+class SkipReason(StrEnum):
+    SWITCH = "switch"  # a member's company-switch log entry
+    UNREAD_TYPE = "unread_type"  # emotion, link, location, card, … : not read
+    INTERNAL = "internal"  # members only, no external contact
+    UNKNOWN_MEMBER = "unknown_member"  # the member is not an active user of ours
+    NO_CUSTOMER = "no_customer"  # a group with none of our customers (with their rep)
+    CONSENT = "consent"  # the member and the contact have not agreed to archiving
+
+
+@dataclass(frozen=True)
+class Unreadable:
+    """A line of an export file that is not JSON (read_export yields it in its place)."""
+
+    line: int
+    reason: str
+
+
+@dataclass
+class StoreResult:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    rejections: list[tuple[int, str]] = field(default_factory=list)  # (line, reason), the first
+
+
+@dataclass
+class CaptureResult:
+    captured: int = 0  # messages put into a window
+    skipped: Counter[str] = field(default_factory=Counter)  # per SkipReason
+    recalled: int = 0
+    windows_closed: int = 0
+    follow_ups: int = 0
+    withdrawn: int = 0  # follow-ups withdrawn by a recall
+    contacts_created: int = 0
+    more: bool = False  # the batch was full: call again
+
+    def as_dict(self) -> dict[str, int]:
+        counts = {
+            "captured": self.captured,
+            "recalled": self.recalled,
+            "windows_closed": self.windows_closed,
+            "follow_ups": self.follow_ups,
+            "withdrawn": self.withdrawn,
+            "contacts_created": self.contacts_created,
+        }
+        counts.update({f"skipped_{reason}": n for reason, n in self.skipped.items()})
+        return counts
+
+
+@dataclass(frozen=True)
+class ConsentAnswer:
+    userid: str
+    external_userid: str
+    agreed: bool
+
+
+@dataclass(frozen=True)
+class WeComNeeds:
+    """What the next capture batch needs from WeCom, asked before its transaction."""
+
+    consent_pairs: list[tuple[str, str]]  # (member userid, external_userid) with no fresh answer
+    contacts: list[tuple[str, str]]  # (external_userid, member userid) not yet customers
+
+
+# --- storing ------------------------------------------------------------------------------------
+
+
+def read_export(lines: Iterable[str | bytes]) -> Iterator[Any]:
+    """An export file's messages, one JSON object per line (blank lines skipped); a line that
+    is not JSON is yielded as Unreadable. Reads lazily: the file is streamed."""
+    for number, raw in enumerate(lines, start=1):
+        try:
+            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        except UnicodeDecodeError:
+            yield Unreadable(number, "not UTF-8")
+            continue
+        if not text.strip():
+            continue
+        try:
+            yield _Numbered(number, json.loads(text))
+        except ValueError:
+            yield Unreadable(number, "not JSON")
+
+
+@dataclass(frozen=True)
+class _Numbered:
+    line: int
+    message: Any
+
+
+def store_messages(
+    session: Session, messages: Iterable[Any], *, origin: str, now: datetime
+) -> StoreResult:
+    """Store each message once (by msgid); malformed ones are counted as rejected with their
+    reason, never raised. Starts the capture job after the commit when something was stored."""
+    result = StoreResult()
+    chunk: dict[str, dict[str, Any]] = {}
+    for index, item in enumerate(messages, start=1):
+        line, message = (item.line, item.message) if isinstance(item, _Numbered) else (index, item)
+        if isinstance(item, Unreadable):
+            _reject(result, item.line, item.reason)
+            continue
+        try:
+            row = chat_messages.header(message)
+        except Malformed as error:
+            _reject(result, line, str(error))
+            continue
+        if row["msgid"] in chunk:
+            result.duplicates += 1
+            continue
+        chunk[row["msgid"]] = {
+            **row,
+            "origin": origin,
+            "payload": dict(message),
+            "status": ArchiveStatus.PENDING.value,
+            "created_at": now,
+        }
+        if len(chunk) >= STORE_BATCH:
+            _insert(session, list(chunk.values()), result)
+            chunk = {}
+    if chunk:
+        _insert(session, list(chunk.values()), result)
+    if result.stored:
+        after_commit.start(session, after_commit.CAPTURE)
+    return result
+
+
+def _reject(result: StoreResult, line: int, reason: str) -> None:
+    result.rejected += 1
+    if len(result.rejections) < MAX_REJECTIONS_KEPT:
+        result.rejections.append((line, reason))
+
+
+def _insert(session: Session, rows: list[dict[str, Any]], result: StoreResult) -> None:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        dialect.insert(ArchiveMessage)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["msgid"])
+        .returning(ArchiveMessage.msgid)
+    )
+    stored = len(session.execute(statement).all())
+    result.stored += stored
+    result.duplicates += len(rows) - stored
+
+
+def import_export(session: Session, *, actor: Actor, data: bytes, now: datetime) -> StoreResult:
+    """Store an uploaded export file (JSON lines) for capture: the boss's, up to
+    MAX_EXPORT_BYTES (the command line `wecrm import-archive` streams files of any size)."""
+    if actor.role is not Role.BOSS:
+        raise Forbidden("只有老板可以导入会话存档")
+    if not data:
+        raise Invalid("会话存档文件是空的", code="empty_archive", field="file")
+    if len(data) > MAX_EXPORT_BYTES:
+        raise Invalid(
+            f"会话存档文件超过 {MAX_EXPORT_BYTES // (1024 * 1024)} MB，"
+            "请分成几个文件上传，或在服务器上用 wecrm import-archive 导入",
+            code="archive_too_large",
+            field="file",
+        )
+    return store_messages(
+        session, read_export(io.BytesIO(data)), origin=ArchiveOrigin.FILE, now=now
+    )
+
+
+# --- the SDK puller's cursor -----------------------------------------------------------------
+
+
+def cursor(session: Session, name: str = SDK_CURSOR) -> ArchiveCursor:
+    """The named cursor, created at seq 0 the first time, locked for this transaction."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    session.execute(
+        dialect.insert(ArchiveCursor)
+        .values(name=name, seq=0)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    row = session.get(ArchiveCursor, name, with_for_update=True, populate_existing=True)
+    assert row is not None  # inserted just above, or already there
+    return row
+
+
+def advance_cursor(session: Session, seq: int, now: datetime, name: str = SDK_CURSOR) -> None:
+    """Record a pull whose records are in this transaction: the cursor moves forward only."""
+    row = cursor(session, name)
+    row.seq = max(row.seq, seq)
+    row.last_pull_at = now
+    row.last_error = None
+
+
+# --- routing a message to a customer and a rep ----------------------------------------------
+
+
+class _Directory:
+    """Members and customers looked up once per batch."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._members: dict[str, User | None] = {}
+        self._customers: dict[str, Customer | None] = {}
+        self._users_by_id: dict[int, User | None] = {}
+
+    def member(self, userid: str) -> User | None:
+        if userid not in self._members:
+            user = self.session.scalar(select(User).where(User.wecom_userid == userid))
+            self._members[userid] = user if user is not None and user.is_active else None
+        return self._members[userid]
+
+    def user(self, user_id: int) -> User | None:
+        if user_id not in self._users_by_id:
+            self._users_by_id[user_id] = self.session.get(User, user_id)
+        return self._users_by_id[user_id]
+
+    def customer(self, external_userid: str) -> Customer | None:
+        if external_userid not in self._customers:
+            self._customers[external_userid] = self.session.scalar(
+                select(Customer).where(Customer.external_userid == external_userid)
+            )
+        return self._customers[external_userid]
+
+    def remember(self, customer: Customer) -> None:
+        assert customer.external_userid is not None
+        self._customers[customer.external_userid] = customer
+
+
+@dataclass(frozen=True)
+class _Route:
+    skip: SkipReason | None = None
+    external_userid: str = ""
+    rep: User | None = None
+    is_new_contact: bool = False  # a one-to-one chat with a contact not yet a customer
+
+
+def _route(directory: _Directory, message: ChatMessage) -> _Route:
+    """The one customer (by external_userid) and rep a readable message belongs to, or why
+    none."""
+    parties = [p for p in message.participants if p and not chat_messages.is_bot(p)]
+    externals = list(dict.fromkeys(p for p in parties if chat_messages.is_external(p)))
+    members = list(dict.fromkeys(p for p in parties if chat_messages.is_member(p)))
+    if not externals:
+        return _Route(SkipReason.INTERNAL)
+    if not message.roomid:
+        if len(members) != 1:
+            return _Route(SkipReason.UNKNOWN_MEMBER)
+        rep = directory.member(members[0])
+        if rep is None:
+            return _Route(SkipReason.UNKNOWN_MEMBER)
+        known = directory.customer(externals[0]) is not None
+        return _Route(external_userid=externals[0], rep=rep, is_new_contact=not known)
+    in_room = set(members)
+    mapped: list[tuple[Customer, User]] = []
+    for external in externals:
+        customer = directory.customer(external)
+        owner = directory.user(customer.owner_id) if customer and customer.owner_id else None
+        if customer and owner and owner.is_active and owner.wecom_userid in in_room:
+            mapped.append((customer, owner))
+    if not mapped:
+        return _Route(SkipReason.NO_CUSTOMER)
+    customer, owner = min(mapped, key=lambda pair: pair[0].id)
+    assert customer.external_userid is not None
+    return _Route(external_userid=customer.external_userid, rep=owner)
+
+
+def _pending(session: Session, limit: int) -> list[ArchiveMessage]:
+    return list(
+        session.scalars(
+            select(ArchiveMessage)
+            .where(ArchiveMessage.status == ArchiveStatus.PENDING)
+            .order_by(ArchiveMessage.sent_at, ArchiveMessage.id)
+            .limit(limit)
+        )
+    )
+
+
+def needs_from_wecom(session: Session, *, now: datetime, limit: int = CAPTURE_BATCH) -> WeComNeeds:
+    """The consent answers and contact profiles the next `capture(limit=limit)` will want:
+    pairs with no answer younger than CONSENT_RECHECK, contacts not yet customers."""
+    directory = _Directory(session)
+    pairs: dict[tuple[str, str], None] = {}
+    unknown: dict[str, str] = {}
+    for row in _pending(session, limit):
+        if row.action != Action.SEND or row.msgtype not in chat_messages.READABLE:
+            continue
+        route = _route(directory, chat_messages.parse(row.payload))
+        if route.skip is not None or route.rep is None:
+            continue
+        pairs[(route.rep.wecom_userid, route.external_userid)] = None
+        if route.is_new_contact:
+            unknown.setdefault(route.external_userid, route.rep.wecom_userid)
+    fresh = set()
+    if pairs:
+        fresh = {
+            (c.userid, c.external_userid)
+            for c in session.scalars(
+                select(ArchiveConsent).where(
+                    tuple_(ArchiveConsent.userid, ArchiveConsent.external_userid).in_(list(pairs)),
+                    ArchiveConsent.checked_at > now - CONSENT_RECHECK,
+                )
+            )
+        }
+    return WeComNeeds(
+        consent_pairs=[pair for pair in pairs if pair not in fresh],
+        contacts=list(unknown.items()),
+    )
+
+
+def record_consent(session: Session, answers: Iterable[ConsentAnswer], *, now: datetime) -> None:
+    """Keep WeCom's check_single_agree answers (the newest answer for a pair wins)."""
+    wanted = {(a.userid, a.external_userid): a.agreed for a in answers}
+    if not wanted:
+        return
+    known = {
+        (c.userid, c.external_userid): c
+        for c in session.scalars(
+            select(ArchiveConsent)
+            .where(tuple_(ArchiveConsent.userid, ArchiveConsent.external_userid).in_(list(wanted)))
+            .with_for_update()
+        )
+    }
+    for (userid, external_userid), agreed in wanted.items():
+        row = known.get((userid, external_userid))
+        if row is None:
+            session.add(
+                ArchiveConsent(
+                    userid=userid, external_userid=external_userid, agreed=agreed, checked_at=now
+                )
+            )
+        else:
+            row.agreed, row.checked_at = agreed, now
+    session.flush()
+
+
+def _consents(session: Session, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], bool]:
+    wanted = list(dict.fromkeys(pairs))
+    if not wanted:
+        return {}
+    return {
+        (c.userid, c.external_userid): c.agreed
+        for c in session.scalars(
+            select(ArchiveConsent).where(
+                tuple_(ArchiveConsent.userid, ArchiveConsent.external_userid).in_(wanted)
+            )
+        )
+    }
+
+
+# --- capture --------------------------------------------------------------------------------
+
+
+def capture(
+    session: Session,
+    *,
+    now: datetime,
+    window: timedelta = WINDOW,
+    limit: int = CAPTURE_BATCH,
+    consents: Iterable[ConsentAnswer] = (),
+    contact_profiles: Mapping[str, contacts.ContactInfo] | None = None,
+    assume_consent: bool = True,
+) -> CaptureResult:
+    """Capture up to `limit` pending messages in time order, then close the windows no pending
+    message can still join; flushes, the caller commits.
+
+    `consents` and `contact_profiles` are WeCom's answers for `needs_from_wecom`, asked before
+    the transaction; `assume_consent` says what a pair with no answer counts as."""
+    cursor(session, CAPTURE_LOCK)  # one capture at a time: the windows are built in order
+    record_consent(session, consents, now=now)
+    profiles = contact_profiles or {}
+    run = _Run(session, now, window, CaptureResult())
+    rows = _pending(session, limit)
+    recalled_already = set(
+        session.scalars(
+            select(ArchiveMessage.recalls_msgid).where(
+                ArchiveMessage.recalls_msgid.in_([row.msgid for row in rows])
+            )
+        )
+    )
+    routes: list[tuple[ArchiveMessage, ChatMessage, _Route]] = []
+    for row in rows:
+        message = chat_messages.parse(row.payload)
+        if message.action == Action.SWITCH:
+            run.skip(row, SkipReason.SWITCH)
+        elif message.action == Action.RECALL:
+            row.status = ArchiveStatus.APPLIED
+            if message.recalls:
+                run.withdraw(message.recalls)
+        elif row.msgid in recalled_already:
+            row.status = ArchiveStatus.RECALLED  # its recall was stored before it
+            run.result.recalled += 1
+        elif not message.is_readable:
+            run.skip(row, SkipReason.UNREAD_TYPE)
+        else:
+            route = _route(run.directory, message)
+            if route.skip is not None:
+                run.skip(row, route.skip)
+            else:
+                routes.append((row, message, route))
+    agreed = _consents(
+        session, ((r.rep.wecom_userid, r.external_userid) for _, _, r in routes if r.rep)
+    )
+    for row, message, route in routes:
+        assert route.rep is not None
+        answer = agreed.get((route.rep.wecom_userid, route.external_userid))
+        if answer is False or (answer is None and not assume_consent):
+            run.skip(row, SkipReason.CONSENT)
+            continue
+        if row.status != ArchiveStatus.PENDING:
+            continue  # recalled by a recall earlier in this batch
+        run.file(row, message, route, profiles)
+    cutoff = now - window
+    next_pending = session.scalar(
+        select(func.min(ArchiveMessage.sent_at)).where(
+            ArchiveMessage.status == ArchiveStatus.PENDING
+        )
+    )
+    if next_pending is not None:
+        cutoff = min(cutoff, next_pending - window)  # it may still join a window before it
+    stale = session.scalars(
+        select(ChatWindow)
+        .where(ChatWindow.closed_at.is_(None), ChatWindow.last_at < cutoff)
+        .order_by(ChatWindow.last_at, ChatWindow.id)
+        .limit(limit)
+    ).all()
+    for open_window in stale:
+        run.close(open_window)
+    session.flush()
+    run.result.more = len(rows) == limit or len(stale) == limit
+    return run.result
+
+
+class _Run:
+    """One capture call: the batch's caches and counts."""
+
+    def __init__(
+        self, session: Session, now: datetime, window: timedelta, result: CaptureResult
+    ) -> None:
+        self.session = session
+        self.now = now
+        self.window = window
+        self.result = result
+        self.directory = _Directory(session)
+        self.open: dict[tuple[int, int, str], ChatWindow | None] = {}
+
+    def skip(self, row: ArchiveMessage, reason: SkipReason) -> None:
+        row.status = ArchiveStatus.SKIPPED
+        row.skip_reason = reason.value
+        self.result.skipped[reason.value] += 1
+
+    def file(
+        self,
+        row: ArchiveMessage,
+        message: ChatMessage,
+        route: _Route,
+        profiles: Mapping[str, contacts.ContactInfo],
+    ) -> None:
+        """Put a routed message into its conversation's open window."""
+        rep = route.rep
+        assert rep is not None
+        customer = self.directory.customer(route.external_userid)
+        if customer is None:
+            outcome = contacts.on_change(
+                self.session,
+                rep=rep,
+                change_type=contacts.ChangeType.ADD,
+                external_userid=route.external_userid,
+                now=self.now,
+                lookup=lambda ext: profiles.get(ext) or contacts.ContactInfo(name=""),
+            )
+            assert outcome is not None  # ADD always makes or finds the customer
+            customer = outcome.customer
+            self.session.flush()
+            self.directory.remember(customer)
+            self.result.contacts_created += outcome.created
+        key = (customer.id, rep.id, message.roomid)
+        if key not in self.open:
+            self.open[key] = self.session.scalar(
+                select(ChatWindow).where(
+                    ChatWindow.customer_id == customer.id,
+                    ChatWindow.user_id == rep.id,
+                    ChatWindow.roomid == message.roomid,
+                    ChatWindow.closed_at.is_(None),
+                )
+            )
+        current = self.open[key]
+        if current is not None and message.sent_at > current.last_at + self.window:
+            self.close(current)  # superseded: the conversation went quiet, then started again
+            current = None
+        if current is None:
+            current = ChatWindow(
+                customer_id=customer.id,
+                user_id=rep.id,
+                roomid=message.roomid,
+                first_at=message.sent_at,
+                last_at=message.sent_at,
+                message_count=0,
+                rep_wrote=False,
+                categories=[],
+                keywords=[],
+                risks=[],
+                withdrawn=False,
+                created_at=self.now,
+            )
+            self.session.add(current)
+            self.session.flush()
+            self.open[key] = current
+        current.message_count += 1
+        current.first_at = min(current.first_at, message.sent_at)
+        current.last_at = max(current.last_at, message.sent_at)
+        if message.sender == rep.wecom_userid:
+            current.rep_wrote = True
+        if message.sender == route.external_userid:
+            last = customer.last_customer_message_at
+            customer.last_customer_message_at = (
+                max(last, message.sent_at) if last else message.sent_at
+            )
+        row.status = ArchiveStatus.CAPTURED
+        row.customer_id, row.user_id, row.window_id = customer.id, rep.id, current.id
+        if message.voice:
+            row.transcript_status = TRANSCRIPT_PENDING
+        self.result.captured += 1
+
+    def withdraw(self, msgid: str) -> None:
+        """A recall: take the recalled message out of its window (and its follow-up)."""
+        target = self.session.scalar(select(ArchiveMessage).where(ArchiveMessage.msgid == msgid))
+        if target is None or target.status not in (ArchiveStatus.PENDING, ArchiveStatus.CAPTURED):
+            return  # not stored yet (capture marks it when it comes), or never captured
+        was_captured = target.status == ArchiveStatus.CAPTURED
+        target.status = ArchiveStatus.RECALLED
+        self.result.recalled += 1
+        if not was_captured or target.window_id is None:
+            return
+        self.session.flush()
+        window = self.session.get(ChatWindow, target.window_id)
+        if window is not None and window.closed_at is not None and window.follow_up_id:
+            self._settle(window, first=False)
+
+    def close(self, window: ChatWindow) -> None:
+        window.closed_at = self.now
+        self.open.pop((window.customer_id, window.user_id, window.roomid), None)
+        self.result.windows_closed += 1
+        self.session.flush()
+        self._settle(window, first=True)
+
+    def _settle(self, window: ChatWindow, *, first: bool) -> None:
+        """Read the window's messages and write (first) or rewrite (after a recall) what it
+        captured."""
+        rows = self.session.scalars(
+            select(ArchiveMessage)
+            .where(
+                ArchiveMessage.window_id == window.id,
+                ArchiveMessage.status == ArchiveStatus.CAPTURED,
+            )
+            .order_by(ArchiveMessage.sent_at, ArchiveMessage.id)
+        ).all()
+        customer = self.session.get(Customer, window.customer_id, with_for_update=True)
+        rep = self.directory.user(window.user_id)
+        if customer is None or rep is None:
+            return
+        messages = [chat_messages.parse(row.payload) for row in rows]
+        dictionary = keywords.dictionary_for(self.session, customer.team_id)
+        hits = dictionary.match_many([" ".join(m.texts) for m in messages])
+        external = customer.external_userid
+        window.categories = _union(h.categories for h in hits)
+        window.keywords = _union(h.keywords for h in hits)
+        window.risks = _union(
+            h.risks for m, h in zip(messages, hits, strict=True) if m.sender == external
+        )
+        summary = _summary(messages, hits, rep, external, self.directory)
+        files = [f.filename for m in messages for f in m.files]
+        captured = {
+            "categories": window.categories,
+            "keywords": window.keywords,
+            "files": files,
+            "window_id": window.id,
+        }
+        if first and window.categories:
+            follow_up = followups.add_follow_up(
+                self.session,
+                actor=Actor.of(rep),
+                customer=customer,
+                method=ContactMethod.WECOM_CHAT,
+                summary=summary,
+                happened_at=window.last_at,
+                now=self.now,
+                source=FollowUpSource.CHAT_ARCHIVE,
+                named_files=files,
+                capture=captured,
+            )
+            window.follow_up_id = follow_up.id
+            self.result.follow_ups += 1
+        elif first and window.rep_wrote:
+            # Contact without a keyword: no record, but the no-follow-up clock starts over.
+            _count_as_contact(customer, window.last_at)
+        if first and window.risks:
+            notify(
+                self.session,
+                recipients=managers_of(self.session, customer),
+                title=RISK_TITLE.format(customer=customer.name),
+                text=RISK_TEXT.format(
+                    customer=customer.name, risks="、".join(window.risks), snippet=summary
+                ),
+                now=self.now,
+                customer_id=customer.id,
+                dedupe_key=f"chat-risk:{window.id}",
+            )
+        if first or window.follow_up_id is None:
+            return
+        written = self.session.get(FollowUp, window.follow_up_id)
+        if written is None or written.withdrawn_at is not None:
+            return
+        if window.categories:
+            written.summary = summary
+            written.capture = captured
+            return
+        written.withdrawn_at = self.now
+        window.withdrawn = True
+        self.result.withdrawn += 1
+        notify(
+            self.session,
+            recipients=managers_of(self.session, customer),
+            title=WITHDRAWN_TITLE.format(customer=customer.name),
+            text=WITHDRAWN_TEXT.format(rep=rep.name, customer=customer.name),
+            now=self.now,
+            customer_id=customer.id,
+            dedupe_key=f"chat-withdrawn:{window.id}",
+        )
+
+
+def _count_as_contact(customer: Customer, at: datetime) -> None:
+    """Move the no-follow-up clock forward to `at`, never back."""
+    if customer.last_follow_up_at is None or at > customer.last_follow_up_at:
+        customer.last_follow_up_at = at
+
+
+def _union(groups: Iterable[Sequence[str]]) -> list[str]:
+    return list(dict.fromkeys(word for group in groups for word in group))
+
+
+def _summary(
+    messages: Sequence[ChatMessage],
+    hits: Sequence[keywords.Hits],
+    rep: User,
+    external_userid: str | None,
+    directory: _Directory,
+) -> str:
+    """A readable, bounded snippet: "张伟：…\\n客户：…"; lines with a hit or a file come first
+    when not everything fits, the rest in order as room allows."""
+    words = _union(h.keywords for h in hits)
+    head = f"企微会话（{len(messages)} 条消息）"
+    if words:
+        head += f"，关键词：{'、'.join(words)}"
+    lines = []
+    for message, hit in zip(messages, hits, strict=True):
+        if message.sender == rep.wecom_userid:
+            speaker = rep.name
+        elif chat_messages.is_external(message.sender):
+            speaker = CUSTOMER_SPEAKER
+        else:
+            member = directory.member(message.sender)
+            speaker = member.name if member else COLLEAGUE_SPEAKER
+        text = message.line()
+        if len(text) > LINE_MAX_CHARS:
+            text = text[: LINE_MAX_CHARS - 1] + "…"
+        lines.append((f"{speaker}：{text}", bool(hit.keywords or message.files)))
+    budget = SUMMARY_MAX_CHARS - len(head) - 40  # room for the "not listed" line
+    chosen: set[int] = set()
+    for wanted_first in (True, False):
+        for index, (line, important) in enumerate(lines):
+            if important == wanted_first and len(line) + 1 <= budget:
+                chosen.add(index)
+                budget -= len(line) + 1
+    body = [line for index, (line, _) in enumerate(lines) if index in chosen]
+    if len(chosen) < len(lines):
+        body.append(f"……（另有 {len(lines) - len(chosen)} 条消息未列出）")
+    return "\n".join([head, *body])
