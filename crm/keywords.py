@@ -23,8 +23,10 @@ is negated: 还没报价, 不用报价了, 还没给您发报价单 are no quote
 not count: in 合同还没签 the negated verb is 签, and the conversation is still about the
 contract, so 合同 is captured. Negations are not counted against each other: 不是不想付款 is a
 double negation, but in chat it mostly goes on 只是现在没钱, so it stays negated, an honest
-ambiguity the follow-up's snippet lets a manager read. A word found both negated and not (还没
-报价，明天报价) is a hit; `negated` lists only words that were found negated every time.
+ambiguity the follow-up's snippet lets a manager read. A connective that starts a new predicate
+(就, 要, 否则, …: NEGATION_STOPS) ends a negation's reach: 再不处理就退货 is a return threat.
+A word found both negated and not (还没报价，明天报价) is a hit; `negated` lists only words
+that were found negated every time.
 
 A risk word (投诉, 退货, 太贵了, …) is reported apart from the categories, so a message may be
 both a capture and a risk; a negated one (没有质量问题, a rep's reassurance) is not a risk.
@@ -53,6 +55,11 @@ NEGATION_REACH_TOKENS = 4  # 还没 给 您 发 报价单: the negation four tok
 CACHED_DICTIONARIES = 8  # the company's and a few teams'; each holds jieba's table (~15 MiB)
 # Not 、: 还没报价、发货 denies both.
 CLAUSE_BREAKS = frozenset("，,。.！!？?；;：:\n\r…~～")
+# Words that start a new predicate inside a clause, so a negation before them does not reach
+# past them: 再不处理就退货 threatens a return, 不满意我要投诉 is a complaint.
+NEGATION_STOPS = frozenset(
+    {"就", "才", "要", "就要", "我要", "否则", "不然", "然后", "但", "但是", "可是", "只是", "那就"}
+)
 
 
 @dataclass(frozen=True)
@@ -126,7 +133,7 @@ class Dictionary:
         negation_at: int | None = None  # position of the clause's last negation
         position = 0
         for token in self._cut(text):
-            if token in CLAUSE_BREAKS:
+            if token in CLAUSE_BREAKS or token in NEGATION_STOPS:
                 negation_at = None
                 continue
             if token.isspace():

@@ -128,7 +128,7 @@ def test_secrets_are_masked_when_settings_are_printed(tmp_path):
         "user:proxypw",
     ):
         assert secret not in shown
-    assert "archivesecretvalue" in settings.secret_values
+    assert "archivesecret" in settings.secret_values
     assert "postgresql+psycopg://crm:***@db/crm" in shown
     assert "smtps://crm:***@smtp.example.com" in shown
     assert "mailpass" not in repr(settings.smtp)

@@ -100,6 +100,12 @@ def test_a_double_negation_stays_negated(default):
     assert default.match("不是不想付款") == Hits(negated=("付款",))
 
 
+@pytest.mark.parametrize("text", ["再不处理就退货", "不满意的话我要投诉"])
+def test_a_negation_does_not_reach_past_a_connective_that_starts_a_new_predicate(text, default):
+    hits = default.match(text)
+    assert hits.risks and not hits.negated
+
+
 def test_risk_words_are_reported_apart_and_a_message_may_be_both(default):
     assert default.match("客户说太贵了要退货") == Hits(risks=("退货", "太贵了"))
     both = default.match("合同签了，但是地砖有色差要退货")

@@ -34,7 +34,7 @@ def upgrade() -> None:
     op.create_table(
         "archive_cursors",
         sa.Column("name", sa.String(length=32), nullable=False),
-        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("seq", sa.BigInteger(), nullable=False),
         sa.Column("last_pull_at", models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("last_error", sa.String(length=255), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_archive_cursors")),
