@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot import cards, commands
 from config import Settings
-from crm import contacts
+from crm import after_commit, contacts
 from crm.actors import Actor
 from crm.errors import DomainError
 from crm.notifications import notify
@@ -81,6 +81,8 @@ def handle(
             _contact_change(session, message, fields, now, wecom_answers)
         elif message.event == "template_card_event":
             _card_click(session, message, fields, now)
+        elif message.event == "msgaudit_notify":
+            after_commit.start(session, after_commit.PULL_ARCHIVE)  # new archived messages
         return  # enter_agent and the like need nothing
     sender = _member(session, message.from_user)
     if sender is None:

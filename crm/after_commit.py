@@ -15,6 +15,7 @@ OUTBOX = "outbox"  # send WeCom app messages
 MAIL = "mail"  # send emails
 COMPLETENESS = "completeness"  # re-score every customer's completeness
 IMPORT = "import"  # import one uploaded file; takes the ImportJob id
+PULL_ARCHIVE = "pull_archive"  # pull WeCom's message archive (msgaudit_notify woke us)
 CAPTURE = "capture"  # turn stored chat archive messages into follow-ups
 
 

@@ -17,9 +17,10 @@ Decisions (the README's 会话存档 section says the same to users):
   back), so the no-follow-up timers (reminders, the 30-day pool release) do not fire on a
   customer the rep is talking to. "还没报价" is a negated hit: not captured.
 - Files are listed by name in the snippet and count as attachments for the triggers (a PDF
-  file message is a PDF attachment); the bytes are fetched later for SDK sources (sdkfileid
-  is kept), an export file has none. Voice is captured as "语音（待转写）" and its message marked
-  `transcript_status = "pending"` for transcription. Image and mixed messages are read; other
+  file message is a PDF attachment); the SDK puller (workers/archive.py) fetches their bytes
+  before storing, and those become the follow-up's attachments; an export file has none.
+  Voice is captured as "语音（待转写）" and its message marked `transcript_status = "pending"`
+  for transcription. Image and mixed messages are read; other
   types and switch entries are skipped and counted.
 - Group chats map through their external members: the customers whose external_userid is in
   the room and whose owner is in the room too. With several, the whole room's conversation is
@@ -49,7 +50,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -86,6 +87,8 @@ LINE_MAX_CHARS = 200
 MAX_REJECTIONS_KEPT = 20  # rejected lines named in a StoreResult; the rest are counted
 CONSENT_RECHECK = timedelta(days=1)  # an answer older than this is asked again
 SDK_CURSOR = "sdk"
+LAST_ERROR_MAX_CHARS = 255  # ArchiveCursor.last_error
+PULL_STALE_AFTER = timedelta(minutes=15)  # three missed periodic pulls
 CAPTURE_LOCK = "capture"  # the cursor row every capture run locks first
 CUSTOMER_SPEAKER = "客户"
 COLLEAGUE_SPEAKER = "同事"
@@ -190,10 +193,18 @@ class _Numbered:
 
 
 def store_messages(
-    session: Session, messages: Iterable[Any], *, origin: str, now: datetime
+    session: Session,
+    messages: Iterable[Any],
+    *,
+    origin: str,
+    now: datetime,
+    media: Mapping[str, followups.StoredFile] | None = None,
 ) -> StoreResult:
     """Store each message once (by msgid); malformed ones are counted as rejected with their
-    reason, never raised. Starts the capture job after the commit when something was stored."""
+    reason, never raised. `media` holds the bytes a puller fetched for file and voice messages,
+    by msgid, already in the FileStore. Starts the capture job after the commit when something
+    was stored."""
+    media = media or {}
     result = StoreResult()
     chunk: dict[str, dict[str, Any]] = {}
     for index, item in enumerate(messages, start=1):
@@ -214,6 +225,7 @@ def store_messages(
             "origin": origin,
             "payload": dict(message),
             "status": ArchiveStatus.PENDING.value,
+            "media": asdict(media[row["msgid"]]) if row["msgid"] in media else None,
             "created_at": now,
         }
         if len(chunk) >= STORE_BATCH:
@@ -278,6 +290,108 @@ def cursor(session: Session, name: str = SDK_CURSOR) -> ArchiveCursor:
     row = session.get(ArchiveCursor, name, with_for_update=True, populate_existing=True)
     assert row is not None  # inserted just above, or already there
     return row
+
+
+def referenced_storage_keys(session: Session) -> set[str]:
+    """The stored files that archived messages hold (fetched file and voice bytes)."""
+    return {
+        media["storage_key"]
+        for media in session.scalars(
+            select(ArchiveMessage.media).where(ArchiveMessage.msgtype.in_(("file", "voice")))
+        )
+        if media
+    }
+
+
+def puller_health(session: Session, now: datetime) -> dict[str, Any]:
+    """How the archive puller is doing, for /healthz: "ok", "failing" (its last pull failed,
+    with the reason) or "stale" (no good pull for PULL_STALE_AFTER). WeCom keeps records only a
+    few days, so a stopped puller must show long before they are gone."""
+    state = cursor_state(session)
+    last = state.last_pull_at if state is not None else None
+    health: dict[str, Any] = {"last_pull_at": last.isoformat() if last else None}
+    if state is not None and state.last_error:
+        return {"status": "failing", "error": state.last_error, **health}
+    if last is None or now - last > PULL_STALE_AFTER:
+        return {"status": "stale", **health}
+    return {"status": "ok", **health}
+
+
+def cursor_state(session: Session, name: str = SDK_CURSOR) -> ArchiveCursor | None:
+    """The named cursor as last committed, without creating or locking it (for /healthz)."""
+    return session.get(ArchiveCursor, name)
+
+
+def record_pull_failure(
+    session: Session, reason: str, now: datetime, name: str = SDK_CURSOR
+) -> None:
+    """A pull that failed: the reason stays on the cursor until a pull succeeds."""
+    cursor(session, name).last_error = reason[:LAST_ERROR_MAX_CHARS]
+
+
+@dataclass(frozen=True)
+class Encrypted:
+    """A pulled record that could not be decrypted yet (its key version is missing)."""
+
+    msgid: str
+    record: Mapping[str, Any]  # the encrypted record as GetChatData gave it
+    error: str
+
+
+def store_undecryptable(session: Session, records: Iterable[Encrypted], *, now: datetime) -> int:
+    """Keep records that could not be decrypted, once each, for a later pull to try again."""
+    rows = [
+        {
+            "msgid": record.msgid,
+            "origin": ArchiveOrigin.SDK.value,
+            "action": Action.SEND.value,
+            "msgtype": "encrypted",
+            "sender": "",
+            "tolist": [],
+            "sent_at": now,
+            "payload": {"record": dict(record.record), "error": record.error},
+            "status": ArchiveStatus.UNDECRYPTABLE.value,
+            "created_at": now,
+        }
+        for record in records
+    ]
+    result = StoreResult()
+    if rows:
+        _insert(session, rows, result)
+    return result.stored
+
+
+def undecryptable(session: Session, limit: int) -> list[tuple[int, Mapping[str, Any]]]:
+    """(row id, encrypted record) of messages still waiting for their key, oldest first."""
+    rows = session.execute(
+        select(ArchiveMessage.id, ArchiveMessage.payload)
+        .where(ArchiveMessage.status == ArchiveStatus.UNDECRYPTABLE)
+        .order_by(ArchiveMessage.id)
+        .limit(limit)
+    )
+    return [(row.id, row.payload["record"]) for row in rows]
+
+
+def decrypted_later(session: Session, row_id: int, message: Mapping[str, Any]) -> bool:
+    """File a message decrypted on a later pull like a fresh one (pending capture); False when
+    it turns out malformed (it stays undecryptable, with the reason)."""
+    row = session.get(ArchiveMessage, row_id, with_for_update=True)
+    if row is None or row.status != ArchiveStatus.UNDECRYPTABLE:
+        return False
+    try:
+        columns = chat_messages.header(message)
+    except Malformed as error:
+        row.payload = {**row.payload, "error": str(error)}
+        return False
+    if columns["msgid"] != row.msgid:
+        row.payload = {**row.payload, "error": "msgid differs from the record's"}
+        return False
+    for name, value in columns.items():
+        setattr(row, name, value)
+    row.payload = dict(message)
+    row.status = ArchiveStatus.PENDING
+    after_commit.start(session, after_commit.CAPTURE)
+    return True
 
 
 def advance_cursor(session: Session, seq: int, now: datetime, name: str = SDK_CURSOR) -> None:
@@ -666,6 +780,8 @@ class _Run:
         )
         summary = _summary(messages, hits, rep, external, self.directory)
         files = [f.filename for m in messages for f in m.files]
+        fetched = [followups.StoredFile(**row.media) for row in rows if row.media]
+        fetched_names = {file.filename for file in fetched}
         captured = {
             "categories": window.categories,
             "keywords": window.keywords,
@@ -682,7 +798,8 @@ class _Run:
                 happened_at=window.last_at,
                 now=self.now,
                 source=FollowUpSource.CHAT_ARCHIVE,
-                named_files=files,
+                files=fetched,
+                named_files=[name for name in files if name not in fetched_names],
                 capture=captured,
             )
             window.follow_up_id = follow_up.id

@@ -27,6 +27,9 @@ class ArchiveStatus(StrEnum):
     SKIPPED = "skipped"  # not captured; skip_reason says why
     RECALLED = "recalled"  # its sender recalled it: withdrawn from any capture
     APPLIED = "applied"  # a recall, applied to the message it names
+    # Pulled but not decryptable yet (no private key for its publickey_ver): its encrypted record
+    # is kept, and each pull tries again, so adding the key version recovers it.
+    UNDECRYPTABLE = "undecryptable"
 
 
 class ArchiveMessage(Base):
@@ -58,7 +61,8 @@ class ArchiveMessage(Base):
     window_id: Mapped[int | None] = mapped_column(ForeignKey("chat_windows.id"))
     # A voice message waits for transcription ("pending"), which the next issue builds.
     transcript_status: Mapped[str | None] = mapped_column(String(16))
-    media_key: Mapped[str | None] = mapped_column(String(255))  # a fetched file, in the store
+    # A file or voice message's bytes fetched by the puller, as crm.followups.StoredFile's fields.
+    media: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 

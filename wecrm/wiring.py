@@ -13,6 +13,7 @@ from datetime import datetime
 from config import Settings, redaction
 from crm import after_commit
 from wecrm.runtime import JobStarter, Runtime, utc_now
+from workers.archive import enqueue_pull
 from workers.capture import enqueue_capture
 from workers.jobs import enqueue_completeness, enqueue_import
 from workers.mail import enqueue_mail
@@ -24,6 +25,7 @@ STARTERS: dict[str, JobStarter] = {
     after_commit.COMPLETENESS: enqueue_completeness,
     after_commit.IMPORT: enqueue_import,
     after_commit.CAPTURE: enqueue_capture,
+    after_commit.PULL_ARCHIVE: enqueue_pull,
 }
 
 

@@ -14,7 +14,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import completeness, emails, imports
+from crm import chat_capture, completeness, emails, imports
 from crm.actors import Actor
 from crm.errors import DomainError
 from crm.rules import timers
@@ -220,8 +220,8 @@ def recompute_completeness() -> int:
 
 
 def purge_orphan_uploads() -> int:
-    """Delete stored files no attachment, import or email template refers to (left by a failed
-    request, or taken off a template)."""
+    """Delete stored files no attachment, import, email template or archived message refers to
+    (left by a failed request or pull, or taken off a template)."""
     rt = context.runtime()
     root = rt.store.root
     if not root.exists():
@@ -230,6 +230,7 @@ def purge_orphan_uploads() -> int:
         referenced = set(session.scalars(select(Attachment.storage_key)))
         referenced |= set(session.scalars(select(ImportJob.storage_key)))
         referenced |= emails.referenced_storage_keys(session)
+        referenced |= chat_capture.referenced_storage_keys(session)
     cutoff = time.time() - ORPHAN_UPLOAD_AGE_SECONDS
     removed = 0
     for path in root.glob("*/*"):

@@ -11,7 +11,7 @@ import redis
 from rq.cron import CronScheduler
 from rq.job import Job
 
-from workers import capture, inbound, jobs, mail, outbox, queues
+from workers import archive, capture, inbound, jobs, mail, outbox, queues
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ PERIODIC_JOBS = (
         every_seconds=60,
         label="结束处理程序已停止的导入（个）",
     ),
+    # WeCom keeps archived records a few days: pull even when no msgaudit_notify arrives.
+    Periodic(archive.pull_archive, queues.CAPTURE, every_seconds=300, label="拉取会话内容存档"),
     # Chat archive messages whose enqueue was lost, and windows whose half hour has passed.
     Periodic(
         capture.capture_chats,

@@ -118,7 +118,11 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer(), nullable=True),
         sa.Column("window_id", sa.Integer(), nullable=True),
         sa.Column("transcript_status", sa.String(length=16), nullable=True),
-        sa.Column("media_key", sa.String(length=255), nullable=True),
+        sa.Column(
+            "media",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
         sa.Column("created_at", models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
