@@ -51,12 +51,14 @@ TRANSIENT_MEDIA_ERRORS = (NETWORK_ERROR, SYSTEM_ERROR)
 
 def enqueue_pull(connection: redis.Redis) -> None:
     """Start one pull, however many wake-ups arrive meanwhile (WeCom sends one per 15 s)."""
-    if connection.set(PULL_PENDING_KEY, "1", nx=True, ex=PULL_LOCK_SECONDS):
-        try:
-            queues.queue(connection, queues.CAPTURE).enqueue(pull_archive, job_timeout=1800)
-        except redis.RedisError:
-            connection.delete(PULL_PENDING_KEY)
-            raise
+    queues.enqueue_once(
+        connection,
+        pull_archive,
+        queue_name=queues.CAPTURE,
+        pending_key=PULL_PENDING_KEY,
+        pending_seconds=PULL_LOCK_SECONDS,
+        job_timeout=PULL_LOCK_SECONDS,
+    )
 
 
 def pull_archive() -> dict[str, int]:

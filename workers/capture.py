@@ -34,12 +34,14 @@ CONSENT_PAIRS_PER_CALL = 100
 
 def enqueue_capture(connection: redis.Redis) -> None:
     """Start one capture run, however many imports stored messages meanwhile."""
-    if connection.set(CAPTURE_LOCK_KEY, "1", nx=True, ex=CAPTURE_LOCK_SECONDS):
-        try:
-            queues.queue(connection, queues.CAPTURE).enqueue(capture_chats, job_timeout=1800)
-        except redis.RedisError:
-            connection.delete(CAPTURE_LOCK_KEY)  # no job behind the key: the sweep must not wait
-            raise
+    queues.enqueue_once(
+        connection,
+        capture_chats,
+        queue_name=queues.CAPTURE,
+        pending_key=CAPTURE_LOCK_KEY,
+        pending_seconds=CAPTURE_LOCK_SECONDS,
+        job_timeout=1800,
+    )
 
 
 def capture_chats() -> dict[str, int]:

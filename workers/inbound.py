@@ -37,14 +37,14 @@ SWEEP_AFTER_SECONDS = 30
 
 def enqueue_inbound(connection: redis.Redis) -> None:
     """Start one drain of stored WeCom messages, however many arrived meanwhile."""
-    if connection.set(INBOUND_LOCK_KEY, "1", nx=True, ex=INBOUND_LOCK_SECONDS):
-        try:
-            queues.queue(connection, queues.INBOUND).enqueue(process_inbound, job_timeout=600)
-        except redis.RedisError:
-            # No job behind the key: without this, messages would wait for the sweeper until
-            # the key expires.
-            connection.delete(INBOUND_LOCK_KEY)
-            raise
+    queues.enqueue_once(
+        connection,
+        process_inbound,
+        queue_name=queues.INBOUND,
+        pending_key=INBOUND_LOCK_KEY,
+        pending_seconds=INBOUND_LOCK_SECONDS,
+        job_timeout=600,
+    )
 
 
 def process_inbound() -> dict[str, int]:

@@ -53,10 +53,14 @@ def enqueue_import(connection: redis.Redis, import_id: int) -> None:
 
 def enqueue_completeness(connection: redis.Redis) -> None:
     """Re-score every customer's completeness once, however many field edits asked for it."""
-    if connection.set(COMPLETENESS_LOCK_KEY, "1", nx=True, ex=COMPLETENESS_LOCK_SECONDS):
-        queues.queue(connection, queues.MAINTENANCE).enqueue(
-            recompute_completeness, job_timeout=1800
-        )
+    queues.enqueue_once(
+        connection,
+        recompute_completeness,
+        queue_name=queues.MAINTENANCE,
+        pending_key=COMPLETENESS_LOCK_KEY,
+        pending_seconds=COMPLETENESS_LOCK_SECONDS,
+        job_timeout=1800,
+    )
 
 
 def run_import(import_id: int) -> dict[str, int]:

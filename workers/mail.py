@@ -83,12 +83,14 @@ class _Claimed:
 
 def enqueue_mail(connection: redis.Redis) -> None:
     """Start one email delivery run, however many emails were queued meanwhile."""
-    if connection.set(MAIL_LOCK_KEY, "1", nx=True, ex=MAIL_LOCK_SECONDS):
-        try:
-            queues.queue(connection, queues.MAIL).enqueue(send_mail, job_timeout=1800)
-        except redis.RedisError:
-            connection.delete(MAIL_LOCK_KEY)  # no job behind the key: let the next call try
-            raise
+    queues.enqueue_once(
+        connection,
+        send_mail,
+        queue_name=queues.MAIL,
+        pending_key=MAIL_LOCK_KEY,
+        pending_seconds=MAIL_LOCK_SECONDS,
+        job_timeout=1800,
+    )
 
 
 def send_mail() -> dict[str, int]:

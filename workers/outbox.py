@@ -108,8 +108,14 @@ class _Claimed:
 
 def enqueue_outbox(connection: redis.Redis) -> None:
     """Start one outbox run, however many commits queued messages meanwhile."""
-    if connection.set(OUTBOX_LOCK_KEY, "1", nx=True, ex=OUTBOX_LOCK_SECONDS):
-        queues.queue(connection, queues.NOTIFICATIONS).enqueue(send_outbox, job_timeout=600)
+    queues.enqueue_once(
+        connection,
+        send_outbox,
+        queue_name=queues.NOTIFICATIONS,
+        pending_key=OUTBOX_LOCK_KEY,
+        pending_seconds=OUTBOX_LOCK_SECONDS,
+        job_timeout=600,
+    )
 
 
 def send_outbox() -> dict[str, int]:
