@@ -23,7 +23,14 @@ from sqlalchemy import func, select
 from crm import completeness, users
 from crm.phones import normalise_phone
 from crm.rulesets import store
-from crm.vocab import ALLOWED_STAGE_MOVES, ContactMethod, Grade, Source, Stage
+from crm.vocab import (
+    ALLOWED_STAGE_MOVES,
+    ContactMethod,
+    FollowUpSource,
+    Grade,
+    Source,
+    Stage,
+)
 from models import (
     AuditEntry,
     CustomerTag,
@@ -209,6 +216,47 @@ def test_the_week_of_chats_is_between_reps_and_their_wecom_contacts(session, clo
         if m["msgtype"] == "file" and m["file"]["filename"].startswith("报价单_"):
             quoted.add(customer.stage)
     assert quoted == {Stage.INTEREST}
+
+
+def test_the_imported_week_of_chats_makes_chat_follow_ups_and_moves_quoted_customers(
+    session, runtime, clock, tmp_path
+):
+    _seed(session, clock, 300)
+    path = demo_chats.write_week_of_chats(session, now=clock(), folder=tmp_path)
+    session.commit()
+    # The seeded history has chat follow-ups and stage moves of its own.
+    last_seeded_follow_up = session.scalar(select(func.max(FollowUp.id)))
+    last_seeded_move = session.scalar(select(func.max(StageChange.id)))
+    stored, counts = demo_chats.import_week_of_chats(runtime, path)
+    assert stored.stored == len(path.read_text(encoding="utf-8").splitlines())
+    assert stored.rejected == 0
+
+    session.rollback()  # a fresh transaction sees what the import committed
+    chat = list(session.scalars(select(FollowUp).where(FollowUp.id > last_seeded_follow_up)))
+    assert chat and counts["follow_ups"] == len(chat)
+    assert {(f.method, f.source) for f in chat} == {
+        (ContactMethod.WECOM_CHAT, FollowUpSource.CHAT_ARCHIVE)
+    }
+    week = clock() - timedelta(days=7)
+    assert all(week <= f.happened_at < clock() for f in chat)
+    # A quote conversation (已发送正式报价单, then the PDF: an export file carries its name, not
+    # its bytes) moved its customer 意向 → 报价 by rule.
+    quoted = {
+        f.customer_id
+        for f in chat
+        if "已发送正式报价单" in f.summary
+        and any(name.startswith("报价单_") for name in (f.capture or {}).get("files", []))
+    }
+    moves = session.scalars(
+        select(StageChange)
+        .where(StageChange.id > last_seeded_move)
+        .where(StageChange.from_stage == Stage.INTEREST, StageChange.to_stage == Stage.QUOTE)
+    ).all()
+    from_quotes = [m for m in moves if m.customer_id in quoted]
+    assert from_quotes
+    for move in from_quotes:
+        assert move.cause.startswith("规则")
+        assert session.get(Customer, move.customer_id).stage == Stage.QUOTE
 
 
 def test_seed_refuses_a_database_that_already_has_people(session, clock):

@@ -39,7 +39,7 @@ from fake_wecom.callback import CallbackApp, new_aes_key, new_token
 from models import User
 from synthetic.sample import COMPANY_NAME, EMAIL_DOMAIN
 from wecrm.demo.banner import DEMO_CODE_PREFIX, banner
-from wecrm.demo.chats import write_week_of_chats
+from wecrm.demo.chats import import_week_of_chats, write_week_of_chats
 from wecrm.demo.directory import directory_from_db
 from wecrm.demo.seeding import seed_company, seed_email_templates
 from wecrm.runtime import Runtime
@@ -101,6 +101,7 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
         runtime = build_runtime(settings)
         _say(f"数据目录：{settings.data_dir}")
         runtime.db.upgrade()
+        archive: Path | None = None  # written on first seeding only
         with runtime.db.session() as session:
             if session.scalar(select(func.count()).select_from(User)):
                 _say("数据库里已有数据，沿用（删除数据目录即可重新生成演示数据）。")
@@ -123,6 +124,8 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                     f"{company.stage_change_count} 条阶段变更（用时 {seconds:.1f} 秒）。"
                 )
             departments, members = directory_from_db(session)
+        if archive is not None:
+            _import_archive(runtime, archive)
         if fake is not None:
             fake.load_directory(departments, members)
             for member in members:
@@ -187,6 +190,17 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
             logging.getLogger().removeHandler(own_log)
             own_log.close()
     _say("演示已停止。")
+
+
+def _import_archive(runtime: Runtime, archive: Path) -> None:
+    """Import the demo's week of chats and turn them into follow-ups before the children start:
+    the customers' timelines show 企微会话 follow-ups from the first page on."""
+    started = time.perf_counter()
+    stored, counts = import_week_of_chats(runtime, archive)
+    _say(
+        f"已导入 {stored.stored} 条会话存档消息，生成 {counts.get('follow_ups', 0)} 条企微会话跟进"
+        f"（用时 {time.perf_counter() - started:.1f} 秒）。"
+    )
 
 
 def _log_to_file(path: Path) -> logging.Handler:
