@@ -245,14 +245,15 @@ def _reject(result: StoreResult, line: int, reason: str) -> None:
 
 
 def _insert(session: Session, rows: list[dict[str, Any]], result: StoreResult) -> None:
+    # The Core table with the rows as executemany parameters: one cached statement that the
+    # driver batches, not a 500-row VALUES list compiled anew for every chunk.
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
-        dialect.insert(ArchiveMessage)
-        .values(rows)
+        dialect.insert(ArchiveMessage.__table__)
         .on_conflict_do_nothing(index_elements=["msgid"])
-        .returning(ArchiveMessage.msgid)
+        .returning(ArchiveMessage.__table__.c.msgid)
     )
-    stored = len(session.execute(statement).all())
+    stored = len(session.execute(statement, rows).all())
     result.stored += stored
     result.duplicates += len(rows) - stored
 
@@ -432,6 +433,40 @@ class _Directory:
             )
         return self._customers[external_userid]
 
+    def preload(self, messages: Iterable[ChatMessage]) -> None:
+        """Look up, in two statements, every member and customer a batch's messages name."""
+        parties = {p for m in messages for p in m.participants if p}
+        wanted_members = [
+            p for p in parties if p not in self._members and chat_messages.is_member(p)
+        ]
+        wanted_customers = [
+            p for p in parties if p not in self._customers and chat_messages.is_external(p)
+        ]
+        if wanted_members:
+            found = {
+                user.wecom_userid: user
+                for user in self.session.scalars(
+                    select(User).where(User.wecom_userid.in_(wanted_members))
+                )
+            }
+            for userid in wanted_members:
+                user = found.get(userid)
+                self._members[userid] = user if user is not None and user.is_active else None
+        if wanted_customers:
+            known = {
+                customer.external_userid: customer
+                for customer in self.session.scalars(
+                    select(Customer).where(Customer.external_userid.in_(wanted_customers))
+                )
+            }
+            for external in wanted_customers:
+                self._customers[external] = known.get(external)
+        owners = {c.owner_id for c in self._customers.values() if c and c.owner_id}
+        missing = [i for i in owners if i not in self._users_by_id]
+        if missing:
+            for user in self.session.scalars(select(User).where(User.id.in_(missing))):
+                self._users_by_id[user.id] = user
+
     def remember(self, customer: Customer) -> None:
         assert customer.external_userid is not None
         self._customers[customer.external_userid] = customer
@@ -589,8 +624,9 @@ def capture(
         )
     )
     routes: list[tuple[ArchiveMessage, ChatMessage, _Route]] = []
-    for row in rows:
-        message = chat_messages.parse(row.payload)
+    parsed = [(row, chat_messages.parse(row.payload)) for row in rows]
+    run.directory.preload(message for _, message in parsed)
+    for row, message in parsed:
         if message.action == Action.SWITCH:
             run.skip(row, SkipReason.SWITCH)
         elif message.action == Action.RECALL:
@@ -611,15 +647,20 @@ def capture(
     agreed = _consents(
         session, ((r.rep.wecom_userid, r.external_userid) for _, _, r in routes if r.rep)
     )
-    for row, message, route in routes:
-        assert route.rep is not None
-        answer = agreed.get((route.rep.wecom_userid, route.external_userid))
-        if answer is False or (answer is None and not assume_consent):
-            run.skip(row, SkipReason.CONSENT)
-            continue
-        if row.status != ArchiveStatus.PENDING:
-            continue  # recalled by a recall earlier in this batch
-        run.file(row, message, route, profiles)
+    run.load_open_windows(route.external_userid for _, _, route in routes)
+    # Filing changes many rows; flushing them before each look-up would cost a round trip per
+    # message, so the batch's writes go out together (and the new windows get their ids) below.
+    with session.no_autoflush:
+        for row, message, route in routes:
+            assert route.rep is not None
+            answer = agreed.get((route.rep.wecom_userid, route.external_userid))
+            if answer is False or (answer is None and not assume_consent):
+                run.skip(row, SkipReason.CONSENT)
+                continue
+            if row.status != ArchiveStatus.PENDING:
+                continue  # recalled by a recall earlier in this batch
+            run.file(row, message, route, profiles)
+    run.link_windows()
     cutoff = now - window
     next_pending = session.scalar(
         select(func.min(ArchiveMessage.sent_at)).where(
@@ -634,8 +675,7 @@ def capture(
         .order_by(ChatWindow.last_at, ChatWindow.id)
         .limit(limit)
     ).all()
-    for open_window in stale:
-        run.close(open_window)
+    run.close_all([*run.superseded, *stale])
     session.flush()
     run.result.more = len(rows) == limit or len(stale) == limit
     return run.result
@@ -653,6 +693,31 @@ class _Run:
         self.result = result
         self.directory = _Directory(session)
         self.open: dict[tuple[int, int, str], ChatWindow | None] = {}
+        self.filed: list[tuple[ArchiveMessage, ChatWindow]] = []  # linked once windows have ids
+        self.superseded: list[ChatWindow] = []  # closed by a later message of the conversation
+        self.dictionaries: dict[int | None, keywords.Dictionary] = {}
+
+    def load_open_windows(self, externals: Iterable[str]) -> None:
+        """The open windows of the batch's customers, in one statement."""
+        ids = {c.id for e in externals if (c := self.directory.customer(e)) is not None}
+        for found in self.session.scalars(
+            select(ChatWindow).where(
+                ChatWindow.customer_id.in_(ids), ChatWindow.closed_at.is_(None)
+            )
+        ):
+            self.open[(found.customer_id, found.user_id, found.roomid)] = found
+
+    def link_windows(self) -> None:
+        """Give the filed messages their windows' ids (the new windows get theirs here)."""
+        self.session.flush()
+        for row, filed_in in self.filed:
+            row.window_id = filed_in.id
+        self.filed = []
+
+    def dictionary(self, team_id: int | None) -> keywords.Dictionary:
+        if team_id not in self.dictionaries:
+            self.dictionaries[team_id] = keywords.dictionary_for(self.session, team_id)
+        return self.dictionaries[team_id]
 
     def skip(self, row: ArchiveMessage, reason: SkipReason) -> None:
         row.status = ArchiveStatus.SKIPPED
@@ -681,22 +746,14 @@ class _Run:
             )
             assert outcome is not None  # ADD always makes or finds the customer
             customer = outcome.customer
-            self.session.flush()
             self.directory.remember(customer)
             self.result.contacts_created += outcome.created
         key = (customer.id, rep.id, message.roomid)
-        if key not in self.open:
-            self.open[key] = self.session.scalar(
-                select(ChatWindow).where(
-                    ChatWindow.customer_id == customer.id,
-                    ChatWindow.user_id == rep.id,
-                    ChatWindow.roomid == message.roomid,
-                    ChatWindow.closed_at.is_(None),
-                )
-            )
-        current = self.open[key]
+        current = self.open.get(key)
         if current is not None and message.sent_at > current.last_at + self.window:
-            self.close(current)  # superseded: the conversation went quiet, then started again
+            # Superseded: the conversation went quiet, then started again.
+            current.closed_at = self.now
+            self.superseded.append(current)
             current = None
         if current is None:
             current = ChatWindow(
@@ -714,7 +771,6 @@ class _Run:
                 created_at=self.now,
             )
             self.session.add(current)
-            self.session.flush()
             self.open[key] = current
         current.message_count += 1
         current.first_at = min(current.first_at, message.sent_at)
@@ -727,7 +783,8 @@ class _Run:
                 max(last, message.sent_at) if last else message.sent_at
             )
         row.status = ArchiveStatus.CAPTURED
-        row.customer_id, row.user_id, row.window_id = customer.id, rep.id, current.id
+        row.customer_id, row.user_id = customer.id, rep.id
+        self.filed.append((row, current))
         if message.voice:
             row.transcript_status = TRANSCRIPT_PENDING
         self.result.captured += 1
@@ -745,18 +802,44 @@ class _Run:
         self.session.flush()
         window = self.session.get(ChatWindow, target.window_id)
         if window is not None and window.closed_at is not None and window.follow_up_id:
-            self._settle(window, first=False)
+            self._settle_again(window)
 
-    def close(self, window: ChatWindow) -> None:
-        window.closed_at = self.now
-        self.open.pop((window.customer_id, window.user_id, window.roomid), None)
-        self.result.windows_closed += 1
+    def close_all(self, windows: Sequence[ChatWindow]) -> None:
+        """Close the windows and write what each captured; their messages and customers are
+        read in one statement each (customers locked in id order, as every writer does)."""
+        if not windows:
+            return
+        for window in windows:
+            window.closed_at = self.now
+            self.open.pop((window.customer_id, window.user_id, window.roomid), None)
+        self.result.windows_closed += len(windows)
         self.session.flush()
-        self._settle(window, first=True)
+        messages: dict[int, list[ArchiveMessage]] = {window.id: [] for window in windows}
+        for row in self.session.scalars(
+            select(ArchiveMessage)
+            .where(
+                ArchiveMessage.window_id.in_(list(messages)),
+                ArchiveMessage.status == ArchiveStatus.CAPTURED,
+            )
+            .order_by(ArchiveMessage.sent_at, ArchiveMessage.id)
+        ):
+            messages[row.window_id or 0].append(row)
+        customers = {
+            customer.id: customer
+            for customer in self.session.scalars(
+                select(Customer)
+                .where(Customer.id.in_({window.customer_id for window in windows}))
+                .order_by(Customer.id)
+                .with_for_update()
+            )
+        }
+        for window in windows:
+            customer = customers.get(window.customer_id)
+            if customer is not None:
+                self._settle(window, messages[window.id], customer, first=True)
 
-    def _settle(self, window: ChatWindow, *, first: bool) -> None:
-        """Read the window's messages and write (first) or rewrite (after a recall) what it
-        captured."""
+    def _settle_again(self, window: ChatWindow) -> None:
+        """Write again what a closed window captured (a recall took a message out)."""
         rows = self.session.scalars(
             select(ArchiveMessage)
             .where(
@@ -766,11 +849,18 @@ class _Run:
             .order_by(ArchiveMessage.sent_at, ArchiveMessage.id)
         ).all()
         customer = self.session.get(Customer, window.customer_id, with_for_update=True)
+        if customer is not None:
+            self._settle(window, rows, customer, first=False)
+
+    def _settle(
+        self, window: ChatWindow, rows: Sequence[ArchiveMessage], customer: Customer, *, first: bool
+    ) -> None:
+        """Write (first) or rewrite (after a recall) what a window's messages captured."""
         rep = self.directory.user(window.user_id)
-        if customer is None or rep is None:
+        if rep is None:
             return
         messages = [chat_messages.parse(row.payload) for row in rows]
-        dictionary = keywords.dictionary_for(self.session, customer.team_id)
+        dictionary = self.dictionary(customer.team_id)
         hits = dictionary.match_many([" ".join(m.texts) for m in messages])
         external = customer.external_userid
         window.categories = _union(h.categories for h in hits)
