@@ -83,9 +83,13 @@ def _decode_silk(data: bytes) -> np.ndarray:
         silk_path, pcm_path = Path(scratch) / "in.silk", Path(scratch) / "out.pcm"
         silk_path.write_bytes(data)
         try:
-            pilk.decode(str(silk_path), str(pcm_path), pcm_rate=SAMPLE_RATE)
-        except Exception:  # pilk raises bare Exceptions from C on malformed packets
+            # pilk returns the milliseconds it decoded; 0 when no packet was valid, and it
+            # raises pilk.error when a packet breaks the decoder.
+            decoded_ms = pilk.decode(str(silk_path), str(pcm_path), pcm_rate=SAMPLE_RATE)
+        except pilk.error:
             raise AudioRejected("corrupt_audio") from None
+        if decoded_ms <= 0:
+            raise AudioRejected("corrupt_audio")
         return np.frombuffer(pcm_path.read_bytes(), dtype="<i2")
 
 
