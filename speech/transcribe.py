@@ -31,7 +31,9 @@ from speech.audio import SAMPLE_RATE, decode
 from speech.model import load_model
 
 # Steers Whisper to simplified characters and the words of a sales follow-up.
-CHINESE_PROMPT = "以下是销售人员的客户跟进记录，使用简体中文，例如：已发送正式报价单，客户下周付定金。"
+CHINESE_PROMPT = (
+    "以下是销售人员的客户跟进记录，使用简体中文，例如：已发送正式报价单，客户下周付定金。"
+)
 # Whisper's own thresholds for "this window is silence" (faster-whisper's defaults), applied
 # again per segment: a segment is dropped when both hold.
 NO_SPEECH_PROB_ABOVE = 0.6

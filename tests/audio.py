@@ -102,5 +102,7 @@ def _pcm_at(samples: np.ndarray, rate: int, target_rate: int) -> np.ndarray:
     frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
     frame.sample_rate = rate
     resampler = av.AudioResampler(format="s16", layout="mono", rate=target_rate)
-    chunks = [f.to_ndarray().reshape(-1) for f in (*resampler.resample(frame), *resampler.resample(None))]
+    chunks = [
+        f.to_ndarray().reshape(-1) for f in (*resampler.resample(frame), *resampler.resample(None))
+    ]
     return np.concatenate(chunks)

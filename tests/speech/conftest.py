@@ -1,5 +1,5 @@
-"""The speech tests share one assembled model folder and one loaded model per test session:
-assembling is a 145 MB copy and loading takes seconds."""
+"""The speech tests share the model folder `make install` assembles and one loaded model per
+test session: assembling is a 145 MB copy and loading takes seconds."""
 
 from __future__ import annotations
 
@@ -10,13 +10,18 @@ import pytest
 from config import Settings
 from speech.model import load_model
 from speech.transcribe import Transcriber
+from tests.speech_model import link_assembled_model
 
 
 @pytest.fixture(scope="session")
 def speech_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """Settings with the bundled model (assembled on first load) and language detection."""
     data_dir = tmp_path_factory.mktemp("speech-data")
-    return Settings.from_env({"WECRM_DATA_DIR": str(data_dir), "WECRM_WHISPER_LANGUAGE": "auto"})
+    settings = Settings.from_env(
+        {"WECRM_DATA_DIR": str(data_dir), "WECRM_WHISPER_LANGUAGE": "auto"}
+    )
+    link_assembled_model(settings.bundled_model_dir)
+    return settings
 
 
 @pytest.fixture(scope="session")
@@ -26,7 +31,7 @@ def whisper_model(speech_settings: Settings):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def model_dir(speech_settings: Settings, whisper_model: object) -> Path:
-    """The bundled model's folder, assembled and verified by `load_model`."""
+    """The bundled model's folder, verified by `load_model`."""
     return speech_settings.bundled_model_dir
 
 
