@@ -15,11 +15,13 @@ MAINTENANCE = "maintenance"
 NOTIFICATIONS = "notifications"
 MAIL = "mail"
 CAPTURE = "capture"  # chat archive messages into follow-ups
+TRANSCRIPTION = "transcription"  # recordings and voice messages into text (speech/)
 # Inbound first: a member who typed a command is waiting for the answer, which notifications
 # carry. Imports last: a large file keeps a worker busy for minutes, so a worker takes one only
 # when nothing a person waits for is queued (run more than one worker where imports are common).
-# Chat capture, which nobody waits for by the second, goes just before them.
-ALL_QUEUES = (INBOUND, NOTIFICATIONS, DEFAULT, MAIL, MAINTENANCE, CAPTURE, IMPORTS)
+# Chat capture, which nobody waits for by the second, goes just before them, then transcription
+# (`wecrm worker` serves that one from a process of its own: see wecrm/cli.py).
+ALL_QUEUES = (INBOUND, NOTIFICATIONS, DEFAULT, MAIL, MAINTENANCE, CAPTURE, TRANSCRIPTION, IMPORTS)
 
 
 def queue(connection: redis.Redis, name: str) -> Queue:
