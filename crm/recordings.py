@@ -106,7 +106,6 @@ def claim(session: Session, recording_id: int, now: datetime) -> Claim | None:
         .where(Recording.id == recording_id, Recording.status == RecordingStatus.QUEUED)
         .values(status=RecordingStatus.RUNNING, attempts=Recording.attempts + 1, started_at=now)
         .returning(Recording.attachment_id, Recording.attempts)
-        .execution_options(synchronize_session=False)
     ).first()
     if claimed is None:
         return None
@@ -172,6 +171,7 @@ def requeue_stalled(session: Session, now: datetime, lease: timedelta) -> SweepR
         .where(Recording.status == RecordingStatus.RUNNING, Recording.started_at < cutoff)
         .order_by(Recording.id)
         .with_for_update(skip_locked=True)  # one being finished right now is not stalled
+        .execution_options(populate_existing=True)
     ).all()
     requeued = failed = 0
     for recording in stalled:
