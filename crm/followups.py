@@ -214,9 +214,10 @@ def add_follow_up(
         after={"follow_up_id": follow_up.id, "method": method.value},
         now=now,
     )
-    if transcribe_audio and recordings.queue_recordings(
-        session, follow_up=follow_up, attachments=follow_up.attachments, now=now
-    ):
+    if transcribe_audio and any(recordings.is_audio(file.content_type) for file in files):
+        recordings.queue_recordings(
+            session, follow_up=follow_up, attachments=follow_up.attachments, now=now
+        )
         return follow_up  # crm.recordings runs the triggers with the transcript
     triggers.on_event(
         session,

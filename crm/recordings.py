@@ -79,7 +79,7 @@ def queue_recordings(
     session: Session, *, follow_up: FollowUp, attachments: Sequence[Attachment], now: datetime
 ) -> list[Recording]:
     """A queued recording for each audio file among a flushed follow-up's `attachments`; the
-    transcription job of each starts after the commit. None: the caller runs its triggers."""
+    transcription job of each starts after the commit."""
     recordings = [
         Recording(
             follow_up_id=follow_up.id,
@@ -186,9 +186,7 @@ def requeue_stalled(session: Session, now: datetime, lease: timedelta) -> SweepR
 
 
 def _lock_unsettled(session: Session, recording_id: int) -> Recording | None:
-    recording = session.get(
-        Recording, recording_id, with_for_update=True, populate_existing=True
-    )
+    recording = session.get(Recording, recording_id, with_for_update=True, populate_existing=True)
     if recording is None or recording.status in SETTLED:
         return None
     return recording

@@ -91,5 +91,7 @@ def requeue_stalled_recordings() -> int:
         result = recordings.requeue_stalled(session, rt.clock(), LEASE)
         session.commit()  # the jobs start after the commit (crm.after_commit.TRANSCRIBE)
     if result.requeued or result.failed:
-        log.warning("stalled recordings: %d queued again, %d failed", result.requeued, result.failed)
+        log.warning(
+            "stalled recordings: %d queued again, %d failed", result.requeued, result.failed
+        )
     return result.requeued + result.failed

@@ -79,7 +79,9 @@ def test_a_quote_said_in_a_recording_moves_to_quote_when_transcribed_and_only_on
     assert session.get(Customer, customer.id).stage == "意向"
 
     clock.advance(minutes=1)
-    assert recordings.finish(session, recording.id, " 王总，已发送正式报价单 ", clock(), language="zh")
+    assert recordings.finish(
+        session, recording.id, " 王总，已发送正式报价单 ", clock(), language="zh"
+    )
     session.commit()
     # A second worker (the job delivered twice, or requeued) finishes the same recording.
     assert not recordings.finish(session, recording.id, "另一段转写", clock())
@@ -160,7 +162,9 @@ def test_the_triggers_wait_for_the_last_of_several_recordings(session, runtime, 
 
 def test_a_follow_up_without_audio_runs_its_triggers_at_once(session, runtime, clock, rep):
     customer = make_customer(session, rep, clock(), stage="意向")
-    follow_up = _log(session, runtime, clock, rep, customer, "已发送正式报价单", [("报价.pdf", PDF)])
+    follow_up = _log(
+        session, runtime, clock, rep, customer, "已发送正式报价单", [("报价.pdf", PDF)]
+    )
     assert _recordings(session, follow_up.id) == []
     assert session.get(Customer, customer.id).stage == "报价"
 

@@ -61,7 +61,11 @@ def test_a_voice_follow_up_shows_its_recordings_status_from_queued_to_done(
     assert follow_up["transcript"] == "已发送正式报价单"
     assert follow_up["capture"]["categories"] == ["报价"]
     shown = follow_up["recordings"][0]
-    assert (shown["status"], shown["transcript"], shown["language"]) == ("done", "已发送正式报价单", "zh")
+    assert (shown["status"], shown["transcript"], shown["language"]) == (
+        "done",
+        "已发送正式报价单",
+        "zh",
+    )
     assert shown["duration_seconds"] == 3.5
 
 
