@@ -31,19 +31,19 @@ def queue(connection: redis.Redis, name: str) -> Queue:
 
 def enqueue_once(
     connection: redis.Redis,
-    func: Callable[[], object],
-    *,
+    func: Callable[..., object],
+    *args: int,
     queue_name: str,
     pending_key: str,
     pending_seconds: int,
     job_timeout: int,
 ) -> None:
-    """Queue one run of `func` however many commits ask for it meanwhile: `pending_key` stands
-    while a run is queued (the job deletes it when it starts, so work arriving after that gets a
-    run of its own), and expires after `pending_seconds` should that job be lost."""
+    """Queue one run of `func(*args)` however many commits ask for it meanwhile: `pending_key`
+    stands while a run is queued (the job deletes it when it starts, so work arriving after that
+    gets a run of its own), and expires after `pending_seconds` should that job be lost."""
     if connection.set(pending_key, "1", nx=True, ex=pending_seconds):
         try:
-            queue(connection, queue_name).enqueue(func, job_timeout=job_timeout)
+            queue(connection, queue_name).enqueue(func, *args, job_timeout=job_timeout)
         except redis.RedisError:
             connection.delete(pending_key)  # no job behind the key: let the next call try
             raise
