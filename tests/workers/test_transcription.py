@@ -1,19 +1,18 @@
 """The transcription job on a real RQ worker with the real speech model (speech/ and the
-bundled faster-whisper base model): a silent recording, a corrupt one, a job delivered twice."""
+bundled faster-whisper base model): an English recording word for word, a silent one, a corrupt one, a job delivered twice."""
 
 from __future__ import annotations
 
 import io
+import re
 import wave
 
-import pytest
 from rq import SimpleWorker
 
 from models import Recording
+from tests.audio import SIGNED, speech_wav
 from tests.factories import make_company, make_customer, sign_in
 from workers import queues, transcription
-
-pytest.importorskip("speech.transcribe")
 
 PDF = b"%PDF-1.4 quote"
 CORRUPT_WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\xde\xad\xbe\xef" * 64
@@ -111,3 +110,25 @@ def test_a_job_delivered_twice_transcribes_once(client, session, fake_wecom, clo
     session.expire_all()
     recording = session.get(Recording, recording_id)
     assert (recording.status, recording.attempts) == ("done", 1)
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z']+", text.lower())
+
+
+def test_an_uploaded_english_recording_comes_back_word_for_word(
+    client, session, fake_wecom, clock, runtime
+):
+    company = make_company(session)
+    rep = company.reps[0][0]
+    customer = make_customer(session, rep, clock(), name="王建国", stage="意向")
+    session.commit()
+    headers = sign_in(client, fake_wecom, rep)
+    recording = (io.BytesIO(speech_wav(SIGNED)), "visit.wav")
+    follow_up = _post(client, headers, customer.id, "", [recording])
+    assert follow_up["recordings"][0]["status"] == "queued"
+    _work(runtime)
+    _customer, follow_up = _detail(client, headers, customer.id)
+    [done] = follow_up["recordings"]
+    assert done["status"] == "done"
+    assert _words(done["transcript"]) == _words(SIGNED)
