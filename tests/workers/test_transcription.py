@@ -1,5 +1,6 @@
 """The transcription job on a real RQ worker with the real speech model (speech/ and the
-bundled faster-whisper base model): an English recording word for word, a silent one, a corrupt one, a job delivered twice."""
+bundled faster-whisper base model): an English recording word for word, a silent one, a
+corrupt one, a job delivered twice."""
 
 from __future__ import annotations
 
