@@ -12,7 +12,7 @@ zhconv converts whatever still drifts. "auto" lets Whisper detect the language p
 Whisper invents text on silence and noise ("谢谢观看", subtitles credits, the prompt echoed back).
 Three guards: VAD drops the stretches without speech before Whisper sees them; a segment Whisper
 itself thinks is probably not speech and is unsure of (high `no_speech_prob`, low
-`avg_logprob`) or that repeats itself (high compression ratio) is dropped; and a segment that is
+`avg_logprob`) or whose text repeats itself (it compresses too well) is dropped; and a segment that is
 only one of the known silence phrases is dropped. A silent file so yields "".
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import zhconv
 from faster_whisper import WhisperModel
-from faster_whisper.transcribe import Segment
+from faster_whisper.transcribe import Segment, get_compression_ratio
 
 from config import Settings
 from speech.audio import SAMPLE_RATE, decode
@@ -38,7 +38,9 @@ CHINESE_PROMPT = (
 # again per segment: a segment is dropped when both hold.
 NO_SPEECH_PROB_ABOVE = 0.6
 AVG_LOGPROB_BELOW = -1.0
-# gzip compression ratio above which a segment is a loop ("好的好的好的…"), as Whisper uses.
+# zlib compression ratio of a segment's own text above which it is a loop ("好的好的好的…"),
+# Whisper's threshold. Not Whisper's `compression_ratio`: that one is its whole 30 s window's,
+# and a recording that says the same sentence twice in a window would lose both.
 COMPRESSION_RATIO_ABOVE = 2.4
 # What Whisper says to silence, learned from subtitled video; never a rep's words on their own.
 SILENCE_PHRASES = (
@@ -117,7 +119,7 @@ def is_hallucination(segment: Segment) -> bool:
     """Whether a segment is Whisper talking over silence or looping rather than speech heard."""
     if segment.no_speech_prob > NO_SPEECH_PROB_ABOVE and segment.avg_logprob < AVG_LOGPROB_BELOW:
         return True
-    if segment.compression_ratio > COMPRESSION_RATIO_ABOVE:
+    if get_compression_ratio(segment.text) > COMPRESSION_RATIO_ABOVE:
         return True
     words = _words(segment.text)
     return not words or words in _SILENCE_WORDS
