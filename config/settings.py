@@ -43,6 +43,22 @@ MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url", "wecom_a
 ARCHIVE_PROXY_SCHEMES = ("http", "https", "socks5")
 # Chat capture: messages of one conversation at most this far apart make one window.
 DEFAULT_CHAT_WINDOW_MINUTES = 30
+# Speech (speech/model.py). Empty model: the bundled faster-whisper base model, assembled into
+# <data dir>/models/faster-whisper-base and checked against its SHA-256 hashes before use.
+WHISPER_MODEL_SIZES = (
+    "tiny", "tiny.en", "base", "base.en", "small", "small.en", "distil-small.en", "medium",
+    "medium.en", "distil-medium.en", "large-v1", "large-v2", "large-v3", "large",
+    "distil-large-v2", "distil-large-v3", "distil-large-v3.5", "large-v3-turbo", "turbo",
+)  # fmt: skip
+# CTranslate2's compute types; int8 runs the base model fastest on a laptop CPU.
+WHISPER_COMPUTE_TYPES = (
+    "default", "auto", "int8", "int8_float32", "int8_float16", "int8_bfloat16", "int16",
+    "float16", "bfloat16", "float32",
+)  # fmt: skip
+DEFAULT_WHISPER_COMPUTE_TYPE = "int8"
+# Whisper's language code the transcriber is told to expect; "auto" lets Whisper detect it.
+DEFAULT_WHISPER_LANGUAGE = "zh"
+_WHISPER_LANGUAGE = re.compile(r"^[a-z]{2,3}$")
 # smtp: plain text; smtps: TLS from the first byte; smtp+starttls: plain, then STARTTLS before
 # logging in.
 SMTP_DEFAULT_PORTS = {"smtp": 25, "smtps": 465, "smtp+starttls": 587}
@@ -92,6 +108,37 @@ def _parse_url(name: str, raw: str, schemes: tuple[str, ...]) -> str:
     if scheme not in {"sqlite", "unix"} and not parts.hostname:
         raise SettingsError(f"{name} has no host: {mask_url(raw)!r}")
     return raw
+
+
+def _parse_whisper_model(raw: str) -> str:
+    """A faster-whisper size name, or a folder holding a CTranslate2 model (model.bin)."""
+    value = raw.strip()
+    if not value or value in WHISPER_MODEL_SIZES:
+        return value
+    folder = Path(value).expanduser()
+    if not (folder / "model.bin").is_file():
+        raise SettingsError(
+            f"WECRM_WHISPER_MODEL must be a faster-whisper size ({', '.join(WHISPER_MODEL_SIZES)}) "
+            f"or a folder containing model.bin; got {raw!r}"
+        )
+    return str(folder.resolve())
+
+
+def _parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip()
+    if value not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}; got {raw!r}")
+    return value
+
+
+def _parse_whisper_language(raw: str) -> str:
+    value = raw.strip().lower()
+    if value != "auto" and not _WHISPER_LANGUAGE.match(value):
+        raise SettingsError(
+            f"WECRM_WHISPER_LANGUAGE must be a Whisper language code (zh, en, …) or 'auto'; "
+            f"got {raw!r}"
+        )
+    return value
 
 
 def mask_url(url: str) -> str:
@@ -221,6 +268,12 @@ class Settings:
     wecom_archive_sdk_library: str = ""  # path to libWeWorkFinanceSdk_C.so
     wecom_archive_proxy: str = ""  # socks5://host:port or http://host:port; empty: direct
     wecom_archive_proxy_password: str = ""  # "user:password" for that proxy
+    # Speech to text (speech/): "" is the bundled base model in the data folder, verified by
+    # SHA-256; else a faster-whisper size name (downloaded on first use) or a model folder.
+    whisper_model: str = ""
+    whisper_compute_type: str = DEFAULT_WHISPER_COMPUTE_TYPE
+    whisper_threads: int = 0  # 0: CTranslate2's default
+    whisper_language: str = DEFAULT_WHISPER_LANGUAGE  # "auto": detect per recording
 
     @property
     def smtp(self) -> SmtpServer | None:
@@ -239,6 +292,11 @@ class Settings:
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def bundled_model_dir(self) -> Path:
+        """Where the bundled speech model is assembled (`wecrm init`, `make install`)."""
+        return self.data_dir / "models" / "faster-whisper-base"
 
     @property
     def embedded_redis_path(self) -> Path:
@@ -342,6 +400,7 @@ class Settings:
         skew_raw = env.get("WECRM_CALLBACK_MAX_CLOCK_SKEW_SECONDS", "")
         proxies_raw = env.get("WECRM_TRUSTED_PROXIES", "")
         window_raw = env.get("WECRM_CHAT_WINDOW_MINUTES", "")
+        threads_raw = env.get("WECRM_WHISPER_THREADS", "")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -395,6 +454,18 @@ class Settings:
             wecom_archive_sdk_library=env.get("WECOM_ARCHIVE_SDK_LIBRARY", "").strip(),
             wecom_archive_proxy=archive_proxy,
             wecom_archive_proxy_password=env.get("WECOM_ARCHIVE_PROXY_PASSWORD", ""),
+            whisper_model=_parse_whisper_model(env.get("WECRM_WHISPER_MODEL", "")),
+            whisper_compute_type=_parse_choice(
+                "WECRM_WHISPER_COMPUTE_TYPE",
+                env.get("WECRM_WHISPER_COMPUTE_TYPE") or DEFAULT_WHISPER_COMPUTE_TYPE,
+                WHISPER_COMPUTE_TYPES,
+            ),
+            whisper_threads=(
+                _parse_int("WECRM_WHISPER_THREADS", threads_raw) if threads_raw else 0
+            ),
+            whisper_language=_parse_whisper_language(
+                env.get("WECRM_WHISPER_LANGUAGE") or DEFAULT_WHISPER_LANGUAGE
+            ),
         )
 
 

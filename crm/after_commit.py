@@ -17,6 +17,7 @@ COMPLETENESS = "completeness"  # re-score every customer's completeness
 IMPORT = "import"  # import one uploaded file; takes the ImportJob id
 PULL_ARCHIVE = "pull_archive"  # pull WeCom's message archive (msgaudit_notify woke us)
 CAPTURE = "capture"  # turn stored chat archive messages into follow-ups
+TRANSCRIBE = "transcribe"  # transcribe one recording; takes the Recording id
 
 
 def start(session: Session, job: str, *args: int) -> None:

@@ -125,7 +125,11 @@ def customer_detail(session: Session, *, actor: Actor, customer_id: int) -> Cust
     follow_ups = session.scalars(
         select(FollowUp)
         .where(FollowUp.customer_id == customer_id)
-        .options(joinedload(FollowUp.author), selectinload(FollowUp.attachments))
+        .options(
+            joinedload(FollowUp.author),
+            selectinload(FollowUp.attachments),
+            selectinload(FollowUp.recordings),
+        )
         .order_by(FollowUp.happened_at.desc(), FollowUp.id.desc())
         .limit(TIMELINE_LIMIT)
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from crm import audit
+from crm import audit, recordings
 from crm.actors import Actor
 from crm.customers import get_customer
 from crm.errors import Invalid
@@ -112,6 +112,9 @@ def log_follow_up(
         choices = "、".join(m.value for m in ContactMethod)
         raise Invalid(f"跟进方式只能是：{choices}", field="method") from None
     summary = (summary or "").strip()
+    checked = [check_upload(u, max_attachment_bytes) for u in uploads or []]
+    if not summary and any(recordings.is_audio(content_type) for _, _, content_type in checked):
+        summary = recordings.VOICE_SUMMARY  # a voice-only follow-up: its words are transcribed
     if not summary:
         raise Invalid("跟进内容不能为空", code="required", field="summary")
     if len(summary) > MAX_SUMMARY_CHARS:
@@ -121,7 +124,6 @@ def log_follow_up(
         raise Invalid("跟进时间不能晚于现在", field="happened_at")
     if next_follow_up_on is not None and next_follow_up_on < happened_at.date():
         raise Invalid("下次跟进日期不能早于本次跟进", field="next_follow_up_on")
-    checked = [check_upload(u, max_attachment_bytes) for u in uploads or []]
     if len(checked) > MAX_ATTACHMENTS:
         raise Invalid(f"附件最多{MAX_ATTACHMENTS}个", field="files")
     files = []
@@ -141,6 +143,7 @@ def log_follow_up(
         next_follow_up_on=next_follow_up_on,
         source=source,
         transcript=transcript,
+        transcribe_audio=True,
     )
 
 
@@ -160,13 +163,18 @@ def add_follow_up(
     transcript: str | None = None,
     named_files: Sequence[str] = (),
     capture: Mapping[str, Any] | None = None,
+    transcribe_audio: bool = False,
 ) -> FollowUp:
     """Write a checked follow-up of a customer the caller loaded for update, then run the
     follow-up triggers: typed, captured and emailed follow-ups all take this one path.
 
     `named_files` are files known by name only (a chat's file messages, whose bytes are not
     stored): the triggers see them as attachments all the same. `capture` is what a chat
-    capture found (crm/chat_capture.py)."""
+    capture found (crm/chat_capture.py).
+
+    `transcribe_audio`: each audio file gets a Recording (crm/recordings.py) and, when there is
+    one, the triggers are deferred until all are transcribed or failed; they then see the
+    follow-up's stored attachments (`named_files` are not kept for them)."""
     follow_up = FollowUp(
         customer_id=customer.id,
         author_id=actor.user_id,
@@ -206,6 +214,11 @@ def add_follow_up(
         after={"follow_up_id": follow_up.id, "method": method.value},
         now=now,
     )
+    if transcribe_audio and any(recordings.is_audio(file.content_type) for file in files):
+        recordings.queue_recordings(
+            session, follow_up=follow_up, attachments=follow_up.attachments, now=now
+        )
+        return follow_up  # crm.recordings runs the triggers with the transcript
     triggers.on_event(
         session,
         customer=customer,

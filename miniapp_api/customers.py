@@ -204,7 +204,7 @@ def log_follow_up(customer_id: int, body: FollowUpIn) -> Any:
         next_follow_up_on=body.next_follow_up_on,
         uploads=uploads,
     )
-    session().refresh(follow_up, ["author", "attachments"])
+    session().refresh(follow_up, ["author", "attachments", "recordings"])
     return follow_up
 
 

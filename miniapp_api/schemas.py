@@ -267,8 +267,24 @@ class AttachmentOut(Out):
     size_bytes: int
 
 
+class RecordingOut(Out):
+    """An audio attachment's transcription (crm/recordings.py)."""
+
+    id: int
+    attachment_id: int = Field(description="录音文件（跟进附件，始终保留）")
+    status: Literal["queued", "running", "done", "failed"] = Field(
+        description="queued 排队中，running 转写中，done 已转写，failed 失败（见 reason）"
+    )
+    reason: str | None = Field(description="失败原因")
+    transcript: str | None = Field(description="转写文字；无人说话时为空字符串")
+    duration_seconds: float | None
+    language: str | None
+    finished_at: datetime | None
+
+
 class CaptureOut(Out):
-    """What a chat-made follow-up captured (crm/chat_capture.py)."""
+    """What a chat-made or transcribed follow-up captured (crm/chat_capture.py,
+    crm/recordings.py)."""
 
     categories: list[str] = Field(description="命中的关键词类别，如 报价、合同")
     keywords: list[str] = Field(description="命中的关键词")
@@ -285,10 +301,14 @@ class FollowUpOut(Out):
     next_plan: str | None
     next_follow_up_on: date | None
     source: str
-    transcript: str | None
+    transcript: str | None = Field(description="录音的转写文字（全部录音按上传顺序）")
     attachments: list[AttachmentOut]
+    recordings: list[RecordingOut] = Field(
+        description="录音附件的转写状态；跟进的自动规则在全部录音转写完成或失败后才执行"
+    )
     capture: CaptureOut | None = Field(
-        default=None, description="由企业微信会话自动生成的跟进：命中的关键词和文件"
+        default=None,
+        description="企业微信会话生成的跟进或录音转写后：命中的关键词和文件",
     )
     withdrawn_at: datetime | None = Field(
         default=None, description="会话中的消息被撤回、不再命中关键词时，跟进被撤销的时间"
@@ -344,7 +364,13 @@ class CustomerDetailOut(Out):
 
 class FollowUpIn(Strict):
     method: ContactMethod
-    summary: Annotated[str, Field(min_length=1, max_length=5000)]
+    summary: Annotated[
+        str,
+        Field(
+            max_length=5000,
+            description="跟进内容；只上传录音时可不填（记为「语音跟进」，内容来自转写）",
+        ),
+    ] = ""
     happened_at: AwareDatetime | None = None
     next_plan: LongText | None = None
     next_follow_up_on: date | None = None

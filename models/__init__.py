@@ -12,6 +12,7 @@ from models.inbound import ContactEvent, InboundMessage
 from models.orders import ApprovalNode, Order, OrderStep
 from models.outbox import OutboxMessage
 from models.pool import PoolEvent
+from models.recordings import Recording
 from models.rules import RuleSetVersion, TimerFiring
 from models.stages import StageChange
 from models.tasks import Task
@@ -41,6 +42,7 @@ __all__ = [
     "OutboxMessage",
     "OutgoingEmail",
     "PoolEvent",
+    "Recording",
     "RuleSetVersion",
     "StageChange",
     "Task",

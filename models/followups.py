@@ -9,6 +9,7 @@ from sqlalchemy import Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, JSONType, UTCDateTime
+from models.recordings import Recording
 from models.users import User
 
 
@@ -35,6 +36,10 @@ class FollowUp(Base):
     author: Mapped[User | None] = relationship(lazy="raise")
     attachments: Mapped[list[Attachment]] = relationship(
         lazy="raise", cascade="all, delete-orphan", order_by="Attachment.id"
+    )
+    # Its audio attachments' transcriptions (models/recordings.py, crm/recordings.py).
+    recordings: Mapped[list[Recording]] = relationship(
+        lazy="raise", cascade="all, delete-orphan", order_by="Recording.id"
     )
 
 

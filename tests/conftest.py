@@ -99,6 +99,8 @@ def settings(data_dir: Path, redis_url: str, fake_wecom: FakeWeCom) -> Settings:
         "WECOM_AGENT_ID": str(fake_wecom.agent_id),
         "WECOM_API_BASE": fake_wecom.base_url,
         "WECRM_MAX_ATTACHMENT_BYTES": str(1024 * 1024),
+        # The test speech is English (espeak-ng): Whisper detects it; Chinese is tested directly.
+        "WECRM_WHISPER_LANGUAGE": "auto",
     }
     return Settings.from_env(env)
 

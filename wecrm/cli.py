@@ -72,11 +72,32 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
-def init() -> None:
-    """Create or upgrade the database schema (Alembic)."""
-    runtime = _runtime()
-    runtime.db.upgrade()
-    click.echo(f"数据库已就绪：{mask_url(runtime.settings.database_url)}")
+@click.option(
+    "--model-only",
+    is_flag=True,
+    help="Only assemble and verify the bundled speech model (make install); no database.",
+)
+def init(model_only: bool) -> None:
+    """Create or upgrade the database schema (Alembic) and assemble the bundled speech model."""
+    # Imported here so the other commands start without loading faster-whisper.
+    from speech.model import ModelRejected, assemble_bundled_model
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as error:
+        raise click.ClickException(f"配置错误 (configuration error): {error}") from None
+    if not model_only:
+        runtime = _runtime()
+        runtime.db.upgrade()
+        click.echo(f"数据库已就绪：{mask_url(runtime.settings.database_url)}")
+    if settings.whisper_model:
+        click.echo(f"语音识别模型：{settings.whisper_model}（WECRM_WHISPER_MODEL）")
+        return
+    try:
+        folder = assemble_bundled_model(settings.bundled_model_dir)
+    except ModelRejected as error:
+        raise click.ClickException(f"语音识别模型校验失败：{error}") from None
+    click.echo(f"语音识别模型已就绪（SHA-256 校验通过）：{folder}")
 
 
 @main.command()
@@ -112,22 +133,43 @@ def serve(host: str, port: int, workers: int, threads: int) -> None:
 )
 def worker(burst: bool, with_scheduler: bool, queue_names: tuple[str, ...]) -> None:
     """Run an RQ worker on every wecrm queue (or the ones named), highest priority first; it
-    waits out a Redis outage and carries on."""
+    waits out a Redis outage and carries on. The transcription queue gets a worker process of
+    its own, which loads the speech model before it takes work."""
     runtime = _runtime()
     context.use(runtime)
-    scheduler = None
+    served = [name for name in queues.ALL_QUEUES if not queue_names or name in queue_names]
+    helpers = []
     if with_scheduler and burst:
         enqueue_round(runtime.redis)  # worked off below
     elif with_scheduler:
         # RQ's cron scheduler blocks its process, so it runs beside the worker, not in it.
-        scheduler = subprocess.Popen([sys.executable, "-m", "wecrm.cli", "scheduler"])
+        helpers.append(subprocess.Popen([sys.executable, "-m", "wecrm.cli", "scheduler"]))
+    if queues.TRANSCRIPTION in served and len(served) > 1:
+        # The speech model is loaded once and kept, so its jobs cannot run in forked horses
+        # (CTranslate2 hangs after a fork): a transcription worker of its own, which also keeps a
+        # long recording from holding up the other queues. In burst, only when it has work.
+        served.remove(queues.TRANSCRIPTION)
+        if not burst or queues.queue(runtime.redis, queues.TRANSCRIPTION).count:
+            command = [sys.executable, "-m", "wecrm.cli", "worker", "--queue", queues.TRANSCRIPTION]
+            helpers.append(subprocess.Popen([*command, *(["--burst"] if burst else [])]))
     try:
-        served = [name for name in queues.ALL_QUEUES if not queue_names or name in queue_names]
-        outages.run_worker(runtime.redis, served, burst=burst)
+        if served == [queues.TRANSCRIPTION]:
+            # Imported here so the other workers start without loading faster-whisper.
+            from speech.model import ModelRejected
+            from speech.transcribe import shared_transcriber
+
+            try:
+                shared_transcriber(runtime.settings)  # loaded and verified before the first job
+            except ModelRejected as error:
+                raise click.ClickException(f"语音识别模型校验失败：{error}") from None
+            outages.run_worker(runtime.redis, served, burst=burst, forking=False)
+        else:
+            outages.run_worker(runtime.redis, served, burst=burst)
     finally:
-        if scheduler is not None:
-            scheduler.terminate()
-            scheduler.wait(timeout=30)
+        for helper in helpers:
+            if not burst:
+                helper.terminate()
+            helper.wait(timeout=None if burst else 30)
 
 
 @main.command()

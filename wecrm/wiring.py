@@ -18,6 +18,7 @@ from workers.capture import enqueue_capture
 from workers.jobs import enqueue_completeness, enqueue_import
 from workers.mail import enqueue_mail
 from workers.outbox import enqueue_outbox
+from workers.transcription import enqueue_transcription
 
 STARTERS: dict[str, JobStarter] = {
     after_commit.OUTBOX: enqueue_outbox,
@@ -26,6 +27,7 @@ STARTERS: dict[str, JobStarter] = {
     after_commit.IMPORT: enqueue_import,
     after_commit.CAPTURE: enqueue_capture,
     after_commit.PULL_ARCHIVE: enqueue_pull,
+    after_commit.TRANSCRIBE: enqueue_transcription,
 }
 
 

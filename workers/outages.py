@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 from redis.backoff import ExponentialBackoff
-from rq import Worker
+from rq import SimpleWorker, Worker
 from rq.cron import CronScheduler
 from rq.exceptions import StopRequested
 
@@ -55,22 +55,35 @@ def wait_for_redis(
         return
 
 
-class _Worker(Worker):
-    """RQ's forking worker that remembers a warm shutdown asked by a signal: RQ ends its loop
-    the same way for that and for an error it cannot handle."""
+class _RemembersStop:
+    """Remembers a warm shutdown asked by a signal: RQ ends its loop the same way for that and
+    for an error it cannot handle."""
 
     stop_was_requested = False
 
     def handle_warm_shutdown_request(self) -> None:
         self.stop_was_requested = True
-        super().handle_warm_shutdown_request()
+        super().handle_warm_shutdown_request()  # type: ignore[misc]
 
 
-def run_worker(connection: redis.Redis, queue_names: Sequence[str], *, burst: bool) -> None:
+class _Worker(_RemembersStop, Worker):
+    """RQ's forking worker: each job in a forked horse."""
+
+
+class _SimpleWorker(_RemembersStop, SimpleWorker):
+    """RQ's worker that runs jobs in its own process, with what it loaded before (the speech
+    model: CTranslate2's thread pools do not survive a fork, a forked horse would hang)."""
+
+
+def run_worker(
+    connection: redis.Redis, queue_names: Sequence[str], *, burst: bool, forking: bool = True
+) -> None:
     """Work `queue_names` until stopped by a signal (or, in burst, until they are empty);
-    a loop that Redis ended starts again once Redis answers."""
+    a loop that Redis ended starts again once Redis answers. `forking=False` runs the jobs in
+    this process, with whatever it has loaded."""
+    worker_class = _Worker if forking else _SimpleWorker
     while True:
-        worker = _Worker(list(queue_names), connection=connection)
+        worker = worker_class(list(queue_names), connection=connection)
         try:
             worker.work(burst=burst)
         except REDIS_DOWN_ERRORS:

@@ -11,7 +11,7 @@ import redis
 from rq.cron import CronScheduler
 from rq.job import Job
 
-from workers import archive, capture, inbound, jobs, mail, outbox, queues
+from workers import archive, capture, inbound, jobs, mail, outbox, queues, transcription
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,13 @@ PERIODIC_JOBS = (
         queues.CAPTURE,
         every_seconds=120,
         label="会话存档生成跟进",
+    ),
+    # Recordings whose worker stopped mid-job (or whose job was lost): queued again.
+    Periodic(
+        transcription.requeue_stalled_recordings,
+        queues.MAINTENANCE,
+        every_seconds=300,
+        label="重新排队中断的录音转写（条）",
     ),
     # WeCom messages stored but not processed (a lost enqueue, a crashed worker, a retry due).
     Periodic(

@@ -93,6 +93,11 @@ def test_sign_in_limits_default_to_a_few_a_minute_and_no_proxy_is_trusted(tmp_pa
         ("WECOM_ARCHIVE_PROXY", "10.0.0.1:8081", "WECOM_ARCHIVE_PROXY"),
         ("WECRM_CHAT_WINDOW_MINUTES", "0", "WECRM_CHAT_WINDOW_MINUTES"),
         ("WECRM_CHAT_WINDOW_MINUTES", "half an hour", "WECRM_CHAT_WINDOW_MINUTES"),
+        ("WECRM_WHISPER_MODEL", "huge", "WECRM_WHISPER_MODEL"),
+        ("WECRM_WHISPER_MODEL", "/nowhere/faster-whisper-base", "WECRM_WHISPER_MODEL"),
+        ("WECRM_WHISPER_COMPUTE_TYPE", "int4", "WECRM_WHISPER_COMPUTE_TYPE"),
+        ("WECRM_WHISPER_THREADS", "-2", "WECRM_WHISPER_THREADS"),
+        ("WECRM_WHISPER_LANGUAGE", "Chinese", "WECRM_WHISPER_LANGUAGE"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):
@@ -191,3 +196,22 @@ def test_chat_windows_default_to_half_an_hour(tmp_path):
     assert Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)}).chat_window_minutes == 30
     env = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_CHAT_WINDOW_MINUTES": "45"}
     assert Settings.from_env(env).chat_window_minutes == 45
+
+
+def test_speech_defaults_to_the_bundled_model_int8_and_chinese(tmp_path):
+    settings = Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)})
+    assert settings.whisper_model == ""
+    assert settings.bundled_model_dir == tmp_path / "models" / "faster-whisper-base"
+    assert (settings.whisper_compute_type, settings.whisper_threads) == ("int8", 0)
+    assert settings.whisper_language == "zh"
+
+
+def test_the_speech_model_may_be_a_size_name_or_a_folder_with_model_bin(tmp_path):
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"")
+    env = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_WHISPER_LANGUAGE": "auto"}
+    assert Settings.from_env({**env, "WECRM_WHISPER_MODEL": "small"}).whisper_model == "small"
+    by_folder = Settings.from_env({**env, "WECRM_WHISPER_MODEL": str(folder)})
+    assert by_folder.whisper_model == str(folder)
+    assert by_folder.whisper_language == "auto"

@@ -14,10 +14,10 @@ from tests.factories import make_company, make_customer, sign_in
 
 # auth user, count, page, tags of the page
 LIST_STATEMENTS = 4
-# auth user, customer (+owner), its tags, follow-ups (+authors), their attachments,
-# stage changes (+actors), tasks (+assignees), WeChat contact changes (+reps), required
-# custom fields
-DETAIL_STATEMENTS = 9
+# auth user, customer (+owner), its tags, follow-ups (+authors), their attachments, their
+# recordings, stage changes (+actors), tasks (+assignees), WeChat contact changes (+reps),
+# required custom fields
+DETAIL_STATEMENTS = 10
 
 
 @contextmanager
@@ -71,7 +71,10 @@ def test_customer_detail_statement_count_does_not_grow_with_the_timeline(
             now=clock(),
             store=runtime.store,
             max_attachment_bytes=10**6,
-            uploads=[followups.Upload(f"报价{n}.pdf", b"%PDF-1.4")],
+            uploads=[
+                followups.Upload(f"报价{n}.pdf", b"%PDF-1.4"),
+                followups.Upload(f"通话{n}.amr", b"#!AMR\n"),
+            ],
         )
     session.commit()
     headers = sign_in(client, fake_wecom, rep)

@@ -1,0 +1,235 @@
+"""Recordings: a follow-up's audio attachments become its transcript, then its triggers run.
+
+A follow-up logged with audio files (`crm.followups.log_follow_up`: .amr .silk .mp3 .m4a .wav
+.ogg) gets one `Recording` per audio attachment, queued for the transcription job
+(workers/transcription.py, its own queue) once the transaction commits, and its follow-up
+triggers are DEFERRED: they run once, when the last of its recordings is done or failed, on the
+summary together with everything transcribed, so "已发送正式报价单" said in a recording with a
+PDF attached moves 意向 → 报价 exactly as typing it does (and not before the words are known).
+
+Decisions:
+- A recording moves queued → running (`claim`, which counts the attempt) → done (`finish`) or
+  failed (`fail`, with a Chinese reason). The stored file is an Attachment of the follow-up and
+  is kept whatever happens, downloadable like any other attachment.
+- `finish` and `fail` act on a recording that is not done or failed yet, and do nothing after
+  that: a job delivered twice, or a slow worker whose recording was requeued and transcribed by
+  another, never writes a second transcript or runs the triggers twice. They lock the recording,
+  then its follow-up, so of two recordings of one follow-up finishing at once exactly one sees
+  all of them settled and runs the triggers.
+- The follow-up's transcript is the transcripts of its done recordings, in upload order, one
+  per line (a silent recording transcribes to "" and adds nothing). Each finish rewrites it, so
+  the API shows what is known while other recordings are still running.
+- The keyword capture (crm/keywords.py, the dictionary in force for the customer's team) reads
+  the transcript and is kept in the follow-up's `capture` as chat capture keeps it
+  (categories, keywords, files); it runs with the triggers, once the transcript is complete.
+- A worker killed mid-job leaves its recording `running`; the sweep (`requeue_stalled`) puts a
+  recording running longer than the lease back in the queue, and fails it after MAX_ATTEMPTS
+  claims (a file that kills every worker that opens it must not loop forever). It also starts
+  the job again for recordings queued longer than the lease (an enqueue Redis lost).
+- A voice-only follow-up (audio attached, no text typed) is allowed: its summary is the
+  placeholder VOICE_SUMMARY ("语音跟进"), and its words arrive as the transcript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from crm import after_commit, keywords
+from crm.rules import triggers
+from models import Attachment, Customer, FollowUp, Recording
+from models.recordings import RecordingStatus
+
+AUDIO_CONTENT_TYPE_PREFIX = "audio/"  # crm.followups.ALLOWED_ATTACHMENT_TYPES names them
+VOICE_SUMMARY = "语音跟进"  # the summary of a follow-up that is only a recording
+MAX_ATTEMPTS = 3  # claims before a recording whose worker keeps stopping is failed
+REASON_MAX_CHARS = 255  # Recording.reason
+STALLED_REASON = "转写多次中断（处理录音的后台程序停止），请重新上传录音或直接填写跟进内容"
+FILE_MISSING_REASON = "录音文件已不存在，无法转写"
+SETTLED = (RecordingStatus.DONE, RecordingStatus.FAILED)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What a worker needs to transcribe a recording it claimed."""
+
+    recording_id: int
+    storage_key: str
+    filename: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    requeued: int  # running past the lease, queued again
+    failed: int  # running past the lease for the last allowed time
+    restarted: int  # queued past the lease: the job started again
+
+
+def is_audio(content_type: str) -> bool:
+    """Whether a stored attachment of this content type is a recording to transcribe."""
+    return content_type.startswith(AUDIO_CONTENT_TYPE_PREFIX)
+
+
+def queue_recordings(
+    session: Session, *, follow_up: FollowUp, attachments: Sequence[Attachment], now: datetime
+) -> list[Recording]:
+    """A queued recording for each audio file among a flushed follow-up's `attachments`; the
+    transcription job of each starts after the commit."""
+    recordings = [
+        Recording(
+            follow_up_id=follow_up.id,
+            attachment_id=attachment.id,
+            status=RecordingStatus.QUEUED,
+            attempts=0,
+            created_at=now,
+        )
+        for attachment in attachments
+        if is_audio(attachment.content_type)
+    ]
+    session.add_all(recordings)
+    session.flush()
+    for recording in recordings:
+        after_commit.start(session, after_commit.TRANSCRIBE, recording.id)
+    return recordings
+
+
+def claim(session: Session, recording_id: int, now: datetime) -> Claim | None:
+    """Move a queued recording to running and count the attempt; None when it is not queued (a
+    job delivered twice, or a recording another worker holds, finished or failed)."""
+    claimed = session.execute(
+        update(Recording)
+        .where(Recording.id == recording_id, Recording.status == RecordingStatus.QUEUED)
+        .values(status=RecordingStatus.RUNNING, attempts=Recording.attempts + 1, started_at=now)
+        .returning(Recording.attachment_id, Recording.attempts)
+    ).first()
+    if claimed is None:
+        return None
+    attachment = session.get(Attachment, claimed.attachment_id)
+    assert attachment is not None  # the recording's foreign key cascades
+    return Claim(recording_id, attachment.storage_key, attachment.filename, claimed.attempts)
+
+
+def finish(
+    session: Session,
+    recording_id: int,
+    transcript: str,
+    now: datetime,
+    *,
+    language: str | None = None,
+    duration_seconds: float | None = None,
+) -> bool:
+    """Keep a recording's transcript and write it into its follow-up; the last recording of the
+    follow-up to settle runs the capture and the deferred triggers. False (and nothing written)
+    when the recording is gone or already done or failed."""
+    recording = _lock_unsettled(session, recording_id)
+    if recording is None:
+        return False
+    recording.status = RecordingStatus.DONE
+    recording.transcript = transcript.strip()
+    recording.language = language
+    recording.duration_seconds = duration_seconds
+    recording.reason = None
+    recording.finished_at = now
+    _settle(session, recording.follow_up_id, now)
+    return True
+
+
+def fail(session: Session, recording_id: int, reason: str, now: datetime) -> bool:
+    """Record why a recording cannot be transcribed (its file stays); the last recording of the
+    follow-up to settle runs the deferred triggers on what is known. False when the recording
+    is gone or already done or failed."""
+    recording = _lock_unsettled(session, recording_id)
+    if recording is None:
+        return False
+    recording.status = RecordingStatus.FAILED
+    recording.reason = reason[:REASON_MAX_CHARS]
+    recording.finished_at = now
+    _settle(session, recording.follow_up_id, now)
+    return True
+
+
+def requeue_stalled(session: Session, now: datetime, lease: timedelta) -> SweepResult:
+    """Queue again the recordings running longer than `lease` (their worker stopped), fail
+    those claimed MAX_ATTEMPTS times, and start the job again for recordings queued longer
+    than `lease`. `lease` must outlast the job's own time limit."""
+    cutoff = now - lease
+    waiting = session.scalars(
+        select(Recording.id).where(
+            Recording.status == RecordingStatus.QUEUED,
+            func.coalesce(Recording.started_at, Recording.created_at) < cutoff,
+        )
+    ).all()
+    for waiting_id in waiting:
+        after_commit.start(session, after_commit.TRANSCRIBE, waiting_id)
+    stalled = session.scalars(
+        select(Recording)
+        .where(Recording.status == RecordingStatus.RUNNING, Recording.started_at < cutoff)
+        .order_by(Recording.id)
+        .with_for_update(skip_locked=True)  # one being finished right now is not stalled
+        .execution_options(populate_existing=True)
+    ).all()
+    requeued = failed = 0
+    for recording in stalled:
+        if recording.attempts >= MAX_ATTEMPTS:
+            failed += fail(session, recording.id, STALLED_REASON, now)
+        else:
+            recording.status = RecordingStatus.QUEUED
+            after_commit.start(session, after_commit.TRANSCRIBE, recording.id)
+            requeued += 1
+    session.flush()
+    return SweepResult(requeued=requeued, failed=failed, restarted=len(waiting))
+
+
+def _lock_unsettled(session: Session, recording_id: int) -> Recording | None:
+    recording = session.get(Recording, recording_id, with_for_update=True, populate_existing=True)
+    if recording is None or recording.status in SETTLED:
+        return None
+    return recording
+
+
+def _settle(session: Session, follow_up_id: int, now: datetime) -> None:
+    """Rewrite the follow-up's transcript from its done recordings; when none is left queued or
+    running, run the keyword capture and the follow-up triggers it deferred."""
+    # Locked, and read afresh: a sibling recording finished by another worker is seen settled.
+    follow_up = session.get(FollowUp, follow_up_id, with_for_update=True, populate_existing=True)
+    assert follow_up is not None  # the recording's foreign key cascades
+    session.flush()  # this recording's new status, for the query below
+    rows = session.execute(
+        select(Recording.status, Recording.transcript)
+        .where(Recording.follow_up_id == follow_up_id)
+        .order_by(Recording.id)
+    ).all()
+    said = [row.transcript for row in rows if row.status == RecordingStatus.DONE and row.transcript]
+    follow_up.transcript = "\n".join(said) or None
+    if any(row.status not in SETTLED for row in rows):
+        return
+    customer = session.get(Customer, follow_up.customer_id, with_for_update=True)
+    assert customer is not None
+    filenames = session.scalars(
+        select(Attachment.filename).where(Attachment.follow_up_id == follow_up_id)
+    ).all()
+    if follow_up.transcript:
+        hits = keywords.dictionary_for(session, customer.team_id).match(follow_up.transcript)
+        follow_up.capture = {
+            "categories": list(hits.categories),
+            "keywords": list(hits.keywords),
+            "files": [],
+        }
+    session.flush()
+    triggers.on_event(
+        session,
+        customer=customer,
+        event="follow_up_created",
+        now=now,
+        data=triggers.follow_up_data(
+            summary=follow_up.summary,
+            transcript=follow_up.transcript,
+            method=follow_up.method,
+            filenames=filenames,
+        ),
+    )

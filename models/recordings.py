@@ -1,0 +1,43 @@
+"""Recordings: an audio attachment of a follow-up on its way to a transcript (crm/recordings.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from models.base import Base, UTCDateTime
+
+
+class RecordingStatus(StrEnum):
+    QUEUED = "queued"  # waiting for a transcription worker (again, after a stalled run)
+    RUNNING = "running"  # claimed by a worker at started_at
+    DONE = "done"  # transcribed (an empty transcript: nothing was said)
+    FAILED = "failed"  # not transcribable; reason says why in Chinese, the file is kept
+
+
+class Recording(Base):
+    __tablename__ = "recordings"
+    # The sweep looks for running recordings started before the lease and queued ones waiting
+    # since before it (workers/transcription.py).
+    __table_args__ = (Index("ix_recordings_status_started", "status", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    follow_up_id: Mapped[int] = mapped_column(
+        ForeignKey("follow_ups.id", ondelete="CASCADE"), index=True
+    )
+    # The stored audio file; one recording per attachment.
+    attachment_id: Mapped[int] = mapped_column(
+        ForeignKey("attachments.id", ondelete="CASCADE"), unique=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=RecordingStatus.QUEUED)
+    reason: Mapped[str | None] = mapped_column(String(255))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far
+    transcript: Mapped[str | None] = mapped_column(Text)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    language: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
