@@ -12,8 +12,8 @@ zhconv converts whatever still drifts. "auto" lets Whisper detect the language p
 Whisper invents text on silence and noise ("谢谢观看", subtitles credits, the prompt echoed back).
 Three guards: VAD drops the stretches without speech before Whisper sees them; a segment Whisper
 itself thinks is probably not speech and is unsure of (high `no_speech_prob`, low
-`avg_logprob`) or whose text repeats itself (it compresses too well) is dropped; and a segment that is
-only one of the known silence phrases is dropped. A silent file so yields "".
+`avg_logprob`) or whose text repeats itself (it compresses too well) is dropped; and a segment
+that is only one of the known silence phrases is dropped. A silent file so yields "".
 """
 
 from __future__ import annotations
