@@ -54,6 +54,7 @@ LANGUAGE = "en"  # the speech is English; both sides are told so
 class Side:
     name: str
     seconds: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # this process's, all its threads
     others_cores: list[float] = field(default_factory=list)
     text: str = ""
 
@@ -126,6 +127,7 @@ def run(args: argparse.Namespace) -> Run:
                 side.text = call()
             assert window.use is not None
             side.seconds.append(window.use.seconds)
+            side.cpu_seconds.append(round(window.use.ours_cores * window.use.seconds, 2))
             side.others_cores.append(window.use.others_cores)
     return Run(settings, load_seconds, audio_seconds, said, [side for side, _ in sides])
 
@@ -155,22 +157,29 @@ def markdown(result: Run, rounds: int) -> str:
         f"{result.load_seconds:.1f} s. Recording: {audio_seconds:.1f} s of espeak-ng "
         f"English, WAV; language given (en), VAD on. {rounds} rounds, the two sides in turn.",
         "",
-        "| side | seconds per run (median; all) | real-time factor | words recognised | "
-        "others' CPU (cores) |",
-        "|---|---:|---:|---:|---:|",
+        "| side | seconds per run (median; all) | real-time factor | CPU seconds per run "
+        "(median) | words recognised | others' CPU (cores) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for side in sides:
         lines.append(
             f"| {side.name} | {statistics.median(side.seconds):.2f}; "
             f"{', '.join(f'{s:.2f}' for s in side.seconds)} | "
-            f"{medians[side.name]:.3f} | {word_accuracy(side.text, result.said):.1%} | "
+            f"{medians[side.name]:.3f} | {statistics.median(side.cpu_seconds):.2f} | "
+            f"{word_accuracy(side.text, result.said):.1%} | "
             f"{max(side.others_cores):.2f} |"
         )
     overhead = ours_rtf / bare_rtf - 1
+    by_cpu = statistics.median(sides[1].cpu_seconds) / statistics.median(sides[0].cpu_seconds) - 1
     lines += [
         "",
-        f"wecrm ÷ bare: {ours_rtf / bare_rtf:.3f} ({overhead:+.1%}); target overhead ≤ 10 %: "
-        f"{'met' if overhead <= 0.10 else '**missed**'}.",
+        f"wecrm ÷ bare: {ours_rtf / bare_rtf:.3f} by wall time ({overhead:+.1%}), "
+        f"{by_cpu:+.1%} by CPU time; target overhead ≤ 10 %: "
+        f"{'met' if overhead <= 0.10 else '**missed**'} by wall time, "
+        f"{'met' if by_cpu <= 0.10 else '**missed**'} by CPU time. Both sides run the same "
+        "Whisper work; ours adds the decode (PyAV or pilk), the limits and the guards. On this "
+        "shared machine other processes kept about a core busy, so the wall-time ratio moves "
+        "by tens of percent between runs; CPU time moves less.",
         "",
     ]
     return "\n".join(lines)
