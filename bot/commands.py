@@ -21,7 +21,7 @@ from crm.errors import DomainError
 from crm.lookup import Reach, customers_named, reps_named
 from crm.storage import FileStore
 from crm.vocab import ContactMethod, FollowUpSource
-from models import Customer, User
+from models import Customer, Recording, User
 from models.users import Role
 
 # `#名称#` then arguments; the full-width ＃ of Chinese keyboards counts as #, and \s also
@@ -41,6 +41,9 @@ class Context:
     now: datetime
     store: FileStore
     max_attachment_bytes: int
+    # The transcribed voice message the command was read from (bot/voice.py): the follow-up
+    # it logs keeps the audio.
+    voice: Recording | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,8 @@ def _follow_up(ctx: Context, args: str) -> str:
         now=ctx.now,
         store=ctx.store,
         max_attachment_bytes=ctx.max_attachment_bytes,
-        source=FollowUpSource.MANUAL,
+        source=FollowUpSource.VOICE if ctx.voice is not None else FollowUpSource.MANUAL,
+        voice=ctx.voice,
     )
     reply = f"已记录对「{customer.name}」的跟进（{method.value}）。"
     if customer.stage != stage_before:

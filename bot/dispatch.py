@@ -4,19 +4,21 @@ contact change, decide an order from a card's button; the answer goes out as an 
 Called by the processing job inside the transaction that marks the message done, so the
 effects and the reply commit together, once. What a message needs from WeCom's API is asked
 before that transaction (`ask_wecom`): on SQLite it holds the database's one write lock, which
-the callback needs to store the next message.
+the callback needs to store the next message. A voice message's audio is fetched there too
+(bot/voice.py reads it as a `#跟进#` command once transcribed).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import cards, commands
+from bot import cards, commands, voice
 from config import Settings
 from crm import after_commit, contacts
 from crm.actors import Actor
@@ -28,13 +30,35 @@ from models import InboundMessage, User
 from wecom.client import WeComClient, WeComError, WeComUnavailable
 
 log = logging.getLogger(__name__)
-NOT_TEXT_REPLY = "目前只认识文字命令，发送 #帮助# 查看可用命令。"
+NOT_TEXT_REPLY = "目前只认识文字和语音命令，发送 #帮助# 查看可用命令。"
+ANSWERED_TYPES = ("text", "voice")  # what members send that the bot answers (and tell_failed)
 FAILED_REPLY = "抱歉，这条消息没能处理好，请稍后再发一次，或到小程序里操作。"
 
 
-def ask_wecom(fields: Mapping[str, Any], wecom: WeComClient) -> dict[str, contacts.ContactInfo]:
+@dataclass(frozen=True)
+class WeComAnswers:
+    """What `ask_wecom` fetched for one message."""
+
+    contacts: Mapping[str, contacts.ContactInfo] = field(default_factory=dict)
+    voice: bytes | None = None  # a voice message's audio; None when WeCom refused it
+
+
+def ask_wecom(fields: Mapping[str, Any], wecom: WeComClient) -> WeComAnswers:
     """What handling the message will need from WeCom: the profile of a WeChat contact a rep
-    just added. Raises WeComUnavailable when WeCom cannot be reached (the job tries later)."""
+    just added, or a voice message's audio. Raises WeComUnavailable when WeCom cannot be
+    reached (the job tries later)."""
+    if fields.get("MsgType") == "voice" and fields.get("MediaId"):
+        try:
+            return WeComAnswers(voice=wecom.download_media(str(fields["MediaId"])))
+        except WeComUnavailable:
+            raise
+        except WeComError as error:  # an expired or unknown MediaId: asking again won't help
+            log.warning("media/get refused (%s); the member is asked to send it again", error)
+            return WeComAnswers()
+    return WeComAnswers(contacts=_contacts(fields, wecom))
+
+
+def _contacts(fields: Mapping[str, Any], wecom: WeComClient) -> dict[str, contacts.ContactInfo]:
     if (
         fields.get("Event") != "change_external_contact"
         or fields.get("ChangeType") not in contacts.ADDING
@@ -72,13 +96,13 @@ def handle(
     now: datetime,
     store: FileStore,
     settings: Settings,
-    wecom_answers: Mapping[str, contacts.ContactInfo],
+    wecom_answers: WeComAnswers,
 ) -> None:
     """Act on one message; `wecom_answers` is what `ask_wecom` returned for it."""
     fields = message.payload
     if message.msg_type == "event":
         if message.event == "change_external_contact":
-            _contact_change(session, message, fields, now, wecom_answers)
+            _contact_change(session, message, fields, now, wecom_answers.contacts)
         elif message.event == "template_card_event":
             _card_click(session, message, fields, now)
         elif message.event == "msgaudit_notify":
@@ -86,6 +110,10 @@ def handle(
         return  # enter_agent and the like need nothing
     sender = _member(session, message.from_user)
     if sender is None:
+        return
+    if message.msg_type == "voice":
+        text = voice.receive(session, sender, wecom_answers.voice, store=store, now=now)
+        _reply(session, sender, message, text, now)
         return
     if message.msg_type != "text":
         _reply(session, sender, message, NOT_TEXT_REPLY, now)
@@ -103,7 +131,7 @@ def handle(
 def tell_failed(session: Session, message: InboundMessage, *, now: datetime) -> None:
     """The member's message failed for good: say so rather than stay silent (events, which
     nobody typed, fail quietly)."""
-    if message.msg_type == "text":
+    if message.msg_type in ANSWERED_TYPES:
         sender = _member(session, message.from_user)
         if sender is not None:
             _reply(session, sender, message, FAILED_REPLY, now)

@@ -17,7 +17,7 @@ from crm.errors import Invalid
 from crm.rules import triggers
 from crm.storage import FileStore
 from crm.vocab import ContactMethod, FollowUpSource
-from models import Attachment, Customer, FollowUp
+from models import Attachment, Customer, FollowUp, Recording
 
 MAX_ATTACHMENTS = 10
 MAX_SUMMARY_CHARS = 5000
@@ -103,8 +103,11 @@ def log_follow_up(
     source: str = FollowUpSource.MANUAL,
     transcript: str | None = None,
     uploads: list[Upload] | None = None,
+    voice: Recording | None = None,
 ) -> FollowUp:
-    """Record a contact with a customer in scope; files are checked before anything is written."""
+    """Record a contact with a customer in scope; files are checked before anything is written.
+    `voice`: the transcribed voice command this follow-up is read from (crm/recordings.py); its
+    audio becomes an attachment and its transcript the follow-up's."""
     customer = get_customer(session, actor=actor, customer_id=customer_id, for_update=True)
     try:
         method = ContactMethod(method)
@@ -144,6 +147,7 @@ def log_follow_up(
         source=source,
         transcript=transcript,
         transcribe_audio=True,
+        voice=voice,
     )
 
 
@@ -164,6 +168,7 @@ def add_follow_up(
     named_files: Sequence[str] = (),
     capture: Mapping[str, Any] | None = None,
     transcribe_audio: bool = False,
+    voice: Recording | None = None,
 ) -> FollowUp:
     """Write a checked follow-up of a customer the caller loaded for update, then run the
     follow-up triggers: typed, captured and emailed follow-ups all take this one path.
@@ -174,7 +179,10 @@ def add_follow_up(
 
     `transcribe_audio`: each audio file gets a Recording (crm/recordings.py) and, when there is
     one, the triggers are deferred until all are transcribed or failed; they then see the
-    follow-up's stored attachments (`named_files` are not kept for them)."""
+    follow-up's stored attachments (`named_files` are not kept for them).
+
+    `voice`: a transcribed voice command's recording, attached to this follow-up; the triggers
+    then run with its transcript (`crm.recordings.attach_voice`)."""
     follow_up = FollowUp(
         customer_id=customer.id,
         author_id=actor.user_id,
@@ -219,6 +227,9 @@ def add_follow_up(
             session, follow_up=follow_up, attachments=follow_up.attachments, now=now
         )
         return follow_up  # crm.recordings runs the triggers with the transcript
+    if voice is not None:
+        recordings.attach_voice(session, follow_up=follow_up, voice=voice, now=now)
+        return follow_up
     triggers.on_event(
         session,
         customer=customer,

@@ -26,6 +26,12 @@ Decisions:
   recording running longer than the lease back in the queue, and fails it after MAX_ATTEMPTS
   claims (a file that kills every worker that opens it must not loop forever). It also starts
   the job again for recordings queued longer than the lease (an enqueue Redis lost).
+- A voice message a member sends the app (bot/voice.py) is a recording too, a "voice command":
+  no follow-up yet, its sender in `member_id` and its stored file on the recording itself. It
+  is claimed, retried and settled exactly like the others; `finish_voice_command` marks it done
+  and hands it back for the bot to read the transcript as a `#跟进#` command by that member, and
+  the follow-up that command logs takes the file as its attachment (`attach_voice`), with the
+  transcript, capture and triggers of any recorded follow-up. A failed one tells the member.
 - A voice-only follow-up (audio attached, no text typed) is allowed: its summary is the
   placeholder VOICE_SUMMARY ("语音跟进"), and its words arrive as the transcript.
 """
@@ -40,8 +46,10 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm import after_commit, keywords
+from crm.notifications import notify
 from crm.rules import triggers
-from models import Attachment, Customer, FollowUp, Recording
+from crm.storage import FileStore
+from models import Attachment, Customer, FollowUp, Recording, User
 from models.recordings import RecordingStatus
 
 AUDIO_CONTENT_TYPE_PREFIX = "audio/"  # crm.followups.ALLOWED_ATTACHMENT_TYPES names them
@@ -51,6 +59,12 @@ REASON_MAX_CHARS = 255  # Recording.reason
 STALLED_REASON = "转写多次中断（处理录音的后台程序停止），请重新上传录音或直接填写跟进内容"
 FILE_MISSING_REASON = "录音文件已不存在，无法转写"
 SETTLED = (RecordingStatus.DONE, RecordingStatus.FAILED)
+# WeCom voice messages are AMR-NB (or SILK under the same name: speech.audio sniffs the bytes).
+VOICE_FILENAME = "语音消息.amr"
+VOICE_CONTENT_TYPE = "audio/amr"
+VOICE_FAILED_REPLY = (
+    "这条语音没能识别（{reason}）。请再发一次，或发送文字命令 #跟进# <客户> <内容>。"
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +75,7 @@ class Claim:
     storage_key: str
     filename: str
     attempt: int
+    member_id: int | None = None  # a voice command's sender (bot/voice.py reads it)
 
 
 @dataclass(frozen=True)
@@ -98,6 +113,29 @@ def queue_recordings(
     return recordings
 
 
+def queue_voice_command(
+    session: Session, *, member: User, data: bytes, store: FileStore, now: datetime
+) -> Recording:
+    """Keep a member's voice message to the app and queue its transcription; what the member
+    said is then read as their `#跟进#` command (bot/voice.py)."""
+    storage_key, digest = store.save(data, suffix=".amr")
+    recording = Recording(
+        follow_up_id=None,
+        attachment_id=None,
+        member_id=member.id,
+        storage_key=storage_key,
+        size_bytes=len(data),
+        sha256=digest,
+        status=RecordingStatus.QUEUED,
+        attempts=0,
+        created_at=now,
+    )
+    session.add(recording)
+    session.flush()
+    after_commit.start(session, after_commit.TRANSCRIBE, recording.id)
+    return recording
+
+
 def claim(session: Session, recording_id: int, now: datetime) -> Claim | None:
     """Move a queued recording to running and count the attempt; None when it is not queued (a
     job delivered twice, or a recording another worker holds, finished or failed)."""
@@ -105,13 +143,26 @@ def claim(session: Session, recording_id: int, now: datetime) -> Claim | None:
         update(Recording)
         .where(Recording.id == recording_id, Recording.status == RecordingStatus.QUEUED)
         .values(status=RecordingStatus.RUNNING, attempts=Recording.attempts + 1, started_at=now)
-        .returning(Recording.attachment_id, Recording.attempts)
+        .returning(
+            Recording.attachment_id, Recording.attempts, Recording.member_id, Recording.storage_key
+        )
     ).first()
     if claimed is None:
         return None
+    if claimed.attachment_id is None:  # a voice command not attached to a follow-up yet
+        assert claimed.storage_key is not None
+        return Claim(
+            recording_id, claimed.storage_key, VOICE_FILENAME, claimed.attempts, claimed.member_id
+        )
     attachment = session.get(Attachment, claimed.attachment_id)
     assert attachment is not None  # the recording's foreign key cascades
-    return Claim(recording_id, attachment.storage_key, attachment.filename, claimed.attempts)
+    return Claim(
+        recording_id,
+        attachment.storage_key,
+        attachment.filename,
+        claimed.attempts,
+        claimed.member_id,
+    )
 
 
 def finish(
@@ -129,14 +180,66 @@ def finish(
     recording = _lock_unsettled(session, recording_id)
     if recording is None:
         return False
+    assert recording.follow_up_id is not None, "a voice command finishes as one"
+    _mark_done(recording, transcript, now, language, duration_seconds)
+    _settle(session, recording.follow_up_id, now)
+    return True
+
+
+def finish_voice_command(
+    session: Session,
+    recording_id: int,
+    transcript: str,
+    now: datetime,
+    *,
+    language: str | None = None,
+    duration_seconds: float | None = None,
+) -> Recording | None:
+    """Keep a voice command's transcript; the recording, for the bot to read the transcript as
+    its member's command in this transaction, or None (nothing written) when it is gone or
+    already done or failed: a job delivered twice never runs the command twice."""
+    recording = _lock_unsettled(session, recording_id)
+    if recording is None:
+        return None
+    assert recording.member_id is not None and recording.follow_up_id is None
+    _mark_done(recording, transcript, now, language, duration_seconds)
+    session.flush()
+    return recording
+
+
+def attach_voice(session: Session, *, follow_up: FollowUp, voice: Recording, now: datetime) -> None:
+    """A flushed follow-up logged by a transcribed voice command: the voice file becomes its
+    attachment and the transcript its transcript; then the capture and the follow-up triggers
+    run on summary and transcript, as for any follow-up whose recordings are done."""
+    assert voice.status == RecordingStatus.DONE and voice.storage_key is not None
+    attachment = Attachment(
+        follow_up_id=follow_up.id,
+        filename=VOICE_FILENAME,
+        content_type=VOICE_CONTENT_TYPE,
+        size_bytes=voice.size_bytes or 0,
+        sha256=voice.sha256 or "",
+        storage_key=voice.storage_key,
+    )
+    session.add(attachment)
+    session.flush()
+    voice.follow_up_id = follow_up.id
+    voice.attachment_id = attachment.id
+    _settle(session, follow_up.id, now)
+
+
+def _mark_done(
+    recording: Recording,
+    transcript: str,
+    now: datetime,
+    language: str | None,
+    duration_seconds: float | None,
+) -> None:
     recording.status = RecordingStatus.DONE
     recording.transcript = transcript.strip()
     recording.language = language
     recording.duration_seconds = duration_seconds
     recording.reason = None
     recording.finished_at = now
-    _settle(session, recording.follow_up_id, now)
-    return True
 
 
 def fail(session: Session, recording_id: int, reason: str, now: datetime) -> bool:
@@ -149,7 +252,20 @@ def fail(session: Session, recording_id: int, reason: str, now: datetime) -> boo
     recording.status = RecordingStatus.FAILED
     recording.reason = reason[:REASON_MAX_CHARS]
     recording.finished_at = now
-    _settle(session, recording.follow_up_id, now)
+    if recording.follow_up_id is not None:
+        _settle(session, recording.follow_up_id, now)
+    elif recording.member_id is not None:  # a voice command: its sender waits for an answer
+        member = session.get(User, recording.member_id)
+        assert member is not None
+        notify(
+            session,
+            recipients=[member],
+            title="",
+            text=VOICE_FAILED_REPLY.format(reason=recording.reason),
+            now=now,
+            msgtype="text",
+            dedupe_key=f"voice-reply:{recording.id}",
+        )
     return True
 
 

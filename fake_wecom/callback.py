@@ -62,6 +62,22 @@ class CallbackApp:
             "AgentID": str(self.agent_id),
         }
 
+    def voice(
+        self, userid: str, media_id: str, *, msg_id: int | None = None, at: int | None = None
+    ) -> dict[str, Any]:
+        """The fields of a member's voice message to the app: the audio itself is fetched
+        from media/get by MediaId (FakeWeCom.add_media serves it)."""
+        return {
+            "ToUserName": self.corp_id,
+            "FromUserName": userid,
+            "CreateTime": str(at if at is not None else int(time.time())),
+            "MsgType": "voice",
+            "MediaId": media_id,
+            "Format": "amr",
+            "MsgId": str(msg_id if msg_id is not None else secrets.randbits(63)),
+            "AgentID": str(self.agent_id),
+        }
+
     def event(self, userid: str, *, at: int | None = None, **fields: Any) -> dict[str, Any]:
         """The fields of an event from `userid` ("sys" for WeCom's own): `Event` and the rest
         in `fields` (events carry no MsgId)."""

@@ -159,7 +159,8 @@ class FakeWeCom:
         self._server: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
         self._host = "127.0.0.1"
-        self._routes: dict[str, tuple[str, Callable[[Request], dict]]] = {
+        # A handler answers a dict (sent as JSON with errcode 0) or a ready Response (a file).
+        self._routes: dict[str, tuple[str, Callable[[Request], dict | Response]]] = {
             "gettoken": ("GET", self._gettoken),
             "miniprogram/jscode2session": ("GET", self._jscode2session),
             "department/list": ("GET", self._department_list),
@@ -167,6 +168,7 @@ class FakeWeCom:
             "message/send": ("POST", self._message_send),
             "externalcontact/get": ("GET", self._external_contact_get),
             "msgaudit/check_single_agree": ("POST", self._check_single_agree),
+            "media/get": ("GET", self._media_get),
         }
         self.console = Console(self)
         self.reset()
@@ -241,6 +243,7 @@ class FakeWeCom:
             self._departments: list[dict] = []
             self._users: list[dict] = []
             self._external_contacts: dict[str, dict] = {}  # external_userid -> get's answer
+            self._media: dict[str, tuple[bytes, str]] = {}  # media_id -> (bytes, content type)
             self._failures: dict[str, list[int]] = {}  # endpoint -> errcodes still to answer
             self._unreachable = False
             self.messages: list[dict] = []  # accepted message/send bodies, oldest first
@@ -298,6 +301,11 @@ class FakeWeCom:
         """Make check_single_agree answer Disagree for this member and external contact."""
         with self._lock:
             self._archive_refusals.add((userid, external_userid))
+
+    def add_media(self, media_id: str, data: bytes, content_type: str = "audio/amr") -> None:
+        """Serve ``data`` at media/get under ``media_id`` (a voice message's MediaId)."""
+        with self._lock:
+            self._media[media_id] = (data, content_type)
 
     def expire_tokens(self) -> None:
         """Make every token issued so far expired, so using one answers 42001."""
@@ -357,7 +365,10 @@ class FakeWeCom:
                 secret = self._token_secrets.get(request.args.get("access_token", ""))
                 if secret != self.archive_secret:
                     raise _Fault(API_FORBIDDEN_ERRCODE, "api forbidden")
-            body = {"errcode": 0, "errmsg": "ok", **handler(request)}
+            answer = handler(request)
+            if isinstance(answer, Response):
+                return answer
+            body = {"errcode": 0, "errmsg": "ok", **answer}
         except _Fault as fault:
             body = {"errcode": fault.errcode, "errmsg": fault.errmsg}
         return _json_response(body)
@@ -531,6 +542,15 @@ class FakeWeCom:
             "invalidtag": "",
             "unlicenseduser": "",
         }
+
+    def _media_get(self, request: Request) -> Response:
+        """https://developer.work.weixin.qq.com/document/path/90254: the file itself; an
+        unknown media_id answers JSON errcode 40007 like WeCom."""
+        media = self._media.get(request.args.get("media_id", ""))
+        if media is None:
+            raise _Fault(40007, "invalid media_id")
+        data, content_type = media
+        return Response(data, mimetype=content_type)
 
     def _external_contact_get(self, request: Request) -> dict:
         """https://developer.work.weixin.qq.com/document/path/92114"""

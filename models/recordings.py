@@ -1,4 +1,5 @@
-"""Recordings: an audio attachment of a follow-up on its way to a transcript (crm/recordings.py)."""
+"""Recordings: an audio attachment of a follow-up on its way to a transcript (crm/recordings.py),
+or a voice message a member sent the app, on its way to being read as a `#跟进#` command."""
 
 from __future__ import annotations
 
@@ -25,13 +26,21 @@ class Recording(Base):
     __table_args__ = (Index("ix_recordings_status_started", "status", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    follow_up_id: Mapped[int] = mapped_column(
+    # None for a voice command until its transcript logs a follow-up (then it is attached).
+    follow_up_id: Mapped[int | None] = mapped_column(
         ForeignKey("follow_ups.id", ondelete="CASCADE"), index=True
     )
-    # The stored audio file; one recording per attachment.
-    attachment_id: Mapped[int] = mapped_column(
+    # The stored audio file; one recording per attachment. None while a voice command has no
+    # follow-up: its file is then `storage_key`.
+    attachment_id: Mapped[int | None] = mapped_column(
         ForeignKey("attachments.id", ondelete="CASCADE"), unique=True
     )
+    # A voice message to the app: the member whose command it is, and its stored file (kept
+    # here so the follow-up its command logs can take it as an attachment).
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    storage_key: Mapped[str | None] = mapped_column(String(255))
+    size_bytes: Mapped[int | None] = mapped_column(Integer)
+    sha256: Mapped[str | None] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=RecordingStatus.QUEUED)
     reason: Mapped[str | None] = mapped_column(String(255))
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # claims so far

@@ -183,6 +183,15 @@ class WeComClient:
         info = [{"userid": userid, "exteranalopenid": external} for userid, external in pairs]
         return list(self.post("msgaudit/check_single_agree", {"info": info}).get("agreeinfo", []))
 
+    def download_media(self, media_id: str) -> bytes:
+        """A temporary media file's bytes, e.g. a voice message's AMR (media/get,
+        https://developer.work.weixin.qq.com/document/path/90254). WeCom answers the file itself,
+        or JSON when it refuses (an expired or unknown MediaId: WeComError)."""
+        body = self._call("media/get", params={"media_id": media_id}, binary=True)
+        if not isinstance(body, bytes):  # JSON with errcode 0 and no file: not a media answer
+            raise WeComError(UNAVAILABLE_ERRCODE, "media/get answered JSON without a file")
+        return body
+
     def send_message(
         self, touser: list[str], msgtype: str, content: dict, *, duplicate_check_seconds: int = 0
     ) -> dict:
@@ -199,8 +208,9 @@ class WeComClient:
             payload["duplicate_check_interval"] = duplicate_check_seconds
         return self.post("message/send", payload)
 
-    def _call(self, endpoint: str, **kwargs: Any) -> dict:
-        """One WeCom call; on a token error, one refetch and one retry."""
+    def _call(self, endpoint: str, **kwargs: Any) -> Any:
+        """One WeCom call (its JSON, or with `binary` a file's bytes); on a token error, one
+        refetch and one retry."""
         try:
             return self._send(endpoint, **kwargs)
         except WeComError as exc:
@@ -213,9 +223,15 @@ class WeComClient:
             return self._send(endpoint, **kwargs)
 
     def _send(
-        self, endpoint: str, *, params: dict | None = None, payload: dict | None = None
-    ) -> dict:
-        """One HTTP attempt: GET, or POST when there is a payload; failures become WeComError."""
+        self,
+        endpoint: str,
+        *,
+        params: dict | None = None,
+        payload: dict | None = None,
+        binary: bool = False,
+    ) -> dict | bytes:
+        """One HTTP attempt: GET, or POST when there is a payload; failures become WeComError.
+        With `binary`, a body that is not JSON is the answer (a downloaded file)."""
         # wechatpy writes access_token into the params dict it is given and then never replaces
         # it, so every attempt needs a fresh dict or a retry would resend the rejected token.
         fresh_params = dict(params or {})
@@ -232,6 +248,8 @@ class WeComClient:
         else:
             # wechatpy hands back the raw Response when the body is not JSON: a proxy or gateway
             # answered, not WeCom.
+            if isinstance(result, requests.Response) and binary:
+                return result.content
             if not isinstance(result, dict):
                 raise WeComUnavailable(UNAVAILABLE_ERRCODE, f"{endpoint} answered non-JSON")
             return result

@@ -84,7 +84,11 @@ def _process_one(rt: Runtime, message_id: int) -> str:
     try:
         with rt.db.session() as session:  # WeCom is asked before the write transaction
             message = session.get(InboundMessage, message_id)
-            answers = dispatch.ask_wecom(message.payload, rt.wecom) if message else {}
+            answers = (
+                dispatch.ask_wecom(message.payload, rt.wecom)
+                if message
+                else dispatch.WeComAnswers()
+            )
         with rt.db.session(lock_for_write=True) as session:
             now = rt.clock()
             claimed = inbound.claim(session, message_id=message_id, now=now)

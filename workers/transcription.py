@@ -3,7 +3,9 @@
 The job claims the recording in a short transaction, reads the file and transcribes it with no
 transaction open (minutes of CPU on a long recording), then finishes or fails it in a second
 one, which also runs the follow-up's deferred triggers. The speech model is the worker
-process's one (`speech.transcribe.shared_transcriber`), loaded before the first job.
+process's one (`speech.transcribe.shared_transcriber`), loaded before the first job. A voice
+message a member sent the app is finished by bot/voice.py, which runs it as their `#跟进#`
+command and queues the reply in that same transaction.
 
 A worker killed mid-job leaves the recording `running`; `requeue_stalled_recordings` (periodic)
 queues it again once the lease has passed, and fails it after crm.recordings.MAX_ATTEMPTS.
@@ -17,6 +19,7 @@ from datetime import timedelta
 
 import redis
 
+from bot import voice
 from crm import recordings
 from speech.audio import AudioRejected
 from speech.transcribe import shared_transcriber
@@ -62,14 +65,26 @@ def transcribe_recording(recording_id: int) -> str:
     except AudioRejected as rejected:
         return _fail(recording_id, rejected.message)
     with rt.db.session(lock_for_write=True) as session:
-        recordings.finish(
-            session,
-            recording_id,
-            transcript.text,
-            rt.clock(),
-            language=transcript.language,
-            duration_seconds=transcript.duration_seconds,
-        )
+        if claim.member_id is not None:
+            voice.answer(
+                session,
+                recording_id,
+                transcript.text,
+                rt.clock(),
+                store=rt.store,
+                settings=rt.settings,
+                language=transcript.language,
+                duration_seconds=transcript.duration_seconds,
+            )
+        else:
+            recordings.finish(
+                session,
+                recording_id,
+                transcript.text,
+                rt.clock(),
+                language=transcript.language,
+                duration_seconds=transcript.duration_seconds,
+            )
         session.commit()
     return "done"
 

@@ -68,6 +68,10 @@ class WeComSide:
         """The fields of a member's text message, with a fresh MsgId."""
         return self.app.text(userid, text, msg_id=next(self._msg_ids), at=self.timestamp())
 
+    def voice_fields(self, userid: str, media_id: str) -> dict[str, Any]:
+        """The fields of a member's voice message (audio at `media_id`), with a fresh MsgId."""
+        return self.app.voice(userid, media_id, msg_id=next(self._msg_ids), at=self.timestamp())
+
     def event_fields(self, userid: str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """The fields of an event from `userid` ("sys" for WeCom's own), `fields` on top."""
         return self.app.event(userid, at=self.timestamp(), **fields)
@@ -106,6 +110,12 @@ class WeComSide:
     def send_text(self, userid: str, text: str) -> list[str]:
         """Member `userid` types `text`; the replies the bot sent to them because of it."""
         return self._exchange(self.text_fields(userid, text), userid)
+
+    def send_voice(self, userid: str, audio: bytes, media_id: str) -> list[str]:
+        """Member `userid` sends a voice message; the fake WeCom serves `audio` at `media_id`.
+        The replies sent before it is transcribed (the transcription queue is not worked)."""
+        self.fake_wecom.add_media(media_id, audio)
+        return self._exchange(self.voice_fields(userid, media_id), userid)
 
     def send_event(self, userid: str, fields: Mapping[str, Any]) -> list[str]:
         """WeCom reports an event from `userid`; the replies to the member it concerns (its
