@@ -135,7 +135,8 @@ def _find(ctx: Context, args: str) -> str:
 def _follow_up(ctx: Context, args: str) -> str:
     name, content = _split(args, "跟进")
     customer = _one_customer(ctx, name, Reach.BOOK, "跟进")
-    method = ContactMethod.WECOM_CHAT
+    # Said in a voice message unless the member named the method ("张三 电话 …").
+    method = ContactMethod.VOICE if ctx.voice is not None else ContactMethod.WECOM_CHAT
     first, _, rest = content.partition(" ")
     if rest and first in {m.value for m in ContactMethod}:
         method, content = ContactMethod(first), rest  # "#跟进# 张三 电话 已报价"
