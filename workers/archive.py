@@ -13,12 +13,14 @@ reason, which /healthz shows beside the time of the last good pull.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import PurePath
 
 import redis
+from redis.exceptions import LockNotOwnedError
 
 from config import SettingsError
 from crm import chat_capture, followups
@@ -81,7 +83,9 @@ def pull_archive() -> dict[str, int]:
             session.commit()
         return {"failed": 1}
     finally:
-        lock.release()
+        # A backlog may outlast the lock's timeout; the work is committed either way.
+        with contextlib.suppress(LockNotOwnedError):
+            lock.release()
     if counts:
         log.info("archive pull: %s", counts)
     return counts
