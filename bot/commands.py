@@ -18,7 +18,7 @@ from crm import customers, followups, orders, pool, tasks
 from crm.actors import Actor
 from crm.assignment import Assignment, assign_customer
 from crm.errors import DomainError
-from crm.lookup import Reach, customers_named, reps_named
+from crm.lookup import Reach, customers_named, customers_named_at_start, reps_named
 from crm.storage import FileStore
 from crm.vocab import ContactMethod, FollowUpSource
 from models import Customer, Recording, User
@@ -133,13 +133,15 @@ def _find(ctx: Context, args: str) -> str:
 
 
 def _follow_up(ctx: Context, args: str) -> str:
-    name, content = _split(args, "跟进")
-    customer = _one_customer(ctx, name, Reach.BOOK, "跟进")
+    spoken = ctx.voice is not None
+    customer, content = _spoken_customer(ctx, args) if spoken else (None, "")
+    if customer is None:
+        name, content = _split(args, "跟进")
+        customer = _one_customer(ctx, name, Reach.BOOK, "跟进")
     # Said in a voice message unless the member named the method ("张三 电话 …").
-    method = ContactMethod.VOICE if ctx.voice is not None else ContactMethod.WECOM_CHAT
-    first, _, rest = content.partition(" ")
-    if rest and first in {m.value for m in ContactMethod}:
-        method, content = ContactMethod(first), rest  # "#跟进# 张三 电话 已报价"
+    method, content = _named_method(
+        content, ContactMethod.VOICE if spoken else ContactMethod.WECOM_CHAT, run_on=spoken
+    )
     stage_before = customer.stage
     followups.log_follow_up(
         ctx.session,
@@ -150,7 +152,7 @@ def _follow_up(ctx: Context, args: str) -> str:
         now=ctx.now,
         store=ctx.store,
         max_attachment_bytes=ctx.max_attachment_bytes,
-        source=FollowUpSource.VOICE if ctx.voice is not None else FollowUpSource.MANUAL,
+        source=FollowUpSource.VOICE if spoken else FollowUpSource.MANUAL,
         voice=ctx.voice,
     )
     reply = f"已记录对「{customer.name}」的跟进（{method.value}）。"
@@ -228,14 +230,47 @@ def _split(args: str, name: str) -> tuple[str, str]:
     return first, rest.strip()
 
 
+def _spoken_customer(ctx: Context, args: str) -> tuple[Customer | None, str]:
+    """The customer a transcript begins with and what it says after the name; (None, "") when
+    it begins with no customer's name (then it is read word by word, as typed)."""
+    found = customers_named_at_start(
+        ctx.session, actor=ctx.actor, text=args, reach=Reach.BOOK, limit=MAX_CANDIDATES + 1
+    )
+    if not found:
+        if " " not in args.strip():
+            raise _not_found(args.strip())  # no name, and no word to read as one
+        return None, ""
+    name = args.strip()[: len(found[0].name)]
+    content = args.strip()[len(name) :].strip()
+    if not content:
+        raise _usage("跟进")
+    return _only(found, name, "跟进"), content
+
+
+def _named_method(
+    content: str, default: ContactMethod, *, run_on: bool
+) -> tuple[ContactMethod, str]:
+    """The method the content starts with ("电话 已报价") and the rest; speech may run it into
+    the rest ("电话已报价"), typing may not ("微信上说…" is no method)."""
+    for method in ContactMethod:
+        rest = content.removeprefix(method.value)
+        if rest != content and (rest.startswith(" ") or run_on) and rest.strip():
+            return method, rest.strip()
+    return default, content
+
+
 def _one_customer(ctx: Context, text: str, reach: Reach, name: str) -> Customer:
     """The one customer in reach that `text` names; several: the reply lists them with ids."""
     found = customers_named(
         ctx.session, actor=ctx.actor, text=text, reach=reach, limit=MAX_CANDIDATES + 1
     )
+    return _only(found, text, name)
+
+
+def _only(found: list[Customer], text: str, name: str) -> Customer:
+    """The one customer found for `text` in the command `name`; none or several: a refusal."""
     if not found:
-        # The same words whether it does not exist or is someone else's.
-        raise Refusal(f"没有找到客户「{text}」，或不在你的权限范围内。")
+        raise _not_found(text)
     if len(found) > 1:
         lines = [f"「{text}」对应多个客户，请用编号指定："]
         lines += [f"{c.id}　{_describe(c)}" for c in found[:MAX_CANDIDATES]]
@@ -244,6 +279,11 @@ def _one_customer(ctx: Context, text: str, reach: Reach, name: str) -> Customer:
         lines.append(f"例如：#{name}# {found[0].id} …")
         raise Refusal("\n".join(lines))
     return found[0]
+
+
+def _not_found(text: str) -> Refusal:
+    # The same words whether it does not exist or is someone else's.
+    return Refusal(f"没有找到客户「{text}」，或不在你的权限范围内。")
 
 
 def _one_rep(ctx: Context, text: str) -> User:

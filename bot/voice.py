@@ -5,7 +5,9 @@ kept and queued as a voice-command recording (crm/recordings.py), and the member
 being recognised. The transcription job (workers/transcription.py) then calls `answer`: the
 transcript runs through the very `#跟进#` command a typed message does (bot/commands.py), so a
 customer named by several matches gets the same numbered candidates to pick from, and the
-follow-up it logs keeps the audio as its attachment with the transcript.
+follow-up it logs keeps the audio as its attachment with the transcript. Speech has no spaces
+where the member paused briefly, so the command first looks for a customer of theirs whose name
+begins the transcript (the longest), and a method word run into the rest ("张三电话已报价").
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, Select, func, or_, select
+from sqlalchemy import ColumnElement, Select, Text, func, literal, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from crm.actors import Actor, customer_scope, user_scope
@@ -49,6 +49,30 @@ def customers_named(
     if exact:
         return exact
     return _found(session, query.where(name_or_company_contains(text)), limit)
+
+
+def customers_named_at_start(
+    session: Session, *, actor: Actor, text: str, reach: Reach, limit: int
+) -> list[Customer]:
+    """Customers in reach whose name (any case) begins `text`, the longest such name only, at
+    most `limit`: speech runs a name into what follows ("张三电话已经报价了")."""
+    text = text.strip().lower()
+    if not text:
+        return []
+    name = func.lower(Customer.name)
+    found = _found(
+        session,
+        select(Customer)
+        .where(
+            in_reach(actor, reach),
+            func.length(name) > 0,
+            func.substr(literal(text, Text), 1, func.length(name)) == name,
+        )
+        .options(joinedload(Customer.owner))
+        .order_by(func.length(name).desc()),
+        limit,
+    )
+    return [c for c in found if len(c.name) == len(found[0].name)]
 
 
 def reps_named(session: Session, *, actor: Actor, text: str, limit: int) -> list[User]:

@@ -131,6 +131,34 @@ def test_a_chinese_transcript_with_its_punctuation_logs_a_phone_follow_up(sessio
     assert recording.follow_up_id == follow_up.id
 
 
+def test_a_transcript_without_pauses_finds_the_longest_name_it_begins_with(session, runtime, clock):
+    rep = make_company(session).reps[0][0]
+    make_customer(session, rep, clock(), name="张三")
+    longer = make_customer(session, rep, clock(), name="张三丰")
+    reply, _ = _heard(session, runtime, clock, rep, "张三丰电话已发送正式报价单")
+    (follow_up,) = _follow_ups(session, longer)
+    assert reply == "已记录对「张三丰」的跟进（电话）。"
+    assert (follow_up.method, follow_up.summary) == ("电话", "已发送正式报价单")
+
+
+def test_a_name_run_into_words_that_are_no_method_keeps_them_all(session, runtime, clock):
+    rep = make_company(session).reps[0][0]
+    customer = make_customer(session, rep, clock(), name="Wang")
+    reply, _ = _heard(session, runtime, clock, rep, "wang asked for samples")
+    (follow_up,) = _follow_ups(session, customer)
+    assert reply == "已记录对「Wang」的跟进（语音）。"
+    assert (follow_up.method, follow_up.summary) == ("语音", "asked for samples")
+
+
+def test_another_reps_customer_is_not_found_by_the_start_of_a_transcript(session, runtime, clock):
+    company = make_company(session)
+    rep, other = company.reps[0][0], company.reps[0][1]
+    make_customer(session, other, clock(), name="赵六")
+    reply, _ = _heard(session, runtime, clock, rep, "赵六电话已经报价了")
+    assert "没有找到客户「赵六电话已经报价了」，或不在你的权限范围内。" in reply
+    assert session.scalars(select(FollowUp)).all() == []
+
+
 def test_several_matching_customers_come_back_with_the_transcript_to_pick_by_number(
     session, runtime, clock
 ):
