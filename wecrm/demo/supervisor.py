@@ -1,6 +1,7 @@
 """`wecrm demo`: the whole product on a laptop, started and stopped as one.
 
-Seeds the sample company once (`wecrm.demo.seeding`), then starts the fake WeCom (unless a
+Seeds the sample company once (`wecrm.demo.seeding`, with a voice follow-up whose recording
+the worker transcribes after start: `wecrm.demo.voice`), then starts the fake WeCom (unless a
 real one is configured), a local mail sink, the embedded Redis, a worker, the scheduler and the
 web server; waits until every one of them is up, prints the banner (`wecrm.demo.banner`) last,
 and stops them all again on Ctrl-C. The children write their logs to files in the data
@@ -42,6 +43,7 @@ from wecrm.demo.banner import DEMO_CODE_PREFIX, banner
 from wecrm.demo.chats import import_week_of_chats, write_week_of_chats
 from wecrm.demo.directory import directory_from_db
 from wecrm.demo.seeding import seed_company, seed_email_templates
+from wecrm.demo.voice import find_voice_follow_up, seed_voice_follow_up
 from wecrm.runtime import Runtime
 from wecrm.wiring import build_runtime
 
@@ -112,6 +114,12 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                 seed_email_templates(
                     session, author=company.boss, store=runtime.store, now=runtime.clock()
                 )
+                seed_voice_follow_up(
+                    session,
+                    store=runtime.store,
+                    max_attachment_bytes=settings.max_attachment_bytes,
+                    now=runtime.clock(),
+                )
                 session.commit()
                 archive = write_week_of_chats(
                     session, now=runtime.clock(), folder=settings.data_dir / "archive"
@@ -124,6 +132,7 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                     f"{company.stage_change_count} 条阶段变更（用时 {seconds:.1f} 秒）。"
                 )
             departments, members = directory_from_db(session)
+            voice = find_voice_follow_up(session)
         if archive is not None:
             _import_archive(runtime, archive)
         if fake is not None:
@@ -132,6 +141,8 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                 fake.register_code(f"{DEMO_CODE_PREFIX}{member['userid']}", member["userid"])
 
         env.setdefault("WECRM_COMPANY_NAME", COMPANY_NAME)
+        # The seeded voice memo is English (wecrm/demo/voice.py): Whisper detects the language.
+        env.setdefault("WECRM_WHISPER_LANGUAGE", "auto")
         if not settings.email_configured:
             mail_sink = _start_mail_sink(settings.data_dir / "mail")
             if mail_sink is not None:
@@ -164,6 +175,7 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                 base_url=base_url,
                 fake_page_url=fake.page_url if fake else None,
                 members=members,
+                voice=voice,
                 log_dir=log_dir,
                 mail_dir=mail_sink.folder if mail_sink else None,
             )
