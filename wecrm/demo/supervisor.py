@@ -114,12 +114,6 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                 seed_email_templates(
                     session, author=company.boss, store=runtime.store, now=runtime.clock()
                 )
-                seed_voice_follow_up(
-                    session,
-                    store=runtime.store,
-                    max_attachment_bytes=settings.max_attachment_bytes,
-                    now=runtime.clock(),
-                )
                 session.commit()
                 archive = write_week_of_chats(
                     session, now=runtime.clock(), folder=settings.data_dir / "archive"
@@ -132,9 +126,11 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                     f"{company.stage_change_count} 条阶段变更（用时 {seconds:.1f} 秒）。"
                 )
             departments, members = directory_from_db(session)
-            voice = find_voice_follow_up(session)
         if archive is not None:
             _import_archive(runtime, archive)
+            _seed_voice_follow_up(runtime)
+        with runtime.db.session() as session:
+            voice = find_voice_follow_up(session)
         if fake is not None:
             fake.load_directory(departments, members)
             for member in members:
@@ -213,6 +209,19 @@ def _import_archive(runtime: Runtime, archive: Path) -> None:
         f"已导入 {stored.stored} 条会话存档消息，生成 {counts.get('follow_ups', 0)} 条企微会话跟进"
         f"（用时 {time.perf_counter() - started:.1f} 秒）。"
     )
+
+
+def _seed_voice_follow_up(runtime: Runtime) -> None:
+    """The voice follow-up comes last, once the week of chats is in: the customer it picks in
+    意向 stays there until its recording is transcribed and its own trigger moves it."""
+    with runtime.db.session() as session:
+        seed_voice_follow_up(
+            session,
+            store=runtime.store,
+            max_attachment_bytes=runtime.settings.max_attachment_bytes,
+            now=runtime.clock(),
+        )
+        session.commit()  # its transcription job starts now, on the embedded Redis
 
 
 def _log_to_file(path: Path) -> logging.Handler:
