@@ -1,21 +1,22 @@
 """The demo's voice follow-up: a rep's follow-up with a recorded voice memo, transcribed for real.
 
-At seed time a rep logs a follow-up through the same service the API uses
-(`crm.followups.log_follow_up`): "已发送正式报价单…" typed, the brochure PDF and the voice memo
-attached. The memo gets a queued Recording whose job starts once the seed commits; the demo's
-transcription worker transcribes it with the bundled faster-whisper model after start, and only
-then do the follow-up's triggers run, so the newcomer watches the customer move 意向 → 报价 and
-the manager's WeCom message arrive once the words are known (crm/recordings.py).
+Once the sample company and its week of chats are in, a rep logs a follow-up through the same
+service the API uses (`crm.followups.log_follow_up`): "已发送正式报价单…" typed, the brochure PDF
+and the voice memo attached. The memo gets a queued Recording whose job starts at the commit;
+the demo's transcription worker transcribes it with the bundled faster-whisper model after
+start, and only then do the follow-up's triggers run, so the newcomer sees the customer move
+意向 → 报价 and the manager's WeCom message arrive once the words are known (crm/recordings.py).
 
 The memo, `voice_memo.ogg` beside this module (45 KB, Ogg/Opus, 3.3 s), is espeak-ng's en-us
 voice saying MEMO_WORDS, re-encoded by PyAV with the test helpers (tests/audio.py), from the
 repository root: `encode(speech_wav(MEMO_WORDS), "ogg")` written to wecrm/demo/voice_memo.ogg.
 tests/wecrm/test_demo_voice.py checks that the model still gives MEMO_WORDS back. It is
 committed so the demo needs no espeak-ng. It is English because espeak-ng's Mandarin is not
-speech the base model recognises (Hanzi half read as English, pinyin come back as the prompt
-or as other words); the demo therefore lets Whisper detect the language (supervisor.py), which
-gives these words back exactly; Mandarin a newcomer records is detected as zh and still comes
-out in simplified characters (speech/transcribe.py).
+speech the base model recognises (its Hanzi are half read as English, and pinyin input comes
+back as the Chinese prompt or as other words). English forced through WECRM_WHISPER_LANGUAGE=zh
+is unreliable (some sentences come back translated or garbled), so the demo lets Whisper detect
+the language (supervisor.py), which gives these words back exactly; what it detects as Chinese
+is still written in simplified characters (speech/transcribe.py).
 """
 
 from __future__ import annotations
