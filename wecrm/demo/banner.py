@@ -8,6 +8,7 @@ from typing import Any
 
 from fake_wecom.console import CHAT_PATH
 from synthetic.directory import ROOT_DEPARTMENT_ID
+from wecrm.demo.voice import MEMO_FILENAME, VoiceFollowUp
 
 DEMO_CODE_PREFIX = "demo-"  # each member's one-time sign-in code on the fake WeCom: demo-<userid>
 RULE = "=" * 72
@@ -18,10 +19,12 @@ def banner(
     base_url: str,
     fake_page_url: str | None,
     members: list[dict[str, Any]],
+    voice: VoiceFollowUp | None,
     log_dir: Path,
     mail_dir: Path | None,
 ) -> str:
-    """The banner for a demo served at `base_url`, its members listed as WeCom lists them."""
+    """The banner for a demo served at `base_url`, its members listed as WeCom lists them; the
+    rep it signs in as is the one who logged the `voice` follow-up, when there is one."""
     boss = next(
         (
             m
@@ -38,7 +41,14 @@ def banner(
         ),
         boss,
     )
-    rep = next((m for m in members if m["is_leader_in_dept"] == [0]), boss)
+    rep = next(
+        (
+            m
+            for m in members
+            if (m["userid"] == voice.author_userid if voice else m["is_leader_in_dept"] == [0])
+        ),
+        boss,
+    )
     api = f"{base_url}/api/v1"
     lines = [
         "",
@@ -70,6 +80,17 @@ def banner(
         f"-d '{rep_body}' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"token\"])')",
         f"  curl -s '{api}/customers?page_size=5' -H \"Authorization: Bearer $TOKEN\"",
     ]
+    if voice is not None:
+        lines += [
+            "",
+            f"语音跟进：{rep['name']}给客户「{voice.customer_name}」记了一条跟进，"
+            f"附了产品手册 PDF 和一段录音（{MEMO_FILENAME}，英文）。",
+            "worker 用内置的 faster-whisper 模型转写这段录音（第一次运行要先准备模型，稍等片刻）；"
+            "跟进规则等转写完成才执行：",
+            "客户从意向进入报价，主管收到企业微信消息。时间线里这条跟进的 recordings 是转写状态，"
+            "transcript 是转写文字：",
+            f"  curl -s '{api}/customers/{voice.customer_id}' -H \"Authorization: Bearer $TOKEN\"",
+        ]
     if fake_page_url:
         code = f"{DEMO_CODE_PREFIX}{rep['userid']}"
         lines += [

@@ -1,6 +1,7 @@
 """`wecrm demo`: the whole product on a laptop, started and stopped as one.
 
-Seeds the sample company once (`wecrm.demo.seeding`), then starts the fake WeCom (unless a
+Seeds the sample company once (`wecrm.demo.seeding`, with a voice follow-up whose recording
+the worker transcribes after start: `wecrm.demo.voice`), then starts the fake WeCom (unless a
 real one is configured), a local mail sink, the embedded Redis, a worker, the scheduler and the
 web server; waits until every one of them is up, prints the banner (`wecrm.demo.banner`) last,
 and stops them all again on Ctrl-C. The children write their logs to files in the data
@@ -42,6 +43,7 @@ from wecrm.demo.banner import DEMO_CODE_PREFIX, banner
 from wecrm.demo.chats import import_week_of_chats, write_week_of_chats
 from wecrm.demo.directory import directory_from_db
 from wecrm.demo.seeding import seed_company, seed_email_templates
+from wecrm.demo.voice import find_voice_follow_up, seed_voice_follow_up
 from wecrm.runtime import Runtime
 from wecrm.wiring import build_runtime
 
@@ -126,12 +128,17 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
             departments, members = directory_from_db(session)
         if archive is not None:
             _import_archive(runtime, archive)
+            _seed_voice_follow_up(runtime)
+        with runtime.db.session() as session:
+            voice = find_voice_follow_up(session)
         if fake is not None:
             fake.load_directory(departments, members)
             for member in members:
                 fake.register_code(f"{DEMO_CODE_PREFIX}{member['userid']}", member["userid"])
 
         env.setdefault("WECRM_COMPANY_NAME", COMPANY_NAME)
+        # The seeded voice memo is English (wecrm/demo/voice.py): Whisper detects the language.
+        env.setdefault("WECRM_WHISPER_LANGUAGE", "auto")
         if not settings.email_configured:
             mail_sink = _start_mail_sink(settings.data_dir / "mail")
             if mail_sink is not None:
@@ -164,6 +171,7 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
                 base_url=base_url,
                 fake_page_url=fake.page_url if fake else None,
                 members=members,
+                voice=voice,
                 log_dir=log_dir,
                 mail_dir=mail_sink.folder if mail_sink else None,
             )
@@ -201,6 +209,19 @@ def _import_archive(runtime: Runtime, archive: Path) -> None:
         f"已导入 {stored.stored} 条会话存档消息，生成 {counts.get('follow_ups', 0)} 条企微会话跟进"
         f"（用时 {time.perf_counter() - started:.1f} 秒）。"
     )
+
+
+def _seed_voice_follow_up(runtime: Runtime) -> None:
+    """The voice follow-up comes last, once the week of chats is in: the customer it picks in
+    意向 stays there until its recording is transcribed and its own trigger moves it."""
+    with runtime.db.session() as session:
+        seed_voice_follow_up(
+            session,
+            store=runtime.store,
+            max_attachment_bytes=runtime.settings.max_attachment_bytes,
+            now=runtime.clock(),
+        )
+        session.commit()  # its transcription job starts now, on the embedded Redis
 
 
 def _log_to_file(path: Path) -> logging.Handler:
