@@ -45,6 +45,7 @@ COLLECTIONS = {
     "list_notifications",
     "list_orders",
     "expedite_report",
+    "team_funnel",
 }
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
