@@ -201,7 +201,7 @@ def team_funnel(
         by_team[team].add(tally)
         if owner is not None:
             by_rep[owner].add(tally)
-    team_names = dict(
+    team_names: dict[int | None, str] = dict(
         session.execute(select(Team.id, Team.name).where(Team.id.in_(list(by_team)))).all()
     )
     reps = session.execute(
@@ -315,10 +315,10 @@ def _tallies(
         .join(Customer, Customer.id == change.customer_id)
         .where(*conditions, *in_period, change.from_stage.is_not(None))
     )
-    for team, owner, stage, began, ended in stays:
-        if began is not None:  # the history is whole from each customer's creation
+    for team, owner, left, began, ended in stays:
+        if left is not None and began is not None:  # history is whole from each creation
             seconds = (ended - began).total_seconds()
-            tallies[team, owner].stays[stage].append(seconds / SECONDS_PER_DAY)
+            tallies[team, owner].stays[left].append(seconds / SECONDS_PER_DAY)
     return tallies
 
 
