@@ -27,8 +27,10 @@ with plain SQL):
   and median in days, over the durations of the period's moves out of each stage: Python takes
   the median, over at most as many values as the period has stage changes.
 
-Four aggregate statements per period, each a join of `stage_changes` (indexed on `changed_at`
-and on `customer_id, changed_at`) with `customers`; the same SQL on SQLite and PostgreSQL.
+Four aggregate statements per period — customers by stage, then three joins of the period's
+`stage_changes` (indexed on `changed_at`, and on `customer_id, changed_at` for each customer's
+next or previous move) with `customers` — grouped by holder; the same SQL on SQLite and
+PostgreSQL. Totals, teams and reps are sums of those groups.
 """
 
 from __future__ import annotations
@@ -222,7 +224,7 @@ def team_funnel(
 def _conditions(
     session: Session, *, actor: Actor, filters: FunnelFilters, team_id: int | None
 ) -> list[ColumnElement[bool]]:
-    if actor.role is Role.REP:
+    if actor.is_rep:
         raise Forbidden("团队漏斗只对主管和老板开放")
     conditions = [customer_scope(actor)]
     if team_id is not None:
