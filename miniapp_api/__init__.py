@@ -6,6 +6,7 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 
 # Importing the resource modules registers their operations on the blueprint.
 from miniapp_api import (  # noqa: E402,F401
+    analytics,
     archive,
     auth,
     capture,

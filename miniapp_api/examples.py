@@ -36,6 +36,7 @@ from miniapp_api.schemas import (
     ExpediteReportQuery,
     ExportQuery,
     FollowUpIn,
+    FunnelQuery,
     HistoryQuery,
     ImportIn,
     LoginIn,
@@ -230,4 +231,16 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     OrderRejectIn: {"step_id": 1, "comment": "折扣超出授权，请重新报价"},
     ExpediteIn: {"reason": "客户工地下周开工，需要提前排产"},
     ExpediteReportQuery: {"since": "2026-03-01", "until": "2026-03-31"},
+    # --- analytics: March against February, the project customers of one team
+    FunnelQuery: {
+        "start": "2026-03-01",
+        "end": "2026-04-01",
+        "compare_start": "2026-02-01",
+        "compare_end": "2026-03-01",
+        "region": "长沙县",
+        "source": "展会获取",
+        "category": "工程客户",
+        "grade": "A",
+        "team_id": 1,
+    },
 }

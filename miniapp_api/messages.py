@@ -22,6 +22,7 @@ UNKNOWN_WECOM_USER = "该企业微信账号尚未开通 wecrm，请联系管理�
 BAD_CODE = "登录码无效或已过期，请重新进入小程序"
 WECOM_UNAVAILABLE = "暂时无法连接企业微信，请稍后再试"
 DEV_LOGIN_UNKNOWN = "没有这个成员"
+COMPARE_PERIOD_INCOMPLETE = "对比期需要同时给出开始日期和结束日期"
 
 # pydantic error types in the users' words; anything else is "格式不正确".
 VALIDATION_REASONS = {

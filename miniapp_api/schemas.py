@@ -1016,3 +1016,74 @@ class ArchiveImportOut(Out):
     duplicates: int = Field(description="已经导入过的消息数（按 msgid 去重）")
     rejected: int = Field(description="无法识别的行数")
     rejections: list[ArchiveRejection] = Field(description="前 20 个无法识别的行及原因")
+
+
+# --- analytics -------------------------------------------------------------------------------
+
+
+class FunnelQuery(Strict):
+    start: date = Field(description="统计期第一天（北京时间）")
+    end: date = Field(description="统计期结束日，不含当天：3 月整月为 start=03-01&end=04-01")
+    compare_start: date | None = Field(default=None, description="对比期第一天（可选）")
+    compare_end: date | None = Field(default=None, description="对比期结束日，不含当天")
+    region: Annotated[str, Field(max_length=64)] | None = None
+    source: Annotated[str, Field(max_length=32)] | None = None
+    category: Category | None = None
+    grade: Grade | None = None
+    team_id: Id | None = Field(default=None, description="只看一个团队（主管只能是本组）")
+
+
+class FunnelStageOut(Out):
+    stage: Stage
+    now: int = Field(description="此刻处于该阶段的客户数")
+    entered: int = Field(description="统计期内进入该阶段的客户数（去重）")
+
+
+class FunnelStepOut(Out):
+    from_stage: Stage
+    to_stage: Stage
+    base: int = Field(description="统计期内进入前一阶段的客户数")
+    converted: int = Field(description="其中在统计期结束前进入下一阶段的客户数")
+    rate: float | None = Field(description="转化率 converted / base；base 为 0 时为空")
+
+
+class FunnelDwellOut(Out):
+    stage: Stage
+    stays: int = Field(description="统计期内结束的停留次数（仍在该阶段的不计）")
+    average_days: float | None
+    median_days: float | None
+
+
+class FunnelFiguresOut(Out):
+    stages: list[FunnelStageOut]
+    steps: list[FunnelStepOut]
+    dwell: list[FunnelDwellOut]
+    weakest_step: FunnelStepOut | None = Field(
+        description="转化率最低的一步（只比较基数足够的步骤）"
+    )
+
+
+class TeamFunnelOut(Out):
+    team_id: int | None
+    name: str | None
+    funnel: FunnelFiguresOut
+
+
+class RepFunnelOut(Out):
+    user_id: int
+    name: str
+    team_id: int | None
+    funnel: FunnelFiguresOut
+
+
+class FunnelPeriodOut(Out):
+    start: date
+    end: date
+    total: FunnelFiguresOut
+    teams: list[TeamFunnelOut]
+    reps: list[RepFunnelOut] = Field(description="按当前负责人；公海客户只计入团队和合计")
+
+
+class FunnelOut(Out):
+    period: FunnelPeriodOut
+    compare: FunnelPeriodOut | None

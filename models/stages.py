@@ -13,7 +13,11 @@ from models.users import User
 
 class StageChange(Base):
     __tablename__ = "stage_changes"
-    __table_args__ = (Index("ix_stage_changes_customer_time", "customer_id", "changed_at"),)
+    __table_args__ = (
+        Index("ix_stage_changes_customer_time", "customer_id", "changed_at"),
+        # The funnel reads a period's moves across all customers (crm/analytics/funnel.py).
+        Index("ix_stage_changes_changed_at", "changed_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))

@@ -45,6 +45,7 @@ COLLECTIONS = {
     "list_notifications",
     "list_orders",
     "expedite_report",
+    "team_funnel",
 }
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
@@ -306,6 +307,13 @@ def test_lists_exports_and_summaries_hold_only_what_the_role_may_see(
     orders = client.get("/api/v1/orders?page_size=100", headers=headers).json
     assert {o["customer"]["id"] for o in orders["items"]} == visible
     assert orders["total"] == len(visible)
+
+    funnel = client.get("/api/v1/analytics/funnel?start=2026-01-01&end=2026-04-01", headers=headers)
+    if role == "rep":
+        assert funnel.status_code == 403  # the funnel is the managers' and the boss's view
+    else:
+        assert sum(s["now"] for s in funnel.json["period"]["total"]["stages"]) == len(visible)
+        assert sum(s["entered"] for s in funnel.json["period"]["total"]["stages"]) == len(visible)
 
     people = client.get("/api/v1/users", headers=headers).json["items"]
     if role == "rep":

@@ -18,6 +18,8 @@ LIST_STATEMENTS = 4
 # recordings, stage changes (+actors), tasks (+assignees), WeChat contact changes (+reps),
 # required custom fields
 DETAIL_STATEMENTS = 10
+# auth user; per period: stages now, entries, steps, stays, team names, rep names
+FUNNEL_STATEMENTS = 1 + 2 * 6
 
 
 @contextmanager
@@ -84,3 +86,23 @@ def test_customer_detail_statement_count_does_not_grow_with_the_timeline(
     kinds = [item["kind"] for item in response.json["timeline"]]
     assert kinds.count("follow_up") == follow_up_count
     assert len(statements) == DETAIL_STATEMENTS, statements
+
+
+@pytest.mark.parametrize("customers", [1, 30])
+def test_funnel_statement_count_does_not_grow_with_customers_or_reps(
+    customers, client, session, fake_wecom, clock, runtime
+):
+    company = make_company(session)
+    reps = [rep for team in company.reps for rep in team]
+    for n in range(customers):
+        make_customer(session, reps[n % len(reps)], clock())
+    headers = sign_in(client, fake_wecom, company.boss)
+    with count_statements(runtime.db.engine) as statements:
+        response = client.get(
+            "/api/v1/analytics/funnel?start=2026-03-01&end=2026-04-01"
+            "&compare_start=2026-02-01&compare_end=2026-03-01",
+            headers=headers,
+        )
+    assert response.status_code == 200
+    assert response.json["period"]["total"]["stages"][0]["entered"] == customers
+    assert len(statements) == FUNNEL_STATEMENTS, statements

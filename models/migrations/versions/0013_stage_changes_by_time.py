@@ -1,0 +1,23 @@
+"""stage changes by time: the team funnel reads a period's moves across all customers
+
+Revision ID: 0013
+Revises: 0011
+Create Date: 2026-12-02 01:00:00
+
+Numbered 0013 to leave 0012 to a branch in flight; chained to 0011 until that one lands.
+"""
+
+from alembic import op
+
+revision = "0013"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_stage_changes_changed_at", "stage_changes", ["changed_at"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_stage_changes_changed_at", table_name="stage_changes")
