@@ -53,7 +53,8 @@ def downgrade() -> None:
         "UPDATE archive_messages SET transcript_status = 'pending'"
         " WHERE msgtype = 'voice' AND status = 'captured'"
     )
-    # A window still waiting for its voice messages counts as settled, as every window did.
+    # Before this revision a window settled as it closed: one still waiting for its voice
+    # messages stays without a follow-up.
     with op.batch_alter_table("chat_windows") as batch:
         batch.drop_index("ix_chat_windows_unsettled")
         batch.drop_column("settled_at")
