@@ -623,8 +623,9 @@ def capture(
     contact_profiles: Mapping[str, contacts.ContactInfo] | None = None,
     assume_consent: bool = True,
 ) -> CaptureResult:
-    """Capture up to `limit` pending messages in time order, then close the windows no pending
-    message can still join; flushes, the caller commits.
+    """Capture up to `limit` pending messages in time order, close the windows no pending
+    message can still join, and settle up to `limit` closed windows whose voice messages are
+    all transcribed (or failed) by now; flushes, the caller commits.
 
     `consents` and `contact_profiles` are WeCom's answers for `needs_from_wecom`, asked before
     the transaction; `assume_consent` says what a pair with no answer counts as."""

@@ -562,3 +562,29 @@ def test_a_recalled_voice_message_neither_holds_nor_joins_its_window(session, re
     session.refresh(follow_up)
     assert "定金" not in follow_up.summary and follow_up.transcript is None
     assert recording_of(session, voice).follow_up_id is None
+
+
+def test_a_voice_message_whose_worker_keeps_stopping_fails_and_its_window_settles(
+    session, rep, customer, clock
+):
+    chat = Chat(clock() - timedelta(days=1))
+    me = rep.wecom_userid
+    contract = chat.text(me, [CUSTOMER_ID], "合同今天寄出")
+    voice = chat.voice(CUSTOMER_ID, [me])
+    store_with_voices(session, [contract, voice], clock)
+    capture_all(session, clock)
+    recording_id = recording_of(session, voice).id
+    lease = timedelta(minutes=40)
+    sweeps = []
+    for _ in range(recordings.MAX_ATTEMPTS):
+        assert recordings.claim(session, recording_id, clock()) is not None
+        session.commit()
+        clock.advance(minutes=41)  # the worker stopped: the sweep finds it past the lease
+        result = recordings.requeue_stalled(session, clock(), lease)
+        session.commit()
+        sweeps.append((result.requeued, result.failed))
+    assert sweeps == [(1, 0), (1, 0), (0, 1)]
+
+    assert capture_all(session, clock).follow_ups == 1
+    [follow_up] = chat_follow_ups(session, customer.id)
+    assert "客户：[语音]（未能转写）" in follow_up.summary.splitlines()
