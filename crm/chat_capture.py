@@ -4,14 +4,18 @@ An archive source (the Finance SDK puller, an export file) hands decrypted messa
 `store_messages`, which keeps each msgid once. `capture` (run by workers/capture.py) then works
 through the stored messages in time order, in bounded batches, each flushed for the caller to
 commit: it maps each message to one customer and one rep, groups a conversation's messages
-into windows, and turns a closed window with a keyword hit (crm/keywords.py) into ONE follow-up
-(method 企微会话, source chat) through `crm.followups.add_follow_up`, so the same triggers run
-as for a typed follow-up. Every message ends in one status (models/chat.py), never an error.
+into windows, and turns a settled window with a keyword hit (crm/keywords.py) into ONE
+follow-up (method 企微会话, source chat) through `crm.followups.add_follow_up`, so the same
+triggers run as for a typed follow-up. Every message ends in one status (models/chat.py), never
+an error.
 
 Decisions (the README's 会话存档 section says the same to users):
 - A window is one rep's conversation with one customer (one chat, or one group) whose messages
   are at most `window` apart (30 minutes by default); it closes when its last message is older
   than that, or when a later message of the same conversation starts a new one.
+- A closed window takes no more messages; it settles (its follow-up or contact is written)
+  when it closes, or, when one of its voice messages is still being transcribed, in the first
+  capture run after the last of them is done or failed (finishing one starts that run).
 - A closed window without a keyword hit writes no follow-up, but when the rep wrote in it, it
   is contact: the customer's `last_follow_up_at` moves forward to its last message (never
   back), so the no-follow-up timers (reminders, the 30-day pool release) do not fire on a
@@ -19,9 +23,15 @@ Decisions (the README's 会话存档 section says the same to users):
 - Files are listed by name in the snippet and count as attachments for the triggers (a PDF
   file message is a PDF attachment); the SDK puller (workers/archive.py) fetches their bytes
   before storing, and those become the follow-up's attachments; an export file has none.
-  Voice is captured as "语音（待转写）" and its message marked `transcript_status = "pending"`
-  for transcription. Image and mixed messages are read; other
-  types and switch entries are skipped and counted.
+- A voice message whose bytes were fetched becomes a Recording when it is filed into its
+  window (crm/recordings.py: transcribed, retried and settled like an uploaded recording).
+  Its transcript counts as what was said: the keyword match reads it, its snippet line is
+  "[语音] <transcript>" ("[语音]（未能转写）" when it failed, "[语音]（无内容）" when silent), so
+  "已发送正式报价单" said in a voice message is captured exactly as typed. The follow-up takes
+  the voice file as an attachment with its recording linked to it, and the window's
+  transcripts as its transcript. A voice message without bytes (an export file) reads
+  "[语音]（无音频）" and holds nothing up. Image and mixed messages are read; other types and
+  switch entries are skipped and counted.
 - Group chats map through their external members: the customers whose external_userid is in
   the room and whose owner is in the room too. With several, the whole room's conversation is
   kept under the earliest-created of them (lowest id), so one group makes one follow-up, not
@@ -30,7 +40,8 @@ Decisions (the README's 会话存档 section says the same to users):
 - An external contact not yet known, in a one-to-one chat, becomes a customer of the member
   through the bot's contact path (`crm.contacts.on_change` with ADD); the job asks WeCom for
   the profile before the transaction. In a group, an unknown contact is not created.
-- A recall withdraws the recalled message: it is marked recalled and left out of its window.
+- A recall withdraws the recalled message: it is marked recalled and left out of its window
+  (a recalled voice message's recording may still finish; it holds and changes nothing).
   If the window's follow-up is written already, its snippet and keywords are written again
   without it; when no keyword remains, the follow-up is marked withdrawn (`withdrawn_at`) and
   the manager is told. What the follow-up's triggers did (a stage move, a task) stays: they are
@@ -59,7 +70,7 @@ from sqlalchemy import func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from crm import after_commit, chat_messages, contacts, followups, keywords
+from crm import after_commit, chat_messages, contacts, followups, keywords, recordings
 from crm.actors import Actor
 from crm.chat_messages import Action, ChatMessage, Malformed
 from crm.errors import Forbidden, Invalid
@@ -73,9 +84,11 @@ from models import (
     ChatWindow,
     Customer,
     FollowUp,
+    Recording,
     User,
 )
 from models.chat import ArchiveOrigin, ArchiveStatus
+from models.recordings import RecordingStatus
 from models.users import Role
 
 WINDOW = timedelta(minutes=30)
@@ -99,7 +112,11 @@ WITHDRAWN_TEXT = (
     "{rep} 与「{customer}」的会话中有消息被撤回，由这段会话生成的跟进已标记为撤销。"
     "它引起的阶段变化和待办没有自动回退，请核实。"
 )
-TRANSCRIPT_PENDING = "pending"
+# How a voice message reads in a snippet.
+VOICE_SAID = "[语音] {transcript}"
+VOICE_SILENT = "[语音]（无内容）"  # transcribed, nothing was said
+VOICE_FAILED = "[语音]（未能转写）"
+VOICE_NO_AUDIO = "[语音]（无音频）"  # its bytes were not fetched (an export file)
 
 
 class SkipReason(StrEnum):
@@ -606,8 +623,9 @@ def capture(
     contact_profiles: Mapping[str, contacts.ContactInfo] | None = None,
     assume_consent: bool = True,
 ) -> CaptureResult:
-    """Capture up to `limit` pending messages in time order, then close the windows no pending
-    message can still join; flushes, the caller commits.
+    """Capture up to `limit` pending messages in time order, close the windows no pending
+    message can still join, and settle up to `limit` closed windows whose voice messages are
+    all transcribed (or failed) by now; flushes, the caller commits.
 
     `consents` and `contact_profiles` are WeCom's answers for `needs_from_wecom`, asked before
     the transaction; `assume_consent` says what a pair with no answer counts as."""
@@ -661,6 +679,7 @@ def capture(
                 continue  # recalled by a recall earlier in this batch
             run.file(row, message, route, profiles)
     run.link_windows()
+    recordings.queue_archived(session, messages=run.voices, now=now)
     cutoff = now - window
     next_pending = session.scalar(
         select(func.min(ArchiveMessage.sent_at)).where(
@@ -676,9 +695,32 @@ def capture(
         .limit(limit)
     ).all()
     run.close_all([*run.superseded, *stale])
+    transcribing = (
+        select(ArchiveMessage.id)
+        .join(Recording, Recording.archive_message_id == ArchiveMessage.id)
+        .where(
+            ArchiveMessage.window_id == ChatWindow.id,
+            ArchiveMessage.status == ArchiveStatus.CAPTURED,
+            Recording.status.not_in(recordings.SETTLED),
+        )
+    )
+    ready = session.scalars(
+        select(ChatWindow)
+        .where(
+            ChatWindow.settled_at.is_(None),
+            ChatWindow.closed_at.is_not(None),
+            ~transcribing.exists(),
+        )
+        .order_by(ChatWindow.closed_at, ChatWindow.id)
+        .limit(limit)
+    ).all()
+    run.settle_all(ready)
     session.flush()
-    run.result.more = len(rows) == limit or len(stale) == limit
+    run.result.more = len(rows) == limit or len(stale) == limit or len(ready) == limit
     return run.result
+
+
+_Captured = tuple[ArchiveMessage, Recording | None]  # a captured message and its recording
 
 
 class _Run:
@@ -695,6 +737,7 @@ class _Run:
         self.open: dict[tuple[int, int, str], ChatWindow | None] = {}
         self.filed: list[tuple[ArchiveMessage, ChatWindow]] = []  # linked once windows have ids
         self.superseded: list[ChatWindow] = []  # closed by a later message of the conversation
+        self.voices: list[ArchiveMessage] = []  # filed voice messages, to transcribe
         self.dictionaries: dict[int | None, keywords.Dictionary] = {}
 
     def load_open_windows(self, externals: Iterable[str]) -> None:
@@ -786,7 +829,7 @@ class _Run:
         row.customer_id, row.user_id = customer.id, rep.id
         self.filed.append((row, current))
         if message.voice:
-            row.transcript_status = TRANSCRIPT_PENDING
+            self.voices.append(row)
         self.result.captured += 1
 
     def withdraw(self, msgid: str) -> None:
@@ -805,72 +848,89 @@ class _Run:
             self._settle_again(window)
 
     def close_all(self, windows: Sequence[ChatWindow]) -> None:
-        """Close the windows and write what each captured; their messages and customers are
-        read in one statement each (customers locked in id order, as every writer does)."""
+        """Close the windows, and settle those none of whose voice messages is still being
+        transcribed."""
         if not windows:
             return
         for window in windows:
             window.closed_at = self.now
             self.open.pop((window.customer_id, window.user_id, window.roomid), None)
         self.result.windows_closed += len(windows)
+        self.settle_all(windows)
+
+    def settle_all(self, windows: Sequence[ChatWindow]) -> None:
+        """Write what each closed window captured, unless one of its voice messages is still
+        being transcribed; their messages (with recordings) and customers are read in one
+        statement each (customers locked in id order, as every writer does)."""
+        if not windows:
+            return
         self.session.flush()
-        messages: dict[int, list[ArchiveMessage]] = {window.id: [] for window in windows}
-        for row in self.session.scalars(
-            select(ArchiveMessage)
-            .where(
-                ArchiveMessage.window_id.in_(list(messages)),
-                ArchiveMessage.status == ArchiveStatus.CAPTURED,
-            )
-            .order_by(ArchiveMessage.sent_at, ArchiveMessage.id)
-        ):
-            messages[row.window_id or 0].append(row)
+        captured = self._captured([window.id for window in windows])
+        ready = [
+            window
+            for window in windows
+            if all(r is None or r.status in recordings.SETTLED for _, r in captured[window.id])
+        ]
+        if not ready:
+            return
         customers = {
             customer.id: customer
             for customer in self.session.scalars(
                 select(Customer)
-                .where(Customer.id.in_({window.customer_id for window in windows}))
+                .where(Customer.id.in_({window.customer_id for window in ready}))
                 .order_by(Customer.id)
                 .with_for_update()
             )
         }
-        for window in windows:
+        for window in ready:
+            window.settled_at = self.now
             customer = customers.get(window.customer_id)
             if customer is not None:
-                self._settle(window, messages[window.id], customer, first=True)
+                self._settle(window, captured[window.id], customer, first=True)
 
-    def _settle_again(self, window: ChatWindow) -> None:
-        """Write again what a closed window captured (a recall took a message out)."""
-        rows = self.session.scalars(
-            select(ArchiveMessage)
+    def _captured(self, window_ids: Sequence[int]) -> dict[int, list[_Captured]]:
+        """The windows' captured messages in time order, each with its recording (a voice
+        message whose bytes were fetched), in one statement."""
+        captured: dict[int, list[_Captured]] = {window_id: [] for window_id in window_ids}
+        for row, recording in self.session.execute(
+            select(ArchiveMessage, Recording)
+            .outerjoin(Recording, Recording.archive_message_id == ArchiveMessage.id)
             .where(
-                ArchiveMessage.window_id == window.id,
+                ArchiveMessage.window_id.in_(window_ids),
                 ArchiveMessage.status == ArchiveStatus.CAPTURED,
             )
             .order_by(ArchiveMessage.sent_at, ArchiveMessage.id)
-        ).all()
+        ):
+            captured[row.window_id or 0].append((row, recording))
+        return captured
+
+    def _settle_again(self, window: ChatWindow) -> None:
+        """Write again what a settled window captured (a recall took a message out)."""
+        rows = self._captured([window.id])[window.id]
         customer = self.session.get(Customer, window.customer_id, with_for_update=True)
         if customer is not None:
             self._settle(window, rows, customer, first=False)
 
     def _settle(
-        self, window: ChatWindow, rows: Sequence[ArchiveMessage], customer: Customer, *, first: bool
+        self, window: ChatWindow, rows: Sequence[_Captured], customer: Customer, *, first: bool
     ) -> None:
         """Write (first) or rewrite (after a recall) what a window's messages captured."""
         rep = self.directory.user(window.user_id)
         if rep is None:
             return
-        messages = [chat_messages.parse(row.payload) for row in rows]
+        messages = [_Said(chat_messages.parse(row.payload), recording) for row, recording in rows]
         dictionary = self.dictionary(customer.team_id)
-        hits = dictionary.match_many([" ".join(m.texts) for m in messages])
+        hits = dictionary.match_many([m.text for m in messages])
         external = customer.external_userid
         window.categories = _union(h.categories for h in hits)
         window.keywords = _union(h.keywords for h in hits)
         window.risks = _union(
-            h.risks for m, h in zip(messages, hits, strict=True) if m.sender == external
+            h.risks for m, h in zip(messages, hits, strict=True) if m.message.sender == external
         )
         summary = _summary(messages, hits, rep, external, self.directory)
-        files = [f.filename for m in messages for f in m.files]
-        fetched = [followups.StoredFile(**row.media) for row in rows if row.media]
+        files = [f.filename for m in messages for f in m.message.files]
+        fetched = [followups.StoredFile(**row.media) for row, _ in rows if row.media]
+        transcript = "\n".join(m.transcript for m in messages if m.transcript) or None
         fetched_names = {file.filename for file in fetched}
         captured = {
             "categories": window.categories,
@@ -890,7 +950,13 @@ class _Run:
                 source=FollowUpSource.CHAT_ARCHIVE,
                 files=fetched,
                 named_files=[name for name in files if name not in fetched_names],
+                transcript=transcript,
                 capture=captured,
+            )
+            recordings.link_archived(
+                self.session,
+                follow_up=follow_up,
+                recordings=[recording for _, recording in rows if recording is not None],
             )
             window.follow_up_id = follow_up.id
             self.result.follow_ups += 1
@@ -916,6 +982,7 @@ class _Run:
             return
         if window.categories:
             written.summary = summary
+            written.transcript = transcript
             written.capture = captured
             return
         written.withdrawn_at = self.now
@@ -932,6 +999,39 @@ class _Run:
         )
 
 
+@dataclass(frozen=True)
+class _Said:
+    """A captured message with what its voice said, when it is a transcribed voice message."""
+
+    message: ChatMessage
+    recording: Recording | None
+
+    @property
+    def transcript(self) -> str:
+        """What the voice said once transcribed ("" before, when it failed, or when silent)."""
+        recording = self.recording
+        if recording is None or recording.status != RecordingStatus.DONE:
+            return ""
+        return recording.transcript or ""
+
+    @property
+    def text(self) -> str:
+        """What the keyword match reads: the typed texts and the voice's transcript."""
+        return " ".join(part for part in (*self.message.texts, self.transcript) if part)
+
+    def line(self) -> str:
+        """The message as one line of the snippet."""
+        if self.recording is None:
+            voice = VOICE_NO_AUDIO
+        elif self.recording.status != RecordingStatus.DONE:
+            voice = VOICE_FAILED
+        elif self.transcript:
+            voice = VOICE_SAID.format(transcript=self.transcript)
+        else:
+            voice = VOICE_SILENT
+        return self.message.line(voice)
+
+
 def _count_as_contact(customer: Customer, at: datetime) -> None:
     """Move the no-follow-up clock forward to `at`, never back."""
     if customer.last_follow_up_at is None or at > customer.last_follow_up_at:
@@ -943,7 +1043,7 @@ def _union(groups: Iterable[Sequence[str]]) -> list[str]:
 
 
 def _summary(
-    messages: Sequence[ChatMessage],
+    messages: Sequence[_Said],
     hits: Sequence[keywords.Hits],
     rep: User,
     external_userid: str | None,
@@ -956,7 +1056,8 @@ def _summary(
     if words:
         head += f"，关键词：{'、'.join(words)}"
     lines = []
-    for message, hit in zip(messages, hits, strict=True):
+    for said, hit in zip(messages, hits, strict=True):
+        message = said.message
         if message.sender == rep.wecom_userid:
             speaker = rep.name
         elif chat_messages.is_external(message.sender):
@@ -964,7 +1065,7 @@ def _summary(
         else:
             member = directory.member(message.sender)
             speaker = member.name if member else COLLEAGUE_SPEAKER
-        text = message.line()
+        text = said.line()
         if len(text) > LINE_MAX_CHARS:
             text = text[: LINE_MAX_CHARS - 1] + "…"
         lines.append((f"{speaker}：{text}", bool(hit.keywords or message.files)))

@@ -25,7 +25,6 @@ MAX_TOLIST = 2000  # a WeCom group holds at most 2,000 people
 MSGTIME_RANGE_MS = (946_684_800_000, 4_102_444_800_000)
 # What capture reads; every other msgtype (emotion, link, location, card, …) is skipped.
 READABLE = frozenset({"text", "file", "image", "voice", "mixed"})
-VOICE_PENDING = "语音（待转写）"
 
 
 class Action(StrEnum):
@@ -84,13 +83,14 @@ class ChatMessage:
     def is_readable(self) -> bool:
         return self.action == Action.SEND and self.msgtype in READABLE
 
-    def line(self) -> str:
-        """The message as one line of a follow-up's snippet (without the speaker)."""
+    def line(self, voice: str = "") -> str:
+        """The message as one line of a follow-up's snippet (without the speaker); `voice` is
+        what a voice message reads as (capture knows its transcript)."""
         parts = list(self.texts)
         parts += [f"[文件] {file.filename}" for file in self.files]
         parts += ["[图片]"] * self.images
         if self.voice:
-            parts.append(VOICE_PENDING)
+            parts.append(voice)
         return " ".join(part for part in parts if part)
 
 

@@ -32,6 +32,14 @@ Decisions:
   and hands it back for the bot to read the transcript as a `#跟进#` command by that member, and
   the follow-up that command logs takes the file as its attachment (`attach_voice`), with the
   transcript, capture and triggers of any recorded follow-up. A failed one tells the member.
+- An archived voice message of a chat (crm/chat_capture.py) whose bytes the puller fetched is a
+  recording too, queued when capture files the message into its conversation window
+  (`queue_archived`): no follow-up yet, its message in `archive_message_id` and its stored file
+  on the recording. It is claimed, retried and settled exactly like the others; when it is done
+  or failed, the capture job starts, which settles its window once none of the window's voice
+  messages waits any more. The follow-up the window writes takes the voice file as its
+  attachment and the recording with it (`link_archived`), and the window's transcripts as its
+  transcript; its triggers run there, with the window's (chat capture's) keywords.
 - A voice-only follow-up (audio attached, no text typed) is allowed: its summary is the
   placeholder VOICE_SUMMARY ("语音跟进"), and its words arrive as the transcript.
 """
@@ -49,7 +57,7 @@ from crm import after_commit, keywords
 from crm.notifications import notify
 from crm.rules import triggers
 from crm.storage import FileStore
-from models import Attachment, Customer, FollowUp, Recording, User
+from models import ArchiveMessage, Attachment, Customer, FollowUp, Recording, User
 from models.recordings import RecordingStatus
 
 AUDIO_CONTENT_TYPE_PREFIX = "audio/"  # crm.followups.ALLOWED_ATTACHMENT_TYPES names them
@@ -136,6 +144,52 @@ def queue_voice_command(
     return recording
 
 
+def queue_archived(
+    session: Session, *, messages: Sequence[ArchiveMessage], now: datetime
+) -> list[Recording]:
+    """A queued recording for each archived voice message among `messages` whose bytes were
+    fetched (`media`); the transcription job of each starts after the commit."""
+    recordings = [
+        Recording(
+            archive_message_id=message.id,
+            storage_key=message.media["storage_key"],
+            size_bytes=message.media["size_bytes"],
+            sha256=message.media["sha256"],
+            status=RecordingStatus.QUEUED,
+            attempts=0,
+            created_at=now,
+        )
+        for message in messages
+        if message.media
+    ]
+    session.add_all(recordings)
+    session.flush()
+    for recording in recordings:
+        after_commit.start(session, after_commit.TRANSCRIBE, recording.id)
+    return recordings
+
+
+def link_archived(
+    session: Session, *, follow_up: FollowUp, recordings: Sequence[Recording]
+) -> None:
+    """The settled recordings of archived voice messages belong to the flushed follow-up their
+    window wrote, each with the attachment that holds its file."""
+    if not recordings:
+        return
+    by_key = {
+        attachment.storage_key: attachment
+        for attachment in session.scalars(
+            select(Attachment).where(Attachment.follow_up_id == follow_up.id)
+        )
+    }
+    for recording in recordings:
+        attachment = by_key.get(recording.storage_key or "")
+        if attachment is not None:
+            recording.follow_up_id = follow_up.id
+            recording.attachment_id = attachment.id
+    session.flush()
+
+
 def claim(session: Session, recording_id: int, now: datetime) -> Claim | None:
     """Move a queued recording to running and count the attempt; None when it is not queued (a
     job delivered twice, or a recording another worker holds, finished or failed)."""
@@ -149,7 +203,7 @@ def claim(session: Session, recording_id: int, now: datetime) -> Claim | None:
     ).first()
     if claimed is None:
         return None
-    if claimed.attachment_id is None:  # a voice command not attached to a follow-up yet
+    if claimed.attachment_id is None:  # a voice command or archived voice not in a follow-up yet
         assert claimed.storage_key is not None
         return Claim(
             recording_id, claimed.storage_key, VOICE_FILENAME, claimed.attempts, claimed.member_id
@@ -174,15 +228,16 @@ def finish(
     language: str | None = None,
     duration_seconds: float | None = None,
 ) -> bool:
-    """Keep a recording's transcript and write it into its follow-up; the last recording of the
-    follow-up to settle runs the capture and the deferred triggers. False (and nothing written)
-    when the recording is gone or already done or failed."""
+    """Keep a recording's transcript and write it into its follow-up, where the last recording
+    of the follow-up to settle runs the capture and the deferred triggers; an archived voice
+    message's starts the capture job that settles its window. False (and nothing written) when
+    the recording is gone or already done or failed."""
     recording = _lock_unsettled(session, recording_id)
     if recording is None:
         return False
-    assert recording.follow_up_id is not None, "a voice command finishes as one"
+    assert recording.member_id is None, "a voice command finishes as one"
     _mark_done(recording, transcript, now, language, duration_seconds)
-    _settle(session, recording.follow_up_id, now)
+    _settled(session, recording, now)
     return True
 
 
@@ -244,16 +299,17 @@ def _mark_done(
 
 def fail(session: Session, recording_id: int, reason: str, now: datetime) -> bool:
     """Record why a recording cannot be transcribed (its file stays); the last recording of the
-    follow-up to settle runs the deferred triggers on what is known. False when the recording
-    is gone or already done or failed."""
+    follow-up to settle runs the deferred triggers on what is known, an archived voice
+    message's window settles without its words. False when the recording is gone or already
+    done or failed."""
     recording = _lock_unsettled(session, recording_id)
     if recording is None:
         return False
     recording.status = RecordingStatus.FAILED
     recording.reason = reason[:REASON_MAX_CHARS]
     recording.finished_at = now
-    if recording.follow_up_id is not None:
-        _settle(session, recording.follow_up_id, now)
+    if recording.follow_up_id is not None or recording.archive_message_id is not None:
+        _settled(session, recording, now)
     elif recording.member_id is not None:  # a voice command: its sender waits for an answer
         member = session.get(User, recording.member_id)
         assert member is not None
@@ -299,6 +355,18 @@ def requeue_stalled(session: Session, now: datetime, lease: timedelta) -> SweepR
             requeued += 1
     session.flush()
     return SweepResult(requeued=requeued, failed=failed, restarted=len(waiting))
+
+
+def _settled(session: Session, recording: Recording, now: datetime) -> None:
+    """A recording of a follow-up or of an archived voice message is done or failed."""
+    if recording.archive_message_id is not None:
+        # Its window settles in a capture run (it may wait for other voice messages), and a
+        # recalled message's recording settles no window: the run then finds nothing to do.
+        session.flush()
+        after_commit.start(session, after_commit.CAPTURE)
+    else:
+        assert recording.follow_up_id is not None
+        _settle(session, recording.follow_up_id, now)
 
 
 def _lock_unsettled(session: Session, recording_id: int) -> Recording | None:

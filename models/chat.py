@@ -59,20 +59,22 @@ class ArchiveMessage(Base):
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id", ondelete="SET NULL"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))  # the rep
     window_id: Mapped[int | None] = mapped_column(ForeignKey("chat_windows.id"))
-    # A voice message waits for transcription ("pending"), which the next issue builds.
-    transcript_status: Mapped[str | None] = mapped_column(String(16))
-    # A file or voice message's bytes fetched by the puller, as crm.followups.StoredFile's fields.
+    # A file or voice message's bytes fetched by the puller, as crm.followups.StoredFile's fields;
+    # a fetched voice message's transcript is its Recording's (models/recordings.py).
     media: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class ChatWindow(Base):
     """One conversation of a rep with a customer (one chat, or one group) within the window;
-    a closed window with a keyword hit became one follow-up."""
+    a closed window takes no more messages, and once settled (its voice messages transcribed)
+    a keyword hit in it became one follow-up."""
 
     __tablename__ = "chat_windows"
     __table_args__ = (
         Index("ix_chat_windows_open", "closed_at", "last_at"),
+        # Each capture run looks for closed windows not settled yet, oldest first.
+        Index("ix_chat_windows_unsettled", "settled_at", "closed_at"),
         Index("ix_chat_windows_conversation", "customer_id", "user_id", "roomid"),
     )
 
@@ -91,6 +93,9 @@ class ChatWindow(Base):
         ForeignKey("follow_ups.id", ondelete="SET NULL")
     )
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its follow-up or contact written: when closed, or later, once its voice messages' recordings
+    # are done or failed.
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     withdrawn: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 

@@ -1,5 +1,6 @@
 """Recordings: an audio attachment of a follow-up on its way to a transcript (crm/recordings.py),
-or a voice message a member sent the app, on its way to being read as a `#跟进#` command."""
+a voice message a member sent the app, on its way to being read as a `#跟进#` command, or an
+archived voice message of a chat, on its way into its conversation window's follow-up."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ class Recording(Base):
     __table_args__ = (Index("ix_recordings_status_started", "status", "started_at"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # None for a voice command until its transcript logs a follow-up (then it is attached).
+    # None for a voice command until its transcript logs a follow-up, and for an archived voice
+    # message until its window writes one (then it is attached).
     follow_up_id: Mapped[int | None] = mapped_column(
         ForeignKey("follow_ups.id", ondelete="CASCADE"), index=True
     )
@@ -38,6 +40,10 @@ class Recording(Base):
     # A voice message to the app: the member whose command it is, and its stored file (kept
     # here so the follow-up its command logs can take it as an attachment).
     member_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # An archived voice message (crm/chat_capture.py) whose fetched bytes are `storage_key`.
+    archive_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("archive_messages.id", ondelete="CASCADE"), unique=True
+    )
     storage_key: Mapped[str | None] = mapped_column(String(255))
     size_bytes: Mapped[int | None] = mapped_column(Integer)
     sha256: Mapped[str | None] = mapped_column(String(64))

@@ -2,10 +2,11 @@
 
 The job claims the recording in a short transaction, reads the file and transcribes it with no
 transaction open (minutes of CPU on a long recording), then finishes or fails it in a second
-one, which also runs the follow-up's deferred triggers. The speech model is the worker
-process's one (`speech.transcribe.shared_transcriber`), loaded before the first job. A voice
-message a member sent the app is finished by bot/voice.py, which runs it as their `#跟进#`
-command and queues the reply in that same transaction.
+one, which also runs the follow-up's deferred triggers (an archived voice message's finishing
+starts the capture job instead, which settles its conversation window). The speech model is
+the worker process's one (`speech.transcribe.shared_transcriber`), loaded before the first
+job. A voice message a member sent the app is finished by bot/voice.py, which runs it as their
+`#跟进#` command and queues the reply in that same transaction.
 
 A worker killed mid-job leaves the recording `running`; `requeue_stalled_recordings` (periodic)
 queues it again once the lease has passed, and fails it after crm.recordings.MAX_ATTEMPTS.

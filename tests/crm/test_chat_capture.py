@@ -8,18 +8,21 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import func, select, true
 
-from crm import chat_capture
+from crm import after_commit, chat_capture, recordings
 from crm.chat_capture import ConsentAnswer, SkipReason
 from crm.contacts import ContactInfo
+from crm.followups import StoredFile
 from crm.rules import conditions, grading, timers
 from crm.rules.facts import BUILT_IN
 from models import (
     ArchiveMessage,
+    Attachment,
     ChatWindow,
     ContactEvent,
     Customer,
     FollowUp,
     OutboxMessage,
+    Recording,
     Task,
 )
 from models.chat import ArchiveStatus
@@ -45,10 +48,34 @@ def customer(session, rep, clock):
     return customer
 
 
-def store(session, messages, clock, origin="file"):
-    result = chat_capture.store_messages(session, messages, origin=origin, now=clock())
+def store(session, messages, clock, origin="file", media=None):
+    result = chat_capture.store_messages(session, messages, origin=origin, now=clock(), media=media)
     session.commit()
     return result
+
+
+def fetched_voice(message):
+    """What the SDK puller keeps of a voice message's bytes (unit tests never open the file)."""
+    msgid = message["msgid"]
+    return StoredFile(f"语音_{msgid}.amr", "audio/amr", 4000, "ab" * 32, f"voice/{msgid}.amr")
+
+
+def store_with_voices(session, messages, clock):
+    """Store as the SDK puller does: each voice message with its fetched bytes."""
+    voices = {m["msgid"]: fetched_voice(m) for m in messages if m["msgtype"] == "voice"}
+    return store(session, messages, clock, origin="sdk", media=voices)
+
+
+def recording_of(session, message):
+    return session.scalar(
+        select(Recording).join(ArchiveMessage).where(ArchiveMessage.msgid == message["msgid"])
+    )
+
+
+def window_of(session, message):
+    return session.scalar(
+        select(ChatWindow).join(ArchiveMessage).where(ArchiveMessage.msgid == message["msgid"])
+    )
 
 
 def capture_all(session, clock, **kwargs):
@@ -263,11 +290,8 @@ def test_every_message_type_is_handled_and_skipped_ones_are_counted(
     lines = follow_up.summary.splitlines()
     assert "客户：货什么时候到货？ 看图 [图片]" in lines
     assert f"{rep.name}：[图片]" in lines
-    assert "客户：语音（待转写）" in lines
-    stored_voice = session.scalar(
-        select(ArchiveMessage).where(ArchiveMessage.msgid == voice["msgid"])
-    )
-    assert stored_voice.transcript_status == "pending"
+    assert "客户：[语音]（无音频）" in lines  # an export file's voice: no bytes to transcribe
+    assert session.scalar(select(func.count()).select_from(Recording)) == 0
 
 
 def test_malformed_lines_are_rejected_with_their_reason(session, clock):
@@ -428,3 +452,139 @@ def test_a_customer_silent_after_a_quote_is_seen_from_the_chat(session, rep, cus
     session.flush()
     counts, _ = timers.preview(session, document=SILENT_AFTER_QUOTE, now=clock(), scope=true())
     assert counts == {}
+
+
+def test_a_voice_message_holds_its_window_until_transcribed_then_its_words_are_captured(
+    session, rep, customer, clock
+):
+    chat = Chat(clock() - timedelta(days=1))
+    voice = chat.voice(CUSTOMER_ID, [rep.wecom_userid])
+    store_with_voices(session, [voice], clock)
+    result = capture_all(session, clock)
+    assert (result.captured, result.windows_closed, result.follow_ups) == (1, 1, 0)
+    recording = recording_of(session, voice)
+    assert recording.status == "queued" and recording.storage_key == f"voice/{voice['msgid']}.amr"
+    assert window_of(session, voice).settled_at is None
+    assert capture_all(session, clock).follow_ups == 0  # still waiting for the transcript
+
+    assert recordings.finish(session, recording.id, "合同我已经签好了，明天寄回", clock())
+    assert (after_commit.CAPTURE,) in session.info[after_commit.KEY]  # the window settles soon
+    session.commit()
+    assert capture_all(session, clock).follow_ups == 1
+    assert capture_all(session, clock).follow_ups == 0  # exactly one, however often it runs
+
+    [follow_up] = chat_follow_ups(session, customer.id)
+    assert follow_up.summary.splitlines()[1:] == ["客户：[语音] 合同我已经签好了，明天寄回"]
+    assert follow_up.capture["categories"] == ["合同"]
+    assert follow_up.transcript == "合同我已经签好了，明天寄回"
+    session.refresh(recording)
+    attachment = session.get(Attachment, recording.attachment_id)
+    assert recording.follow_up_id == follow_up.id == attachment.follow_up_id
+    assert attachment.storage_key == recording.storage_key
+    assert window_of(session, voice).settled_at == clock()
+
+
+def test_a_failed_voice_message_lets_its_window_settle_without_its_words(
+    session, rep, customer, clock
+):
+    chat = Chat(clock() - timedelta(days=1))
+    me = rep.wecom_userid
+    contract = chat.text(me, [CUSTOMER_ID], "合同今天寄出")
+    voice = chat.voice(CUSTOMER_ID, [me])
+    store_with_voices(session, [contract, voice], clock)
+    capture_all(session, clock)
+    assert chat_follow_ups(session, customer.id) == []
+
+    assert recordings.fail(session, recording_of(session, voice).id, "无法识别", clock())
+    session.commit()
+    assert capture_all(session, clock).follow_ups == 1
+    [follow_up] = chat_follow_ups(session, customer.id)
+    assert follow_up.summary.splitlines()[1:] == [
+        f"{rep.name}：合同今天寄出",
+        "客户：[语音]（未能转写）",
+    ]
+    assert follow_up.transcript is None
+    assert recording_of(session, voice).follow_up_id == follow_up.id
+
+
+def test_a_voice_message_without_its_bytes_holds_nothing(session, rep, customer, clock):
+    chat = Chat(clock() - timedelta(days=1))
+    me = rep.wecom_userid
+    store(
+        session, [chat.voice(CUSTOMER_ID, [me]), chat.text(me, [CUSTOMER_ID], "定金收到了")], clock
+    )
+    assert capture_all(session, clock).follow_ups == 1
+    assert session.scalar(select(func.count()).select_from(Recording)) == 0
+    [follow_up] = chat_follow_ups(session, customer.id)
+    assert "客户：[语音]（无音频）" in follow_up.summary.splitlines()
+
+
+def test_settling_windows_is_bounded_and_says_when_there_is_more(session, rep, customer, clock):
+    chat = Chat(clock() - timedelta(days=1))
+    me = rep.wecom_userid
+    contract = chat.text(me, [CUSTOMER_ID], "合同今天寄出")
+    first = chat.voice(CUSTOMER_ID, [me])
+    deposit = chat.text(me, [CUSTOMER_ID], "定金请转到公司账户", gap_s=3600)
+    second = chat.voice(CUSTOMER_ID, [me])
+    store_with_voices(session, [contract, first, deposit, second], clock)
+    assert capture_all(session, clock).windows_closed == 2
+    for voice in (first, second):
+        assert recordings.finish(session, recording_of(session, voice).id, "", clock())
+    session.commit()
+
+    runs = []
+    for _ in range(3):
+        result = chat_capture.capture(session, now=clock(), limit=1)
+        session.commit()
+        runs.append((result.follow_ups, result.more))
+    assert runs == [(1, True), (1, True), (0, False)]
+    summaries = [f.summary for f in chat_follow_ups(session, customer.id)]
+    assert all("客户：[语音]（无内容）" in summary.splitlines() for summary in summaries)
+
+
+def test_a_recalled_voice_message_neither_holds_nor_joins_its_window(session, rep, customer, clock):
+    chat = Chat(clock() - timedelta(days=1))
+    me = rep.wecom_userid
+    contract = chat.text(me, [CUSTOMER_ID], "合同今天寄出")
+    voice = chat.voice(CUSTOMER_ID, [me])
+    store_with_voices(session, [contract, voice], clock)
+    capture_all(session, clock)
+    store(session, [chat.recall(CUSTOMER_ID, [me], voice)], clock)
+    assert capture_all(session, clock).follow_ups == 1
+    [follow_up] = chat_follow_ups(session, customer.id)
+    assert "语音" not in follow_up.summary
+
+    # Its recording may still finish: that changes nothing.
+    recording = recording_of(session, voice)
+    assert recordings.finish(session, recording.id, "定金已经转过去了", clock())
+    session.commit()
+    assert capture_all(session, clock).follow_ups == 0
+    session.refresh(follow_up)
+    assert "定金" not in follow_up.summary and follow_up.transcript is None
+    assert recording_of(session, voice).follow_up_id is None
+
+
+def test_a_voice_message_whose_worker_keeps_stopping_fails_and_its_window_settles(
+    session, rep, customer, clock
+):
+    chat = Chat(clock() - timedelta(days=1))
+    me = rep.wecom_userid
+    contract = chat.text(me, [CUSTOMER_ID], "合同今天寄出")
+    voice = chat.voice(CUSTOMER_ID, [me])
+    store_with_voices(session, [contract, voice], clock)
+    capture_all(session, clock)
+    recording_id = recording_of(session, voice).id
+    lease = timedelta(minutes=40)
+    sweeps = []
+    for _ in range(recordings.MAX_ATTEMPTS):
+        assert recordings.claim(session, recording_id, clock()) is not None
+        session.commit()
+        clock.advance(minutes=41)  # the worker stopped: the sweep finds it past the lease
+        result = recordings.requeue_stalled(session, clock(), lease)
+        session.commit()
+        sweeps.append((result.requeued, result.failed))
+    assert sweeps == [(1, 0), (1, 0), (0, 1)]
+
+    assert capture_all(session, clock).follow_ups == 1
+    [follow_up] = chat_follow_ups(session, customer.id)
+    assert "客户：[语音]（未能转写）" in follow_up.summary.splitlines()

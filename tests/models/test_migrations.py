@@ -1,4 +1,4 @@
-"""The migrations build the schema the models declare, and the newest one goes down and up."""
+"""The migrations build the schema the models declare, and the newest ones go down and up."""
 
 from __future__ import annotations
 
@@ -37,4 +37,18 @@ def test_the_recordings_migration_goes_down_and_up_again(runtime):
     assert "recordings" not in inspect(runtime.db.engine).get_table_names()
     runtime.db.upgrade()
     assert "recordings" in inspect(runtime.db.engine).get_table_names()
+    assert _differences(runtime) == []
+
+
+def test_the_archived_voice_migration_goes_down_and_up_again(runtime):
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with runtime.db.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0011")
+    columns = {c["name"] for c in inspect(runtime.db.engine).get_columns("archive_messages")}
+    assert "transcript_status" in columns
+    runtime.db.upgrade()
+    columns = {c["name"] for c in inspect(runtime.db.engine).get_columns("chat_windows")}
+    assert "settled_at" in columns
     assert _differences(runtime) == []

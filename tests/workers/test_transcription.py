@@ -1,17 +1,26 @@
 """The transcription job on a real RQ worker with the real speech model (speech/ and the
 bundled faster-whisper base model): an English recording word for word, a silent one, a
-corrupt one, a job delivered twice."""
+corrupt one, a job delivered twice, and an archived voice message captured in its window."""
 
 from __future__ import annotations
 
+import copy
 import io
 import re
 import wave
+from datetime import timedelta
 
 from rq import SimpleWorker
+from sqlalchemy import select
 
-from models import Recording
-from tests.audio import SIGNED, speech_wav
+from crm import chat_capture
+from crm.actors import Actor
+from crm.followups import StoredFile
+from crm.rules import publisher
+from crm.rulesets.defaults import DEFAULT_DOCUMENTS
+from models import Attachment, FollowUp, Recording
+from tests.archive import CUSTOMER_ID, Chat
+from tests.audio import CALL_BACK, SIGNED, encode, speech_wav
 from tests.factories import make_company, make_customer, sign_in
 from workers import queues, transcription
 
@@ -40,8 +49,8 @@ def _post(client, headers, customer_id, summary, files):
     return response.json
 
 
-def _work(runtime):
-    SimpleWorker([queues.TRANSCRIPTION], connection=runtime.redis).work(burst=True)
+def _work(runtime, queue=queues.TRANSCRIPTION):
+    SimpleWorker([queue], connection=runtime.redis).work(burst=True)
 
 
 def _detail(client, headers, customer_id):
@@ -133,3 +142,49 @@ def test_an_uploaded_english_recording_comes_back_word_for_word(
     [done] = follow_up["recordings"]
     assert done["status"] == "done"
     assert _words(done["transcript"]) == _words(SIGNED)
+
+
+def _publish_keywords(session, actor, category, words, now):
+    document = copy.deepcopy(DEFAULT_DOCUMENTS["keywords"])
+    document["categories"].append({"name": category, "words": words})
+    draft = publisher.create_draft(
+        session, actor=actor, kind="keywords", document=document, note=None, now=now
+    )
+    publisher.publish(session, actor=actor, draft_id=draft.id, reason="英文词", now=now)
+    session.commit()
+
+
+def test_an_archived_english_voice_message_is_transcribed_into_its_windows_follow_up(
+    session, clock, runtime
+):
+    company = make_company(session)
+    rep = company.reps[0][0]
+    customer = make_customer(session, rep, clock(), name="王建国", stage="意向")
+    customer.external_userid = CUSTOMER_ID
+    _publish_keywords(session, Actor.of(company.boss), "回电", ["call"], clock())
+    voice = Chat(clock() - timedelta(hours=2)).voice(CUSTOMER_ID, [rep.wecom_userid])
+    # WeCom voice is AMR-NB at 8 kHz: this sentence comes back word for word from it.
+    data = encode(speech_wav(CALL_BACK), "amr")
+    key, digest = runtime.store.save(data, suffix=".amr")
+    fetched = StoredFile("语音.amr", "audio/amr", len(data), digest, key)
+    chat_capture.store_messages(
+        session, [voice], origin="sdk", now=clock(), media={voice["msgid"]: fetched}
+    )
+    session.commit()
+
+    _work(runtime, queues.CAPTURE)  # the window closes and waits for the transcript
+    assert session.scalars(select(FollowUp)).all() == []
+    session.rollback()  # end the read: the jobs' commits are seen below
+    _work(runtime)  # transcribed; finishing it starts the capture job
+    _work(runtime, queues.CAPTURE)
+
+    [follow_up] = session.scalars(select(FollowUp)).all()
+    assert follow_up.capture["categories"] == ["回电"]
+    assert follow_up.capture["keywords"] == ["call"]
+    assert _words(follow_up.transcript) == _words(CALL_BACK)
+    [line] = follow_up.summary.splitlines()[1:]
+    assert line.startswith("客户：[语音] ") and _words(line) == _words(CALL_BACK)
+    recording = session.scalar(select(Recording))
+    attachment = session.get(Attachment, recording.attachment_id)
+    assert (recording.status, recording.follow_up_id) == ("done", follow_up.id)
+    assert attachment.storage_key == key and attachment.follow_up_id == follow_up.id
