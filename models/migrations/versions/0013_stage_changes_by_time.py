@@ -10,7 +10,7 @@ Numbered 0013 to leave 0012 to a branch in flight; chained to 0011 until that on
 from alembic import op
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
