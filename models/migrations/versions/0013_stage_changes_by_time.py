@@ -1,10 +1,8 @@
 """stage changes by time: the team funnel reads a period's moves across all customers
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 Create Date: 2026-12-02 01:00:00
-
-Numbered 0013 to leave 0012 to a branch in flight; chained to 0011 until that one lands.
 """
 
 from alembic import op
