@@ -393,18 +393,23 @@ def _commands(banner):
     return found
 
 
-def _run(script):
+def _run(script, env=None):
     run = subprocess.run(
-        ["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True
+        ["bash", "-c", script], capture_output=True, text=True, timeout=30, check=True, env=env
     )
     return json.loads(run.stdout)
 
 
 def _voice_follow_up_once_settled(script):
-    """The customer page the banner links, once its voice follow-up's recording is settled."""
+    """The customer page the banner links, once its voice follow-up's recording is settled;
+    signed in once (the sign-in limits would refuse a sign-in every poll)."""
+    sign_in, page = script.split("\n")
+    token = _run(f'{sign_in}\nprintf \'"%s"\' "$TOKEN"')
+    assert token, sign_in
+    env = {**os.environ, "TOKEN": token}
     deadline = time.monotonic() + TRANSCRIBED_SECONDS
     while True:
-        answer = _run(script)
+        answer = _run(page, env)
         follow_up = next(
             item["follow_up"]
             for item in answer["timeline"]
