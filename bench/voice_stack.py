@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+import signal
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -100,6 +101,9 @@ class VoiceStack:
         self.db: Database | None = None
 
     def __enter__(self) -> VoiceStack:
+        # A benchmark stopped with kill (or timeout) unwinds through __exit__, which stops the
+        # processes it started instead of leaving them running.
+        signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
         try:
             self._start()
         except BaseException:
