@@ -203,7 +203,7 @@ def run(args: argparse.Namespace) -> Run:
         whole_job = WholeJob(stack, data, poll_seconds)
         whole_job()  # the warm-up: the worker has loaded its model when this is done
         whole_job.rounds.clear()
-        sides = [
+        sides: list[tuple[Side, Callable[[], str]]] = [
             (Side("bare `WhisperModel.transcribe`"), lambda: bare_transcribe(model, data)),
             (Side("wecrm `Transcriber.transcribe`"), lambda: transcriber.transcribe(data).text),
             (Side("wecrm, whole job (API upload → done)"), whole_job),

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -172,7 +173,7 @@ def main() -> None:
         bot()  # the warm-up: the worker has loaded its model when this is answered
         for step in STEPS:
             bot.steps[step].clear()
-        sides = [
+        sides: list[tuple[Side, Callable[[], str]]] = [
             (Side("bare `WhisperModel.transcribe`"), lambda: bare_transcribe(model, amr)),
             (Side("wecrm bot: callback → reply at WeCom"), bot),
         ]
