@@ -62,7 +62,7 @@ HTTP_TIMEOUT_SECONDS = 60
 def bench_settings() -> Settings:
     """The settings of the benchmark's own bare calls: the environment's (`WECRM_WHISPER_*`
     apply), with the stack's data folder, so they load the very model the worker loads."""
-    return replace(Settings.from_env(), data_dir=DATA_DIR, whisper_language=LANGUAGE)
+    return replace(Settings.from_env(), data_dir=DATA_DIR)
 
 
 def rule_documents() -> dict[str, dict]:
