@@ -13,11 +13,13 @@ The decisions:
   customers are never simulated, so a lost deal never counts as won.
 - Win rates are learnt from this company's history, not fixed per stage: a deal's cell is its
   stage and its age in the stage (`AGE_BUCKETS_DAYS`). Anchors are the forecast's moment one,
-  two, ... months back (same day and time of the month, at most the 28th) whose window, shifted
-  back as well, had ended by that moment — month starts for the back-test. A cell's rate is the
-  share of the deals open in it at an anchor that were won within the anchor's window. Thin
-  cells lean on their stage: each rate is a Beta posterior with `PRIOR_STRENGTH` pseudo-deals
-  at the stage's rate, and the stage's rate leans the same way on the rate of all open deals.
+  two, ... months back (same day and time of the month, at most the 28th); an anchor's window
+  is the same span of its own calendar (the rest of its month, or the month after), and only
+  anchors whose window had ended by the forecast's moment teach — the month starts before it,
+  for the back-test. A cell's rate is the share of the deals open in it at its anchors that
+  were won within the anchor's window. Thin cells lean on their stage: each rate is a Beta
+  posterior with `PRIOR_STRENGTH` pseudo-deals at the stage's rate, and the stage's rate leans
+  the same way on the rate of all open deals.
 - Deals not open at the moment (new customers, lost ones that return) also win within a
   window: their revenue is drawn from the same anchors' figures (a bootstrap), so the forecast
   does not leave out what a month's new leads bring.
@@ -43,7 +45,7 @@ import hashlib
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from itertools import count
 
 import numpy as np
@@ -62,6 +64,7 @@ MIN_ANCHORS = 3  # fewer past windows say too little to learn a rate from
 PRIOR_STRENGTH = 10.0  # pseudo-deals at the stage's rate that a cell's own deals outweigh
 AGE_BUCKETS_DAYS = (15, 45)  # days in the stage: under 15, 15–44, 45 and over
 QUANTILES = (10, 50, 90)
+MAX_DRAWS_PER_BATCH = 1_000_000  # deals × runs simulated at once (about 8 MB of draws)
 
 # A deal's cell: its stage and the index of its age bucket.
 Cell = tuple[str, int]
@@ -210,114 +213,108 @@ def forecast_from(
     histories: list[DealHistory], *, now: datetime, backtest_months: int = BACKTEST_MONTHS
 ) -> Forecast:
     """The forecast from customers' histories as of `now` (pure: the tests feed it directly)."""
+    method = _Method(histories)
     this_month = _month_start(calendar.local_date(now))
-    next_month = _add_months(this_month, 1)
-    month_after = _add_months(this_month, 2)
-    this_month_at = calendar.day_start(this_month)
-    first_move = min((h.times[0] for h in histories if h.times), default=now)
     months = []
     for back in range(backtest_months, 0, -1):
         month = _add_months(this_month, -back)
-        start, end = calendar.day_start(month), calendar.day_start(_add_months(month, 1))
-        window = _forecast_window(histories, first_move, as_of=start, start=start, end=end)
-        if window is not None:
-            lessons, forecast = window
+        answer = method.forecast(calendar.day_start(month), months_ahead=0, need=MIN_ANCHORS)
+        if answer is not None:
+            lessons, window = answer
             months.append(
                 BacktestMonth(
                     month=month,
                     anchors=lessons.anchors,
-                    open_deals=forecast.open_deals,
-                    revenue=forecast.revenue,
-                    actual=_won_revenue(histories, start, end),
+                    open_deals=window.open_deals,
+                    revenue=window.revenue,
+                    actual=_won_revenue(histories, window.start, window.end),
                 )
             )
+    # With too little history the rates are the prior's alone, and the width says so.
+    live = [method.forecast(now, months_ahead=ahead, need=0) for ahead in (0, 1)]
+    this_month_rest, next_month = (answer[1] for answer in live if answer is not None)
     return Forecast(
         as_of=now,
-        this_month_won=_won_revenue(histories, this_month_at, now),
-        this_month_remaining=_live_window(
-            histories, first_move, now, now, calendar.day_start(next_month)
-        ),
-        next_month=_live_window(
-            histories,
-            first_move,
-            now,
-            calendar.day_start(next_month),
-            calendar.day_start(month_after),
-        ),
+        this_month_won=_won_revenue(histories, calendar.day_start(this_month), now),
+        this_month_remaining=this_month_rest,
+        next_month=next_month,
         backtest=Backtest(months),
     )
 
 
-def _live_window(
-    histories: list[DealHistory],
-    first_move: datetime,
-    now: datetime,
-    start: datetime,
-    end: datetime,
-) -> WindowForecast:
-    """A window forecast now; with too little history to learn from, the rates are the prior's
-    alone and the interval says so by its width."""
-    window = _forecast_window(histories, first_move, as_of=now, start=start, end=end, need=0)
-    assert window is not None  # need=0 always answers
-    return window[1]
+@dataclass(frozen=True)
+class _Tally:
+    """One anchor's open deals and wins per cell, and the revenue of the deals not open."""
+
+    deals: Counter[Cell]
+    wins: Counter[Cell]
+    other: float
 
 
-def _forecast_window(
-    histories: list[DealHistory],
-    first_move: datetime,
-    *,
-    as_of: datetime,
-    start: datetime,
-    end: datetime,
-    need: int = MIN_ANCHORS,
-) -> tuple[_Lessons, WindowForecast] | None:
-    """Learn from the anchors before `as_of`, then simulate the deals open at `as_of`."""
-    lessons = _learn(histories, first_move, as_of=as_of, lead=start - as_of, length=end - start)
-    if lessons.anchors < need:
-        return None
-    cells: list[Cell] = []
-    deal_amounts: list[float] = []
-    for history in histories:
-        state = history.state_at(as_of)
-        if state is not None and state[0] in OPEN_STAGES:
-            cells.append(_cell(state, as_of))
-            deal_amounts.append(history.amount)
-    revenue = _simulate(cells, deal_amounts, lessons)
-    return lessons, WindowForecast(start, end, len(cells), sum(deal_amounts), revenue)
+class _Method:
+    """The method over one set of histories. Each anchor is tallied once, however many
+    forecasts learn from it: every month of the back-test learns from the month starts before."""
 
+    def __init__(self, histories: list[DealHistory]) -> None:
+        self.histories = histories
+        self.first_move = min((h.times[0] for h in histories if h.times), default=None)
+        self.tallies: dict[tuple[datetime, int], _Tally] = {}
 
-def _learn(
-    histories: list[DealHistory],
-    first_move: datetime,
-    *,
-    as_of: datetime,
-    lead: timedelta,
-    length: timedelta,
-) -> _Lessons:
-    """Deals and wins per cell over the anchors whose window had ended by `as_of`."""
-    lessons = _Lessons(0, Counter(), Counter(), [])
-    for back in count(1):
-        anchor = _months_before(as_of, back)
-        if anchor < first_move:
-            break
-        start, end = anchor + lead, anchor + lead + length
-        if end > as_of:  # that window's outcome was not known yet
-            continue
-        other = 0.0
-        for history in histories:
-            state = history.state_at(anchor)
-            is_open = state is not None and state[0] in OPEN_STAGES
-            won = history.is_won_in(start, end)
-            if is_open:
-                assert state is not None
-                cell = _cell(state, anchor)
-                lessons.deals[cell] += 1
-                lessons.wins[cell] += won
-            elif won:
-                other += history.amount
-        lessons.anchors += 1
-        lessons.others.append(other)
-    return lessons
+    def forecast(
+        self, as_of: datetime, *, months_ahead: int, need: int
+    ) -> tuple[_Lessons, WindowForecast] | None:
+        """The window `months_ahead` of `as_of` from the deals open at `as_of`; None when fewer
+        than `need` anchors are behind it."""
+        lessons = self.learn(as_of, months_ahead)
+        if lessons.anchors < need:
+            return None
+        cells: list[Cell] = []
+        amounts: list[float] = []
+        for history in self.histories:
+            state = history.state_at(as_of)
+            if state is not None and state[0] in OPEN_STAGES:
+                cells.append(_cell(state, as_of))
+                amounts.append(history.amount)
+        start, end = _window(as_of, months_ahead)
+        revenue = _simulate(cells, amounts, lessons)
+        return lessons, WindowForecast(start, end, len(cells), sum(amounts), revenue)
+
+    def learn(self, as_of: datetime, months_ahead: int) -> _Lessons:
+        """The tallies of the anchors before `as_of` whose window had ended by then."""
+        lessons = _Lessons(0, Counter(), Counter(), [])
+        if self.first_move is None:
+            return lessons
+        for back in count(1):
+            anchor = _months_before(as_of, back)
+            if anchor < self.first_move:
+                return lessons
+            if _window(anchor, months_ahead)[1] > as_of:  # its outcome was not known yet
+                continue
+            tally = self.tally(anchor, months_ahead)
+            lessons.anchors += 1
+            lessons.deals += tally.deals
+            lessons.wins += tally.wins
+            lessons.others.append(tally.other)
+        raise AssertionError("unreachable: anchors run back past the first move")
+
+    def tally(self, anchor: datetime, months_ahead: int) -> _Tally:
+        key = (anchor, months_ahead)
+        if key not in self.tallies:
+            start, end = _window(anchor, months_ahead)
+            deals: Counter[Cell] = Counter()
+            wins: Counter[Cell] = Counter()
+            other = 0.0
+            for history in self.histories:
+                state = history.state_at(anchor)
+                won = history.is_won_in(start, end)
+                if state is not None and state[0] in OPEN_STAGES:
+                    cell = _cell(state, anchor)
+                    deals[cell] += 1
+                    wins[cell] += won
+                elif won:
+                    other += history.amount
+            self.tallies[key] = _Tally(deals, wins, other)
+        return self.tallies[key]
 
 
 def _simulate(cells: list[Cell], amounts: list[float], lessons: _Lessons) -> Interval:
@@ -326,12 +323,17 @@ def _simulate(cells: list[Cell], amounts: list[float], lessons: _Lessons) -> Int
     used = sorted(set(cells))
     alpha, beta = _posteriors(used, lessons)
     # Each run draws its own rate per cell (the history's uncertainty), then each deal.
-    rates = rng.beta(alpha, beta, size=(SIMULATIONS, len(used))) if used else None
-    revenue = np.zeros(SIMULATIONS)
-    if rates is not None:
-        index = np.array([used.index(c) for c in cells])
-        won = rng.random((SIMULATIONS, len(cells))) < rates[:, index]
-        revenue += won @ np.array(amounts)
+    rates = rng.beta(alpha, beta, size=(SIMULATIONS, len(used)))
+    position = {cell: i for i, cell in enumerate(used)}
+    index = np.array([position[c] for c in cells], dtype=int)
+    values = np.array(amounts)
+    revenue = np.empty(SIMULATIONS)
+    # Runs in batches, so that a large book's deals never fill memory with a full matrix.
+    batch = max(1, MAX_DRAWS_PER_BATCH // max(1, len(cells)))
+    for first in range(0, SIMULATIONS, batch):
+        runs = rates[first : first + batch]
+        won = rng.random((len(runs), len(cells))) < runs[:, index]
+        revenue[first : first + batch] = won @ values
     if lessons.others:
         revenue += rng.choice(np.array(lessons.others), size=SIMULATIONS)
     p10, p50, p90 = (float(v) for v in np.percentile(revenue, QUANTILES))
@@ -385,6 +387,13 @@ def _cell(state: tuple[str, datetime], moment: datetime) -> Cell:
 def _won_revenue(histories: list[DealHistory], start: datetime, end: datetime) -> float:
     """The revenue actually won in [start, end): each customer won in it, once."""
     return round(sum(h.amount for h in histories if h.is_won_in(start, end)), 2)
+
+
+def _window(moment: datetime, months_ahead: int) -> tuple[datetime, datetime]:
+    """The rest of the month of `moment` (0), or the whole month after it (1)."""
+    month = _month_start(calendar.local_date(moment))
+    start = moment if months_ahead == 0 else calendar.day_start(_add_months(month, months_ahead))
+    return start, calendar.day_start(_add_months(month, months_ahead + 1))
 
 
 def _month_start(day: date) -> date:
