@@ -83,7 +83,8 @@ class Interval:
 
 @dataclass
 class WindowForecast:
-    """The revenue of the deals won in [start, end), forecast at `as_of`."""
+    """The revenue of the deals won in [start, end), as forecast from the deals open when
+    asked."""
 
     start: datetime
     end: datetime
@@ -132,8 +133,8 @@ class Backtest:
     def mean_relative_width(self) -> float | None:
         """The mean width against the mean actual revenue: how wide the interval is for what
         it holds."""
-        actual = sum(m.actual for m in self.months)
-        return self.mean_width * len(self.months) / actual if actual and self.mean_width else None
+        actual, width = sum(m.actual for m in self.months), self.mean_width
+        return width * len(self.months) / actual if actual and width is not None else None
 
 
 @dataclass
