@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from crm.analytics import funnel
+from crm.analytics import forecast, funnel
 from crm.errors import Invalid
 from miniapp_api import api, messages
-from miniapp_api.context import actor, session
+from miniapp_api.context import actor, now, session
 from miniapp_api.routing import operation
-from miniapp_api.schemas import FunnelOut, FunnelQuery
+from miniapp_api.schemas import ForecastOut, ForecastQuery, FunnelOut, FunnelQuery
 
 
 @operation(
@@ -43,3 +43,22 @@ def _compare_period(start: date | None, end: date | None) -> funnel.Period:
         missing = "compare_start" if start is None else "compare_end"
         raise Invalid(messages.COMPARE_PERIOD_INCOMPLETE, code="compare_incomplete", field=missing)
     return funnel.Period.of(start, end, field_prefix="compare_")
+
+
+@operation(
+    api,
+    "GET",
+    "/analytics/forecast",
+    summary="月度业绩预测：本月剩余与下月成交金额的 P10 / P50 / P90，附过去各月的回测",
+    tag="analytics",
+    query=ForecastQuery,
+    response=ForecastOut,
+)
+def revenue_forecast(query: ForecastQuery) -> Any:
+    return forecast.revenue_forecast(
+        session(),
+        actor=actor(),
+        now=now(),
+        team_id=query.team_id,
+        backtest_months=query.backtest_months,
+    )

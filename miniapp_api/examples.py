@@ -36,6 +36,7 @@ from miniapp_api.schemas import (
     ExpediteReportQuery,
     ExportQuery,
     FollowUpIn,
+    ForecastQuery,
     FunnelQuery,
     HistoryQuery,
     ImportIn,
@@ -243,4 +244,5 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "grade": "A",
         "team_id": 1,
     },
+    ForecastQuery: {"team_id": 1, "backtest_months": 12},
 }

@@ -1087,3 +1087,51 @@ class FunnelPeriodOut(Out):
 class FunnelOut(Out):
     period: FunnelPeriodOut
     compare: FunnelPeriodOut | None
+
+
+class ForecastQuery(Strict):
+    team_id: Id | None = Field(default=None, description="只看一个团队（主管只能是本组）")
+    backtest_months: int = Field(
+        default=12, ge=0, le=12, description="回测的过去月数（最多 12；历史不足的月份不计）"
+    )
+
+
+class RevenueIntervalOut(Out):
+    p10: float = Field(description="十分之一的可能低于此值")
+    p50: float = Field(description="中位数")
+    p90: float = Field(description="十分之一的可能高于此值")
+    width: float = Field(description="区间宽度 P90 - P10")
+
+
+class ForecastWindowOut(Out):
+    start: datetime
+    end: datetime
+    open_deals: int = Field(description="预测时处于潜在、意向、报价的客户数")
+    open_amount: float = Field(description="这些客户的预计金额合计")
+    revenue: RevenueIntervalOut
+
+
+class BacktestMonthOut(Out):
+    month: date = Field(description="被回测的月份（第一天）")
+    anchors: int = Field(description="当时可学习的历史月数")
+    open_deals: int
+    revenue: RevenueIntervalOut = Field(description="月初按当时已知的数据给出的预测")
+    actual: float = Field(description="该月实际成交金额")
+    covered: bool = Field(description="实际值是否落在 P10–P90 之内")
+
+
+class BacktestOut(Out):
+    months: list[BacktestMonthOut]
+    covered: int
+    coverage: float | None = Field(description="落在 P10–P90 之内的月份占比")
+    p50_mape: float | None = Field(description="P50 的平均绝对百分比误差")
+    mean_width: float | None = Field(description="区间平均宽度（元）")
+    mean_relative_width: float | None = Field(description="区间平均宽度 / 月均实际成交金额")
+
+
+class ForecastOut(Out):
+    as_of: datetime
+    this_month_won: float = Field(description="本月截至此刻已成交金额")
+    this_month_remaining: ForecastWindowOut = Field(description="本月剩余时间的成交金额预测")
+    next_month: ForecastWindowOut = Field(description="下月成交金额预测")
+    backtest: BacktestOut

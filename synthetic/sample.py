@@ -1,7 +1,7 @@
 """The demo's sample company, planned: a tile and bathroom distributor (瓷砖/卫浴) in Hunan.
 
 Shaped like the seed article's customer: a boss, three area teams of a manager and five reps,
-~1,200 customers over twelve counties with six months of follow-ups, walked through the funnel
+~1,200 customers over twelve counties with sixteen months of follow-ups, walked through the funnel
 one customer at a time. Grades come from the season's grading rules (`GRADING`) through the
 real engine, quiet customers are released as the default pool timer does, days are business
 days (`synthetic.rules`). `wecrm.demo.seeding` writes the plan; `synthetic.book` is the
@@ -60,7 +60,7 @@ from synthetic.sample_words import (
 COMPANY_NAME = "湖南湘瓷建材有限公司"
 EMAIL_DOMAIN = "xiangci.example.com"
 CUSTOMER_EMAIL_DOMAIN = "example.com"
-HISTORY_DAYS = 182  # six months of customers and follow-ups
+HISTORY_DAYS = 487  # sixteen months: the forecast back-tests on a year of them
 
 
 def _person(

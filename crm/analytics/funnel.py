@@ -4,9 +4,8 @@ Read from the customers and their stage history (`stage_changes`) for a period o
 The decisions, so that every figure can be checked by hand (tests/crm/test_funnel.py does so
 with plain SQL):
 
-- Who: a manager sees their team, the boss everyone, broken down by team (or one team, by
-  `team_id`). Reps are refused: PRODUCT.md makes the funnel the manager's view. Another team's
-  id answers NotFound, like any record outside scope.
+- Who (crm/analytics/scopes.py): a manager sees their team, the boss everyone, broken down by
+  team (or one team, by `team_id`). Reps are refused. Another team's id answers NotFound.
 - Attribution: a customer counts for the team and the rep holding it now, and the filters
   (region, source, category, grade) read its current values: stage history keeps no owner.
   Customers in the public pool count for their team and the total, for no rep.
@@ -46,11 +45,11 @@ from sqlalchemy import ColumnElement, case, distinct, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from crm import calendar
-from crm.actors import Actor, customer_scope
-from crm.errors import Forbidden, Invalid, NotFound
+from crm.actors import Actor
+from crm.analytics import scopes
+from crm.errors import Invalid
 from crm.vocab import Stage
 from models import Customer, StageChange, Team, User
-from models.users import Role
 
 MAX_PERIOD_DAYS = 366
 FIRST_YEAR, LAST_YEAR = 2000, 2100
@@ -224,15 +223,7 @@ def team_funnel(
 def _conditions(
     session: Session, *, actor: Actor, filters: FunnelFilters, team_id: int | None
 ) -> list[ColumnElement[bool]]:
-    if actor.is_rep:
-        raise Forbidden("团队漏斗只对主管和老板开放")
-    conditions = [customer_scope(actor)]
-    if team_id is not None:
-        if session.get(Team, team_id) is None or (
-            actor.role is Role.MANAGER and team_id != actor.team_id
-        ):
-            raise NotFound("团队")
-        conditions.append(Customer.team_id == team_id)
+    conditions = scopes.team_conditions(session, actor=actor, team_id=team_id, view="团队漏斗")
     for column, value in (
         (Customer.region, filters.region),
         (Customer.source, filters.source),

@@ -46,6 +46,7 @@ COLLECTIONS = {
     "list_orders",
     "expedite_report",
     "team_funnel",
+    "revenue_forecast",
 }
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
@@ -314,6 +315,12 @@ def test_lists_exports_and_summaries_hold_only_what_the_role_may_see(
     else:
         assert sum(s["now"] for s in funnel.json["period"]["total"]["stages"]) == len(visible)
         assert sum(s["entered"] for s in funnel.json["period"]["total"]["stages"]) == len(visible)
+
+    forecast = client.get("/api/v1/analytics/forecast", headers=headers)
+    if role == "rep":
+        assert forecast.status_code == 403  # like the funnel, the managers' and the boss's
+    else:  # every visible customer is a new lead: an open deal
+        assert forecast.json["next_month"]["open_deals"] == len(visible)
 
     people = client.get("/api/v1/users", headers=headers).json["items"]
     if role == "rep":

@@ -20,6 +20,8 @@ LIST_STATEMENTS = 4
 DETAIL_STATEMENTS = 10
 # auth user; per period: stages now, entries, steps, stays, team names, rep names
 FUNNEL_STATEMENTS = 1 + 2 * 6
+# auth user, customers in scope with their amounts, their stage history (the back-test too)
+FORECAST_STATEMENTS = 3
 
 
 @contextmanager
@@ -106,3 +108,19 @@ def test_funnel_statement_count_does_not_grow_with_customers_or_reps(
     assert response.status_code == 200
     assert response.json["period"]["total"]["stages"][0]["entered"] == customers
     assert len(statements) == FUNNEL_STATEMENTS, statements
+
+
+@pytest.mark.parametrize("customers", [1, 30])
+def test_forecast_statement_count_does_not_grow_with_customers_or_history(
+    customers, client, session, fake_wecom, clock, runtime
+):
+    company = make_company(session)
+    reps = [rep for team in company.reps for rep in team]
+    for n in range(customers):
+        make_customer(session, reps[n % len(reps)], clock())
+    headers = sign_in(client, fake_wecom, company.boss)
+    with count_statements(runtime.db.engine) as statements:
+        response = client.get("/api/v1/analytics/forecast?backtest_months=12", headers=headers)
+    assert response.status_code == 200
+    assert response.json["next_month"]["open_deals"] == customers
+    assert len(statements) == FORECAST_STATEMENTS, statements

@@ -108,7 +108,7 @@ def run_demo(*, host: str, port: int, fake_wecom_port: int | None, customer_coun
             if session.scalar(select(func.count()).select_from(User)):
                 _say("数据库里已有数据，沿用（删除数据目录即可重新生成演示数据）。")
             else:
-                _say(f"正在生成演示公司：{customer_count} 个客户和半年的跟进记录……")
+                _say(f"正在生成演示公司：{customer_count} 个客户和十六个月的跟进记录……")
                 started = time.perf_counter()
                 company = seed_company(session, now=runtime.clock(), customer_count=customer_count)
                 seed_email_templates(

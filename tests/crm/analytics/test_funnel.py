@@ -21,7 +21,7 @@ from crm.vocab import Stage
 from models.base import UTCDateTime
 from wecrm.demo import seeding
 
-# The demo's clock stands at 2026-03-02; its history reaches back about half a year.
+# The demo's clock stands at 2026-03-02; its history reaches back sixteen months.
 PERIOD = funnel.Period.of(date(2025, 12, 1), date(2026, 3, 1))
 STEPS = ((Stage.LEAD, Stage.INTEREST), (Stage.INTEREST, Stage.QUOTE), (Stage.QUOTE, Stage.WON))
 

@@ -1,0 +1,413 @@
+"""The revenue forecast (月度业绩预测): this month's remaining and next month's revenue as
+P10 / P50 / P90, with its back-test over the past months.
+
+The decisions:
+
+- Revenue: a deal is won when its customer moves into 成交 (a `stage_changes` row), worth the
+  customer's `expected_amount`; a customer won in a window counts once, in the window of its
+  move, whatever happened to it afterwards. Not orders: orders are optional, arrive in batches
+  after the deal and (in the demo) cover two months; every won deal has a dated move. The
+  amount is today's `expected_amount` (the book keeps no history of it) and a customer without
+  one is worth 0, in the forecast and in the actual figures alike.
+- Open deals: customers in 潜在 / 意向 / 报价 at the moment of forecasting. Lost (流失) and won
+  customers are never simulated, so a lost deal never counts as won.
+- Win rates are learnt from this company's history, not fixed per stage: a deal's cell is its
+  stage and its age in the stage (`AGE_BUCKETS_DAYS`). Anchors are the forecast's moment one,
+  two, ... months back (same day and time of the month, at most the 28th); an anchor's window
+  is the same span of its own calendar (the rest of its month, or the month after), and only
+  anchors whose window had ended by the forecast's moment teach — the month starts before it,
+  for the back-test. A cell's rate is the share of the deals open in it at its anchors that
+  were won within the anchor's window. Thin cells lean on their stage: each rate is a Beta
+  posterior with `PRIOR_STRENGTH` pseudo-deals at the stage's rate, and the stage's rate leans
+  the same way on the rate of all open deals.
+- Deals not open at the moment (new customers, lost ones that return) also win within a
+  window: their revenue is drawn from the same anchors' figures (a bootstrap), so the forecast
+  does not leave out what a month's new leads bring.
+- Uncertainty: each of `SIMULATIONS` runs draws every cell's rate from its posterior (what the
+  history leaves unknown), then every deal as won or not with its rate, and adds a draw of the
+  revenue of deals not open; P10 / P50 / P90 are that sum's percentiles. The generator is
+  seeded from a digest of the inputs, so the same data gives the same answer.
+- Back-test: as of the start of each of the past `BACKTEST_MONTHS` months (Beijing time), the
+  same method on the stage history known then — each customer's stage as of that moment is
+  rebuilt from `stage_changes` — against the revenue actually won in that month. Months with
+  fewer than `MIN_ANCHORS` anchors behind them are left out. Reported: each month's row,
+  coverage (share of months inside P10–P90), the P50's mean absolute percentage error and the
+  mean width of the interval, also relative to the mean actual revenue.
+
+Two statements whatever the size: the customers in scope with their amounts, then their stage
+history (indexed on `customer_id, changed_at`), read once; the back-test rebuilds every
+moment's stages from that in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime
+from itertools import count
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm import calendar
+from crm.actors import Actor
+from crm.analytics import scopes
+from crm.vocab import OPEN_STAGES, Stage
+from models import Customer, StageChange
+
+BACKTEST_MONTHS = 12
+SIMULATIONS = 2000
+MIN_ANCHORS = 3  # fewer past windows say too little to learn a rate from
+PRIOR_STRENGTH = 10.0  # pseudo-deals at the stage's rate that a cell's own deals outweigh
+AGE_BUCKETS_DAYS = (15, 45)  # days in the stage: under 15, 15–44, 45 and over
+QUANTILES = (10, 50, 90)
+MAX_DRAWS_PER_BATCH = 1_000_000  # deals × runs simulated at once (about 8 MB of draws)
+
+# A deal's cell: its stage and the index of its age bucket.
+Cell = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Interval:
+    p10: float
+    p50: float
+    p90: float
+
+    @property
+    def width(self) -> float:
+        return self.p90 - self.p10
+
+
+@dataclass
+class WindowForecast:
+    """The revenue of the deals won in [start, end), as forecast from the deals open when
+    asked."""
+
+    start: datetime
+    end: datetime
+    open_deals: int
+    open_amount: float
+    revenue: Interval
+
+
+@dataclass
+class BacktestMonth:
+    month: date
+    anchors: int
+    open_deals: int
+    revenue: Interval
+    actual: float
+
+    @property
+    def covered(self) -> bool:
+        return self.revenue.p10 <= self.actual <= self.revenue.p90
+
+
+@dataclass
+class Backtest:
+    months: list[BacktestMonth]
+
+    @property
+    def covered(self) -> int:
+        return sum(m.covered for m in self.months)
+
+    @property
+    def coverage(self) -> float | None:
+        return self.covered / len(self.months) if self.months else None
+
+    @property
+    def p50_mape(self) -> float | None:
+        """The P50's mean absolute percentage error over the months with revenue."""
+        errors = [abs(m.revenue.p50 - m.actual) / m.actual for m in self.months if m.actual > 0]
+        return sum(errors) / len(errors) if errors else None
+
+    @property
+    def mean_width(self) -> float | None:
+        widths = [m.revenue.width for m in self.months]
+        return sum(widths) / len(widths) if widths else None
+
+    @property
+    def mean_relative_width(self) -> float | None:
+        """The mean width against the mean actual revenue: how wide the interval is for what
+        it holds."""
+        actual, width = sum(m.actual for m in self.months), self.mean_width
+        return width * len(self.months) / actual if actual and width is not None else None
+
+
+@dataclass
+class Forecast:
+    as_of: datetime
+    this_month_won: float  # already won this month, before `as_of`
+    this_month_remaining: WindowForecast
+    next_month: WindowForecast
+    backtest: Backtest
+
+
+@dataclass
+class DealHistory:
+    """One customer's stage history: times of its moves (oldest first) and where each led."""
+
+    amount: float
+    times: list[datetime]
+    stages: list[str]
+    won_at: list[datetime]
+
+    def state_at(self, moment: datetime) -> tuple[str, datetime] | None:
+        """The stage at `moment` and when it was entered; None before the customer existed."""
+        index = bisect_right(self.times, moment) - 1
+        return (self.stages[index], self.times[index]) if index >= 0 else None
+
+    def is_won_in(self, start: datetime, end: datetime) -> bool:
+        index = bisect_left(self.won_at, start)
+        return index < len(self.won_at) and self.won_at[index] < end
+
+
+@dataclass
+class _Lessons:
+    """What the anchors before a moment teach: deals and wins per cell, and the revenue of
+    deals that were not open at each anchor."""
+
+    anchors: int
+    deals: Counter[Cell]
+    wins: Counter[Cell]
+    others: list[float]
+
+
+def revenue_forecast(
+    session: Session,
+    *,
+    actor: Actor,
+    now: datetime,
+    team_id: int | None = None,
+    backtest_months: int = BACKTEST_MONTHS,
+) -> Forecast:
+    """This month's remaining and next month's revenue of the actor's scope, with a back-test."""
+    conditions = scopes.team_conditions(session, actor=actor, team_id=team_id, view="业绩预测")
+    amounts = {
+        customer_id: float(amount or 0)
+        for customer_id, amount in session.execute(
+            select(Customer.id, Customer.expected_amount).where(*conditions)
+        )
+    }
+    histories = {
+        customer_id: DealHistory(amount, [], [], []) for customer_id, amount in amounts.items()
+    }
+    moves = session.execute(
+        select(StageChange.customer_id, StageChange.to_stage, StageChange.changed_at)
+        .join(Customer, Customer.id == StageChange.customer_id)
+        .where(*conditions, StageChange.changed_at <= now)
+        .order_by(StageChange.customer_id, StageChange.changed_at, StageChange.id)
+    )
+    for customer_id, stage, changed_at in moves:
+        history = histories[customer_id]
+        history.times.append(changed_at)
+        history.stages.append(stage)
+        if stage == Stage.WON:
+            history.won_at.append(changed_at)
+    return forecast_from(list(histories.values()), now=now, backtest_months=backtest_months)
+
+
+def forecast_from(
+    histories: list[DealHistory], *, now: datetime, backtest_months: int = BACKTEST_MONTHS
+) -> Forecast:
+    """The forecast from customers' histories as of `now` (pure: the tests feed it directly)."""
+    method = _Method(histories)
+    this_month = _month_start(calendar.local_date(now))
+    months = []
+    for back in range(backtest_months, 0, -1):
+        month = _add_months(this_month, -back)
+        answer = method.forecast(calendar.day_start(month), months_ahead=0, need=MIN_ANCHORS)
+        if answer is not None:
+            lessons, window = answer
+            months.append(
+                BacktestMonth(
+                    month=month,
+                    anchors=lessons.anchors,
+                    open_deals=window.open_deals,
+                    revenue=window.revenue,
+                    actual=_won_revenue(histories, window.start, window.end),
+                )
+            )
+    # With too little history the rates are the prior's alone, and the width says so.
+    live = [method.forecast(now, months_ahead=ahead, need=0) for ahead in (0, 1)]
+    this_month_rest, next_month = (answer[1] for answer in live if answer is not None)
+    return Forecast(
+        as_of=now,
+        this_month_won=_won_revenue(histories, calendar.day_start(this_month), now),
+        this_month_remaining=this_month_rest,
+        next_month=next_month,
+        backtest=Backtest(months),
+    )
+
+
+@dataclass(frozen=True)
+class _Tally:
+    """One anchor's open deals and wins per cell, and the revenue of the deals not open."""
+
+    deals: Counter[Cell]
+    wins: Counter[Cell]
+    other: float
+
+
+class _Method:
+    """The method over one set of histories. Each anchor is tallied once, however many
+    forecasts learn from it: every month of the back-test learns from the month starts before."""
+
+    def __init__(self, histories: list[DealHistory]) -> None:
+        self.histories = histories
+        self.first_move = min((h.times[0] for h in histories if h.times), default=None)
+        self.tallies: dict[tuple[datetime, int], _Tally] = {}
+
+    def forecast(
+        self, as_of: datetime, *, months_ahead: int, need: int
+    ) -> tuple[_Lessons, WindowForecast] | None:
+        """The window `months_ahead` of `as_of` from the deals open at `as_of`; None when fewer
+        than `need` anchors are behind it."""
+        lessons = self.learn(as_of, months_ahead)
+        if lessons.anchors < need:
+            return None
+        cells: list[Cell] = []
+        amounts: list[float] = []
+        for history in self.histories:
+            state = history.state_at(as_of)
+            if state is not None and state[0] in OPEN_STAGES:
+                cells.append(_cell(state, as_of))
+                amounts.append(history.amount)
+        start, end = _window(as_of, months_ahead)
+        revenue = _simulate(cells, amounts, lessons)
+        return lessons, WindowForecast(start, end, len(cells), sum(amounts), revenue)
+
+    def learn(self, as_of: datetime, months_ahead: int) -> _Lessons:
+        """The tallies of the anchors before `as_of` whose window had ended by then."""
+        lessons = _Lessons(0, Counter(), Counter(), [])
+        if self.first_move is None:
+            return lessons
+        for back in count(1):
+            anchor = _months_before(as_of, back)
+            if anchor < self.first_move:
+                return lessons
+            if _window(anchor, months_ahead)[1] > as_of:  # its outcome was not known yet
+                continue
+            tally = self.tally(anchor, months_ahead)
+            lessons.anchors += 1
+            lessons.deals += tally.deals
+            lessons.wins += tally.wins
+            lessons.others.append(tally.other)
+        raise AssertionError("unreachable: anchors run back past the first move")
+
+    def tally(self, anchor: datetime, months_ahead: int) -> _Tally:
+        key = (anchor, months_ahead)
+        if key not in self.tallies:
+            start, end = _window(anchor, months_ahead)
+            deals: Counter[Cell] = Counter()
+            wins: Counter[Cell] = Counter()
+            other = 0.0
+            for history in self.histories:
+                state = history.state_at(anchor)
+                won = history.is_won_in(start, end)
+                if state is not None and state[0] in OPEN_STAGES:
+                    cell = _cell(state, anchor)
+                    deals[cell] += 1
+                    wins[cell] += won
+                elif won:
+                    other += history.amount
+            self.tallies[key] = _Tally(deals, wins, other)
+        return self.tallies[key]
+
+
+def _simulate(cells: list[Cell], amounts: list[float], lessons: _Lessons) -> Interval:
+    """P10 / P50 / P90 of the revenue over `SIMULATIONS` seeded runs."""
+    rng = np.random.default_rng(_seed(cells, amounts, lessons))
+    used = sorted(set(cells))
+    alpha, beta = _posteriors(used, lessons)
+    # Each run draws its own rate per cell (the history's uncertainty), then each deal.
+    rates = rng.beta(alpha, beta, size=(SIMULATIONS, len(used)))
+    position = {cell: i for i, cell in enumerate(used)}
+    index = np.array([position[c] for c in cells], dtype=int)
+    values = np.array(amounts)
+    revenue = np.empty(SIMULATIONS)
+    # Runs in batches, so that a large book's deals never fill memory with a full matrix.
+    batch = max(1, MAX_DRAWS_PER_BATCH // max(1, len(cells)))
+    for first in range(0, SIMULATIONS, batch):
+        runs = rates[first : first + batch]
+        won = rng.random((len(runs), len(cells))) < runs[:, index]
+        revenue[first : first + batch] = won @ values
+    if lessons.others:
+        revenue += rng.choice(np.array(lessons.others), size=SIMULATIONS)
+    p10, p50, p90 = (float(v) for v in np.percentile(revenue, QUANTILES))
+    return Interval(round(p10, 2), round(p50, 2), round(p90, 2))
+
+
+def _posteriors(cells: list[Cell], lessons: _Lessons) -> tuple[np.ndarray, np.ndarray]:
+    """Beta parameters of each cell's win rate: its own deals over a prior at its stage's rate,
+    which leans on the rate of all deals (itself with a flat Beta(1, 1) prior)."""
+    deals_all, wins_all = sum(lessons.deals.values()), sum(lessons.wins.values())
+    overall = (wins_all + 1) / (deals_all + 2)
+    by_stage_deals: Counter[str] = Counter()
+    by_stage_wins: Counter[str] = Counter()
+    for cell, deals in lessons.deals.items():
+        by_stage_deals[cell[0]] += deals
+        by_stage_wins[cell[0]] += lessons.wins[cell]
+    alpha, beta = [], []
+    for cell in cells:
+        stage = cell[0]
+        stage_rate = (by_stage_wins[stage] + PRIOR_STRENGTH * overall) / (
+            by_stage_deals[stage] + PRIOR_STRENGTH
+        )
+        wins, deals = lessons.wins[cell], lessons.deals[cell]
+        alpha.append(wins + PRIOR_STRENGTH * stage_rate)
+        beta.append(deals - wins + PRIOR_STRENGTH * (1 - stage_rate))
+    return np.array(alpha), np.array(beta)
+
+
+def _seed(cells: list[Cell], amounts: list[float], lessons: _Lessons) -> int:
+    """A seed from the simulation's inputs: the same data, the same draws."""
+    digest = hashlib.sha256(
+        repr(
+            (
+                cells,
+                amounts,
+                sorted(lessons.deals.items()),
+                sorted(lessons.wins.items()),
+                lessons.others,
+            )
+        ).encode()
+    ).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def _cell(state: tuple[str, datetime], moment: datetime) -> Cell:
+    stage, entered_at = state
+    age_days = (moment - entered_at).days
+    return stage, sum(age_days >= bound for bound in AGE_BUCKETS_DAYS)
+
+
+def _won_revenue(histories: list[DealHistory], start: datetime, end: datetime) -> float:
+    """The revenue actually won in [start, end): each customer won in it, once."""
+    return round(sum(h.amount for h in histories if h.is_won_in(start, end)), 2)
+
+
+def _window(moment: datetime, months_ahead: int) -> tuple[datetime, datetime]:
+    """The rest of the month of `moment` (0), or the whole month after it (1)."""
+    month = _month_start(calendar.local_date(moment))
+    start = moment if months_ahead == 0 else calendar.day_start(_add_months(month, months_ahead))
+    return start, calendar.day_start(_add_months(month, months_ahead + 1))
+
+
+def _month_start(day: date) -> date:
+    return day.replace(day=1)
+
+
+def _months_before(moment: datetime, months: int) -> datetime:
+    """The same Beijing time of day and day of the month (at most the 28th), months before."""
+    local = moment.astimezone(calendar.BUSINESS_TZ)
+    month = _add_months(local.date().replace(day=1), -months)
+    return local.replace(year=month.year, month=month.month, day=min(local.day, 28))
+
+
+def _add_months(month: date, months: int) -> date:
+    index = month.year * 12 + month.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
