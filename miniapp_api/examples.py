@@ -23,6 +23,7 @@ from miniapp_api.schemas import (
     CustomerPatch,
     CustomFieldIn,
     CustomFieldPatch,
+    DataQualityQuery,
     DevLoginIn,
     DraftIn,
     DraftPatch,
@@ -39,6 +40,7 @@ from miniapp_api.schemas import (
     FunnelQuery,
     HistoryQuery,
     ImportIn,
+    KpiQuery,
     LoginIn,
     NotificationListQuery,
     OrderApproveIn,
@@ -243,4 +245,12 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "grade": "A",
         "team_id": 1,
     },
+    KpiQuery: {
+        "start": "2026-03-01",
+        "end": "2026-04-01",
+        "compare_start": "2026-02-01",
+        "compare_end": "2026-03-01",
+        "team_id": 1,
+    },
+    DataQualityQuery: {"month": "2026-03", "team_id": 1},
 }

@@ -228,10 +228,7 @@ def _conditions(
         raise Forbidden("团队漏斗只对主管和老板开放")
     conditions = [customer_scope(actor)]
     if team_id is not None:
-        if session.get(Team, team_id) is None or (
-            actor.role is Role.MANAGER and team_id != actor.team_id
-        ):
-            raise NotFound("团队")
+        check_team_in_scope(session, actor=actor, team_id=team_id)
         conditions.append(Customer.team_id == team_id)
     for column, value in (
         (Customer.region, filters.region),
@@ -242,6 +239,14 @@ def _conditions(
         if value is not None:
             conditions.append(column == value)
     return conditions
+
+
+def check_team_in_scope(session: Session, *, actor: Actor, team_id: int) -> None:
+    """A manager may name their own team, the boss any; other ids answer NotFound."""
+    if session.get(Team, team_id) is None or (
+        actor.role is Role.MANAGER and team_id != actor.team_id
+    ):
+        raise NotFound("团队")
 
 
 def _tallies(

@@ -46,6 +46,8 @@ COLLECTIONS = {
     "list_orders",
     "expedite_report",
     "team_funnel",
+    "kpi_panel",
+    "data_quality",
 }
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
