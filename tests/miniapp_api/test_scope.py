@@ -317,6 +317,20 @@ def test_lists_exports_and_summaries_hold_only_what_the_role_may_see(
         assert sum(s["now"] for s in funnel.json["period"]["total"]["stages"]) == len(visible)
         assert sum(s["entered"] for s in funnel.json["period"]["total"]["stages"]) == len(visible)
 
+    kpis = client.get("/api/v1/analytics/kpi?start=2026-01-01&end=2026-04-01", headers=headers)
+    quality = client.get("/api/v1/analytics/data-quality?month=2026-03", headers=headers)
+    if role == "rep":
+        assert kpis.status_code == quality.status_code == 403  # managers' and the boss's views
+    else:
+        reps_in_scope = {
+            r.id
+            for team in company.reps
+            for r in team
+            if user.role == "boss" or r.team_id == user.team_id
+        }
+        assert {r["user_id"] for r in kpis.json["period"]["reps"]} == reps_in_scope
+        assert {r["user_id"] for r in quality.json["ranking"]} == reps_in_scope  # one each
+
     people = client.get("/api/v1/users", headers=headers).json["items"]
     if role == "rep":
         assert [p["id"] for p in people] == [user.id]
