@@ -31,6 +31,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
+from crm import users
 from crm.actors import Actor
 from crm.analytics import kpi
 from crm.analytics.funnel import Period
@@ -265,3 +266,17 @@ def test_the_data_quality_winner_has_the_best_average_among_enough_profiles(sess
     assert team.winner is not None and team.winner.user_id == rep11.id
     empty = kpi.data_quality(session, actor=Actor.of(company.boss), month=date(2026, 1, 1))
     assert (empty.ranking, empty.winner) == ([], None)
+
+
+def test_a_person_added_by_the_boss_joins_when_added(session):
+    company = make_company(session)
+    added = users.create_user(
+        session,
+        actor=Actor.of(company.boss),
+        wecom_userid="newcomer",
+        name="新人",
+        role="rep",
+        team_id=company.teams[0].id,
+        now=NOW,
+    )
+    assert added.joined_at == NOW
