@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta
 
@@ -254,7 +254,7 @@ def kpi_panel(
     tallies = person_tallies(session, actor=actor, period=period, now=now, team_id=team_id)
     active = {p.user_id for p in tallies.people if p.is_active_rep}
 
-    def group(keys: Iterable[Holder]) -> list[KpiValue]:
+    def group(keys: list[Holder]) -> list[KpiValue]:
         whole, of_reps = PersonTally(), PersonTally()
         for key in keys:
             whole.add(tallies.by_holder[key])
