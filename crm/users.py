@@ -74,6 +74,7 @@ def create_user(
         mobile=mobile,
         email=email,
         is_active=True,
+        joined_at=now,
     )
     if role is Role.REP and team_id is not None:
         user.manager_id = session.scalar(
@@ -182,7 +183,11 @@ def create_team(session: Session, *, actor: Actor, name: str, now: datetime) -> 
 
 
 def sync_directory(
-    session: Session, *, departments: list[dict[str, Any]], members: list[dict[str, Any]]
+    session: Session,
+    *,
+    departments: list[dict[str, Any]],
+    members: list[dict[str, Any]],
+    now: datetime,
 ) -> SyncReport:
     """Mirror WeCom's directory: departments under the root become teams, their leaders
     managers, the root's leader the boss, everyone else a rep. Roles set later by the boss
@@ -222,7 +227,9 @@ def sync_directory(
         role = Role.BOSS if led & root_ids else Role.MANAGER if team_dept in led else Role.REP
         user = existing.get(userid)
         if user is None:
-            user = User(wecom_userid=userid, name=member.get("name") or userid, role=role)
+            user = User(
+                wecom_userid=userid, name=member.get("name") or userid, role=role, joined_at=now
+            )
             session.add(user)
             report.users_created += 1
         else:

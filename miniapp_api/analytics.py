@@ -5,12 +5,21 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from crm.analytics import forecast, funnel
+from crm.analytics import forecast, funnel, kpi
 from crm.errors import Invalid
 from miniapp_api import api, messages
 from miniapp_api.context import actor, now, session
 from miniapp_api.routing import operation
-from miniapp_api.schemas import ForecastOut, ForecastQuery, FunnelOut, FunnelQuery
+from miniapp_api.schemas import (
+    DataQualityOut,
+    DataQualityQuery,
+    ForecastOut,
+    ForecastQuery,
+    FunnelOut,
+    FunnelQuery,
+    KpiOut,
+    KpiQuery,
+)
 
 
 @operation(
@@ -23,9 +32,7 @@ from miniapp_api.schemas import ForecastOut, ForecastQuery, FunnelOut, FunnelQue
     response=FunnelOut,
 )
 def team_funnel(query: FunnelQuery) -> Any:
-    periods = [funnel.Period.of(query.start, query.end)]
-    if query.compare_start is not None or query.compare_end is not None:
-        periods.append(_compare_period(query.compare_start, query.compare_end))
+    periods = _periods(query.start, query.end, query.compare_start, query.compare_end)
     filters = funnel.FunnelFilters(
         region=query.region, source=query.source, category=query.category, grade=query.grade
     )
@@ -36,6 +43,49 @@ def team_funnel(query: FunnelQuery) -> Any:
         for p in periods
     ]
     return {"period": reports[0], "compare": reports[1] if len(reports) > 1 else None}
+
+
+@operation(
+    api,
+    "GET",
+    "/analytics/kpi",
+    summary="KPI 看板：成单率、跟进及时率、新人上手周期等八项指标及口径，可两期对比",
+    tag="analytics",
+    query=KpiQuery,
+    response=KpiOut,
+)
+def kpi_panel(query: KpiQuery) -> Any:
+    periods = _periods(query.start, query.end, query.compare_start, query.compare_end)
+    reports = [
+        kpi.kpi_panel(session(), actor=actor(), period=p, now=now(), team_id=query.team_id)
+        for p in periods
+    ]
+    return {"period": reports[0], "compare": reports[1] if len(reports) > 1 else None}
+
+
+@operation(
+    api,
+    "GET",
+    "/analytics/data-quality",
+    summary="数据质量奖：当月新建客户的资料完整度按销售排名，以及当月得主",
+    tag="analytics",
+    query=DataQualityQuery,
+    response=DataQualityOut,
+)
+def data_quality(query: DataQualityQuery) -> Any:
+    year, month = (int(part) for part in query.month.split("-"))
+    return kpi.data_quality(
+        session(), actor=actor(), month=date(year, month, 1), team_id=query.team_id
+    )
+
+
+def _periods(
+    start: date, end: date, compare_start: date | None, compare_end: date | None
+) -> list[funnel.Period]:
+    periods = [funnel.Period.of(start, end)]
+    if compare_start is not None or compare_end is not None:
+        periods.append(_compare_period(compare_start, compare_end))
+    return periods
 
 
 def _compare_period(start: date | None, end: date | None) -> funnel.Period:

@@ -23,6 +23,7 @@ from miniapp_api.schemas import (
     CustomerPatch,
     CustomFieldIn,
     CustomFieldPatch,
+    DataQualityQuery,
     DevLoginIn,
     DraftIn,
     DraftPatch,
@@ -40,6 +41,7 @@ from miniapp_api.schemas import (
     FunnelQuery,
     HistoryQuery,
     ImportIn,
+    KpiQuery,
     LoginIn,
     NotificationListQuery,
     OrderApproveIn,
@@ -245,4 +247,12 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "team_id": 1,
     },
     ForecastQuery: {"team_id": 1, "backtest_months": 12},
+    KpiQuery: {
+        "start": "2026-03-01",
+        "end": "2026-04-01",
+        "compare_start": "2026-02-01",
+        "compare_end": "2026-03-01",
+        "team_id": 1,
+    },
+    DataQualityQuery: {"month": "2026-03", "team_id": 1},
 }

@@ -1135,3 +1135,72 @@ class ForecastOut(Out):
     this_month_remaining: ForecastWindowOut = Field(description="本月剩余时间的成交金额预测")
     next_month: ForecastWindowOut = Field(description="下月成交金额预测")
     backtest: BacktestOut
+
+
+class KpiQuery(Strict):
+    start: date = Field(description="统计期第一天（北京时间）")
+    end: date = Field(description="统计期结束日，不含当天：3 月整月为 start=03-01&end=04-01")
+    compare_start: date | None = Field(default=None, description="对比期第一天（可选）")
+    compare_end: date | None = Field(default=None, description="对比期结束日，不含当天")
+    team_id: Id | None = Field(default=None, description="只看一个团队（主管只能是本组）")
+
+
+class KpiValueOut(Out):
+    key: str = Field(description="稳定的指标代码，如 win_rate")
+    name: str = Field(description="指标名，如 成单率")
+    unit: Literal["ratio", "days", "customers"] = Field(
+        description="ratio 为 0–1 的比例，days 为天数，customers 为客户数"
+    )
+    value: float | None = Field(description="没有可计算的基数时为空")
+    base: int = Field(description="指标的基数：客户数、计划数、人数、待办数等，见定义")
+    definition: str = Field(description="指标的口径")
+
+
+class TeamKpisOut(Out):
+    team_id: int | None
+    name: str | None
+    kpis: list[KpiValueOut]
+
+
+class RepKpisOut(Out):
+    user_id: int
+    name: str
+    team_id: int | None
+    kpis: list[KpiValueOut]
+
+
+class KpiPeriodOut(Out):
+    start: date
+    end: date
+    total: list[KpiValueOut]
+    teams: list[TeamKpisOut]
+    reps: list[RepKpisOut] = Field(description="范围内每位在职销售，以及名下有客户的其他人")
+
+
+class KpiOut(Out):
+    period: KpiPeriodOut
+    compare: KpiPeriodOut | None
+
+
+class DataQualityQuery(Strict):
+    month: Annotated[str, Field(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$")] = Field(
+        description="月份，如 2026-03"
+    )
+    team_id: Id | None = Field(default=None, description="只看一个团队（主管只能是本组）")
+
+
+class QualityRowOut(Out):
+    user_id: int
+    name: str
+    team_id: int | None
+    profiles: int = Field(description="当月新建、现在在其名下的客户数")
+    average: float = Field(description="这些客户的平均资料完整度（百分比）")
+    is_eligible: bool = Field(description="新建客户数达到评奖门槛")
+
+
+class DataQualityOut(Out):
+    month: str
+    start: date
+    end: date
+    ranking: list[QualityRowOut] = Field(description="按平均完整度从高到低，同分时客户多的在前")
+    winner: QualityRowOut | None = Field(description="当月数据质量奖：达到门槛的第一名")

@@ -15,7 +15,12 @@ from models.users import User
 
 class FollowUp(Base):
     __tablename__ = "follow_ups"
-    __table_args__ = (Index("ix_follow_ups_customer_time", "customer_id", "happened_at"),)
+    __table_args__ = (
+        Index("ix_follow_ups_customer_time", "customer_id", "happened_at"),
+        # The KPI panel reads a period's follow-ups and the plans due in it (crm/analytics/kpi.py).
+        Index("ix_follow_ups_happened_at", "happened_at"),
+        Index("ix_follow_ups_next_follow_up_on", "next_follow_up_on"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))

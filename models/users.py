@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import Boolean, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from models.base import Base
+from models.base import Base, UTCDateTime
 
 
 class Role(StrEnum):
@@ -36,6 +37,9 @@ class User(Base):
     mobile: Mapped[str | None] = mapped_column(String(32))
     email: Mapped[str | None] = mapped_column(String(128))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # When they came to wecrm (added or first synced): 新人上手周期 counts from here; empty for
+    # people who were here before it was kept (migration 0014).
+    joined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Every API token names the generation it was issued in; raising it signs the person out
     # everywhere (miniapp_api/auth.py).
     token_generation: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

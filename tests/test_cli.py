@@ -280,6 +280,7 @@ def test_sync_users_loads_teams_and_people_and_maps_roles(wecrm, runtime, sessio
     zhangsan = session.scalar(select(User).where(User.wecom_userid == "zhangsan"))
     manager_id = session.scalar(select(User.id).where(User.wecom_userid == "lizhuguan"))
     assert (zhangsan.manager_id, zhangsan.mobile) == (manager_id, "13800138000")
+    assert zhangsan.joined_at is not None  # 新人上手周期 counts from the first sync
 
 
 def test_a_member_who_left_is_deactivated_on_the_next_sync(wecrm, runtime, session, fake_wecom):

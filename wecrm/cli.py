@@ -354,7 +354,9 @@ def sync_users() -> None:
     except WeComError as error:
         raise click.ClickException(f"企业微信返回错误 {error.errcode}: {error.errmsg}") from None
     with runtime.db.session() as session:
-        report = users.sync_directory(session, departments=departments, members=members)
+        report = users.sync_directory(
+            session, departments=departments, members=members, now=runtime.clock()
+        )
         session.commit()
     click.echo(
         f"团队新增 {report.teams_created}；成员新增 {report.users_created}，"

@@ -2,6 +2,7 @@
 
 - funnel.py: the team funnel (团队漏斗) — stage counts, entries, conversion, dwell time.
 - forecast.py: the revenue forecast (月度业绩预测) — P10 / P50 / P90 and its back-test.
+- kpi.py: the seed's KPI table (KPI 看板) and the monthly 数据质量奖 ranking.
 - scopes.py: whose customers these views read (a manager's team, the boss's company).
 
 Every view starts from `customer_scope(actor)` like the customer list, and reads with aggregate

@@ -261,19 +261,19 @@ def _directory(company, *, leaving: User | None = None):
 
 
 def test_a_member_deactivated_by_the_directory_sync_is_signed_out_for_good(
-    client, session, fake_wecom
+    client, session, fake_wecom, clock
 ):
     company = make_company(session)
     rep = company.reps[0][0]
     headers = sign_in(client, fake_wecom, rep)
 
     departments, members = _directory(company, leaving=rep)
-    users.sync_directory(session, departments=departments, members=members)
+    users.sync_directory(session, departments=departments, members=members, now=clock())
     session.commit()
     assert _me(client, headers).json["error"]["code"] == "user_inactive"
 
     departments, members = _directory(company)  # back again: the old token stays dead
-    users.sync_directory(session, departments=departments, members=members)
+    users.sync_directory(session, departments=departments, members=members, now=clock())
     session.commit()
     assert _me(client, headers).json["error"]["code"] == "token_revoked"
     assert _me(client, sign_in(client, fake_wecom, rep)).status_code == 200

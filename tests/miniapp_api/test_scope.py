@@ -47,6 +47,8 @@ COLLECTIONS = {
     "expedite_report",
     "team_funnel",
     "revenue_forecast",
+    "kpi_panel",
+    "data_quality",
 }
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
@@ -321,6 +323,19 @@ def test_lists_exports_and_summaries_hold_only_what_the_role_may_see(
         assert forecast.status_code == 403  # like the funnel, the managers' and the boss's
     else:  # every visible customer is a new lead: an open deal
         assert forecast.json["next_month"]["open_deals"] == len(visible)
+    kpis = client.get("/api/v1/analytics/kpi?start=2026-01-01&end=2026-04-01", headers=headers)
+    quality = client.get("/api/v1/analytics/data-quality?month=2026-03", headers=headers)
+    if role == "rep":
+        assert kpis.status_code == quality.status_code == 403  # managers' and the boss's views
+    else:
+        reps_in_scope = {
+            r.id
+            for team in company.reps
+            for r in team
+            if user.role == "boss" or r.team_id == user.team_id
+        }
+        assert {r["user_id"] for r in kpis.json["period"]["reps"]} == reps_in_scope
+        assert {r["user_id"] for r in quality.json["ranking"]} == reps_in_scope  # one each
 
     people = client.get("/api/v1/users", headers=headers).json["items"]
     if role == "rep":

@@ -10,6 +10,7 @@ from sqlalchemy import event
 
 from crm import followups
 from crm.actors import Actor
+from crm.vocab import ContactMethod
 from tests.factories import make_company, make_customer, sign_in
 
 # auth user, count, page, tags of the page
@@ -22,6 +23,11 @@ DETAIL_STATEMENTS = 10
 FUNNEL_STATEMENTS = 1 + 2 * 6
 # auth user, customers in scope with their amounts, their stage history (the back-test too)
 FORECAST_STATEMENTS = 3
+# auth user; per period: customers held, outcomes, new profiles, follow-ups, plans, tasks, first
+# deals, people, team names
+KPI_STATEMENTS = 1 + 2 * 9
+# auth user, new profiles, their reps
+DATA_QUALITY_STATEMENTS = 3
 
 
 @contextmanager
@@ -124,3 +130,39 @@ def test_forecast_statement_count_does_not_grow_with_customers_or_history(
     assert response.status_code == 200
     assert response.json["next_month"]["open_deals"] == customers
     assert len(statements) == FORECAST_STATEMENTS, statements
+
+
+@pytest.mark.parametrize("customers", [1, 30])
+def test_kpi_and_data_quality_statement_counts_do_not_grow_with_customers_or_reps(
+    customers, client, session, fake_wecom, clock, runtime
+):
+    company = make_company(session)
+    reps = [rep for team in company.reps for rep in team]
+    for n in range(customers):
+        customer = make_customer(session, reps[n % len(reps)], clock())
+        followups.add_follow_up(
+            session,
+            actor=Actor.of(reps[n % len(reps)]),
+            customer=customer,
+            method=ContactMethod.PHONE,
+            summary="电话沟通",
+            happened_at=clock(),
+            now=clock(),
+        )
+        session.commit()
+    headers = sign_in(client, fake_wecom, company.boss)
+    with count_statements(runtime.db.engine) as statements:
+        response = client.get(
+            "/api/v1/analytics/kpi?start=2026-03-01&end=2026-04-01"
+            "&compare_start=2026-02-01&compare_end=2026-03-01",
+            headers=headers,
+        )
+    assert response.status_code == 200
+    completeness = response.json["period"]["total"][3]
+    assert (completeness["key"], completeness["base"]) == ("profile_completeness", customers)
+    assert len(statements) == KPI_STATEMENTS, statements
+    with count_statements(runtime.db.engine) as statements:
+        response = client.get("/api/v1/analytics/data-quality?month=2026-03", headers=headers)
+    assert response.status_code == 200
+    assert sum(r["profiles"] for r in response.json["ranking"]) == customers
+    assert len(statements) == DATA_QUALITY_STATEMENTS, statements

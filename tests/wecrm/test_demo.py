@@ -298,7 +298,7 @@ def test_sync_users_against_the_loaded_fake_wecom_changes_nothing(
     fake_wecom.load_directory(company.departments, company.wecom_users)
     departments = runtime.wecom.list_departments()
     members = [m for d in departments for m in runtime.wecom.list_department_users(d["id"])]
-    report = users.sync_directory(session, departments=departments, members=members)
+    report = users.sync_directory(session, departments=departments, members=members, now=clock())
     session.commit()
     assert (report.teams_created, report.users_created, report.users_deactivated) == (0, 0, 0)
     assert Counter(u.role for u in session.scalars(select(User)))[Role.REP] == 15

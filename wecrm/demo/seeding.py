@@ -67,7 +67,7 @@ def seed_company(
     if session.scalar(select(func.count()).select_from(User)):
         raise ValueError("seed_company needs a database without people")
     departments, members = wecom_directory(SAMPLE_ORG)
-    users.sync_directory(session, departments=departments, members=members)
+    users.sync_directory(session, departments=departments, members=members, now=now)
     people = {u.wecom_userid: u for u in session.scalars(select(User))}
     team_of_department = {t.wecom_department_id: t for t in session.scalars(select(Team))}
     teams = [team_of_department[t.department_id] for t in SAMPLE_ORG.teams]
