@@ -5,14 +5,16 @@ not a view of figures but a search, and the stage move itself (crm/customers.cha
 its answer to the rep when a customer enters 意向 — a low floor must be able to call it.
 
 The index. Every customer has a document of term counts (models/similar.py): the jieba tokens
-of its follow-ups (summary, transcript, next plan; cut by the company keyword dictionary's
-tokenizer, so a keyword is one token, in search mode, so 陶瓷制品 also counts as 陶瓷 and 制品), its profile as prefixed terms (类别:, 区域:, 标签:,
-需求匹配:, 字段:key=value for text/enum/yes-no custom fields) and the keyword categories its
-follow-ups hit (关注:报价 — read with the team's dictionary, as chat capture does). It is kept
-as things are written: `index_follow_up` adds one follow-up's terms (crm/followups.py, the one
-place follow-ups are written), `index_profile` replaces the profile terms (crm/customer_changes.py
-on create and update). Bulk writers (the demo seed, imports) and rule actions that tag call
-`reindex`, which rebuilds documents from the rows. A request never cuts a follow-up.
+of its follow-ups (summary, transcript, next plan), cut by the company keyword dictionary's
+tokenizer (so a keyword is one token) in search mode (so 陶瓷制品 also counts as 陶瓷 and 制品);
+its profile as prefixed terms (类别:, 区域:, 标签:, 需求匹配:, 字段:key=value for text, enum
+and yes/no custom fields); and the keyword categories its follow-ups hit (关注:报价 — read with
+the team's dictionary, as chat capture does). It is kept as things are written:
+`index_follow_up` adds one follow-up's terms (crm/followups.py, the one place follow-ups are
+written), `index_profile` replaces the profile terms (crm/customer_changes.py on create and
+update; imports take that path too; rule actions that tag call it as well). `reindex` rebuilds
+documents from the rows: the demo seed after its bulk insert, and crm/recordings.py for one
+customer when a voice follow-up's transcript is settled. A request never cuts a follow-up.
 
 Scoring: BM25 (k1 1.2, b 0.75) over the won customers (stage 成交) in the actor's scope, with
 profile terms weighted PROFILE_WEIGHT. The query is the customer's own document (or a cut

@@ -37,6 +37,7 @@ from miniapp_api.schemas import (
     ExportQuery,
     FollowUpIn,
     FunnelQuery,
+    HintsIn,
     HistoryQuery,
     ImportIn,
     LoginIn,
@@ -54,6 +55,7 @@ from miniapp_api.schemas import (
     RuleCheckIn,
     RulePreviewIn,
     RuleScopeQuery,
+    SimilarDealsQuery,
     SnoozeIn,
     StageIn,
     TaskIn,
@@ -243,4 +245,7 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "grade": "A",
         "team_id": 1,
     },
+    # --- similar won deals, and hints for the seed's new customer
+    SimilarDealsQuery: {"limit": 3},
+    HintsIn: {"description": "厂房面积5000平，生产陶瓷制品"},
 }
