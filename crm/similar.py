@@ -258,10 +258,7 @@ def similar_deals(
     """The won customers in the actor's scope most like a customer in scope, best first."""
     if not 1 <= limit <= MAX_DEALS:
         raise Invalid(f"数量应在 1 到 {MAX_DEALS} 之间", code="limit_out_of_range", field="limit")
-    visible = session.scalar(
-        select(Customer.id).where(Customer.id == customer_id, customer_scope(actor))
-    )
-    if visible is None:
+    if not _is_visible(session, actor, customer_id):
         raise NotFound("客户")
     query = Counter(
         dict(
@@ -328,9 +325,9 @@ def push_similar_deals(session: Session, *, customer: Customer, now: datetime) -
     """Tell the owner of a customer who just entered 意向 which won deals it resembles (once a
     day per customer); nothing when it has no owner or no similar won deal in their scope."""
     owner = session.get(User, customer.owner_id) if customer.owner_id is not None else None
-    if owner is None:
-        return
     session.flush()
+    if owner is None or not _is_visible(session, Actor.of(owner), customer.id):
+        return  # an owner who cannot see the customer (moved to another team) learns nothing
     deals = similar_deals(
         session, actor=Actor.of(owner), customer_id=customer.id, limit=PUSHED_DEALS
     )
@@ -353,6 +350,13 @@ def push_similar_deals(session: Session, *, customer: Customer, now: datetime) -
 
 
 # --- scoring ----------------------------------------------------------------------------------
+
+
+def _is_visible(session: Session, actor: Actor, customer_id: int) -> bool:
+    found = session.scalar(
+        select(Customer.id).where(Customer.id == customer_id, customer_scope(actor))
+    )
+    return found is not None
 
 
 def _won_in_scope(actor: Actor) -> list[ColumnElement[bool]]:
