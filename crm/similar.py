@@ -69,14 +69,9 @@ MAX_FILES_PER_DEAL = 10
 MAX_TERM_CHARS = 64
 REINDEX_BATCH = 500
 
-CATEGORY, REGION, TAG, NEED, FIELD, CONCERN = (
-    "类别:",
-    "区域:",
-    "标签:",
-    "需求匹配:",
-    "字段:",
-    "关注:",
-)
+# Prefixes of the terms that are not words of a follow-up.
+CATEGORY, REGION, TAG, NEED, FIELD = "类别:", "区域:", "标签:", "需求匹配:", "字段:"
+CONCERN = "关注:"  # a keyword category a follow-up hit
 PROFILE_PREFIXES = (CATEGORY, REGION, TAG, NEED, FIELD)
 # A word worth indexing: two or more characters, starting with a letter or a Chinese character.
 WORD = re.compile(r"[\u4e00-\u9fffA-Za-z][\u4e00-\u9fffA-Za-z0-9]+")
@@ -131,9 +126,8 @@ def words_of(tokenizer: keywords.Dictionary, text: str | None) -> Counter[str]:
     return Counter(t for t in tokens if len(t) <= MAX_TERM_CHARS and WORD.fullmatch(t))
 
 
-def profile_terms(session: Session, customer: Customer) -> Counter[str]:
-    """The customer's profile as prefixed terms, each counted once."""
-    tags = session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer.id))
+def profile_terms(customer: Customer, tags: Iterable[str]) -> Counter[str]:
+    """The customer's profile, with its tags, as prefixed terms, each counted once."""
     terms = [f"{TAG}{tag}" for tag in tags]
     for prefix, value in ((CATEGORY, customer.category), (REGION, customer.region)):
         if value:
@@ -175,7 +169,9 @@ def index_follow_up(
 
 def index_profile(session: Session, *, customer: Customer, now: datetime) -> None:
     """Replace the profile terms of a customer's document after a create or an update."""
-    _update(session, customer.id, profile_terms(session, customer), now, keep_profile=False)
+    session.flush()
+    tags = session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == customer.id))
+    _update(session, customer.id, profile_terms(customer, tags), now, keep_profile=False)
 
 
 def reindex(session: Session, *, now: datetime, customer_ids: Sequence[int] | None = None) -> int:
@@ -189,7 +185,12 @@ def reindex(session: Session, *, now: datetime, customer_ids: Sequence[int] | No
 
 def _reindex_batch(session: Session, ids: list[int], now: datetime) -> None:
     customers = session.scalars(select(Customer).where(Customer.id.in_(ids))).all()
-    documents: dict[int, Counter[str]] = {c.id: profile_terms(session, c) for c in customers}
+    tags: defaultdict[int, list[str]] = defaultdict(list)
+    for customer_id, tag in session.execute(
+        select(CustomerTag.customer_id, CustomerTag.tag).where(CustomerTag.customer_id.in_(ids))
+    ):
+        tags[customer_id].append(tag)
+    documents = {c.id: profile_terms(c, tags[c.id]) for c in customers}
     team_of = {c.id: c.team_id for c in customers}
     dictionaries = {
         team: keywords.dictionary_for(session, team) for team in {None, *team_of.values()}
