@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import audit, completeness, custom_fields, fields
+from crm import audit, completeness, custom_fields, fields, similar
 from crm.actors import Actor, user_scope
 from crm.customers import (
     EDITABLE_FIELDS,
@@ -89,6 +89,7 @@ def create_customer(
         now=now,
         reason=cause,
     )
+    similar.index_profile(session, customer=customer, now=now)
     return customer
 
 
@@ -141,6 +142,7 @@ def update_customer(
         reason=reason,
     )
     session.flush()
+    similar.index_profile(session, customer=customer, now=now)
     triggers.on_event(
         session,
         customer=customer,

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from crm import audit, custom_fields, fields
+from crm import audit, custom_fields, fields, similar
 from crm.actors import Actor, customer_scope
 from crm.errors import Conflict, Invalid, NotFound
 from crm.text import escape_like
@@ -204,6 +204,8 @@ def change_stage(
         reason=cause,
     )
     session.flush()
+    if target is Stage.INTEREST:
+        similar.push_similar_deals(session, customer=customer, now=now)
     return change
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from crm import audit, recordings
+from crm import audit, recordings, similar
 from crm.actors import Actor
 from crm.customers import get_customer
 from crm.errors import Invalid
@@ -222,6 +222,7 @@ def add_follow_up(
         after={"follow_up_id": follow_up.id, "method": method.value},
         now=now,
     )
+    similar.index_follow_up(session, customer=customer, follow_up=follow_up, now=now)
     if transcribe_audio and any(recordings.is_audio(file.content_type) for file in files):
         recordings.queue_recordings(
             session, follow_up=follow_up, attachments=follow_up.attachments, now=now

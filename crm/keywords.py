@@ -111,6 +111,7 @@ class Dictionary:
         for word in (*self._category_of, *self._negations, *self._risks):
             tokenizer.add_word(word)  # jieba's frequency, or just enough to stay one token
         self._cut = functools.partial(tokenizer.lcut, HMM=False)
+        self._cut_for_search = functools.partial(tokenizer.lcut_for_search, HMM=False)
 
     @classmethod
     def of(cls, document: Mapping[str, Any]) -> Dictionary:
@@ -158,6 +159,15 @@ class Dictionary:
             negated=tuple(sorted(negated - hit, key=rank)),
             risks=tuple(sorted((w for w in hit if w in self._risks), key=rank)),
         )
+
+    def is_keyword(self, word: str) -> bool:
+        """Whether the word is one of a category's words."""
+        return word in self._category_of
+
+    def search_tokens(self, text: str) -> list[str]:
+        """The text's tokens as `match` reads them, each long one followed by the shorter words
+        inside it (jieba's search mode: 陶瓷制品, 陶瓷, 制品), for crm/similar.py's index."""
+        return self._cut_for_search(text)
 
     def match_many(self, texts: Sequence[str]) -> list[Hits]:
         """`match` for each text; a text repeated in the batch (好的, 收到) is cut once."""

@@ -53,7 +53,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from crm import after_commit, keywords
+from crm import after_commit, keywords, similar
 from crm.notifications import notify
 from crm.rules import triggers
 from crm.storage import FileStore
@@ -405,6 +405,7 @@ def _settle(session: Session, follow_up_id: int, now: datetime) -> None:
             "files": [],
         }
     session.flush()
+    similar.reindex(session, now=now, customer_ids=[customer.id])  # the transcript's words
     triggers.on_event(
         session,
         customer=customer,

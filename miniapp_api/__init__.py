@@ -21,5 +21,6 @@ from miniapp_api import (  # noqa: E402,F401
     people,
     pool,
     rules,
+    similar,
     tasks,
 )

@@ -39,6 +39,7 @@ from miniapp_api.schemas import (
     FollowUpIn,
     ForecastQuery,
     FunnelQuery,
+    HintsIn,
     HistoryQuery,
     ImportIn,
     KpiQuery,
@@ -57,6 +58,7 @@ from miniapp_api.schemas import (
     RuleCheckIn,
     RulePreviewIn,
     RuleScopeQuery,
+    SimilarDealsQuery,
     SnoozeIn,
     StageIn,
     TaskIn,
@@ -255,4 +257,7 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "team_id": 1,
     },
     DataQualityQuery: {"month": "2026-03", "team_id": 1},
+    # --- similar won deals, and hints for the seed's new customer
+    SimilarDealsQuery: {"limit": 3},
+    HintsIn: {"description": "厂房面积5000平，生产陶瓷制品"},
 }

@@ -15,7 +15,7 @@ from pydantic import (
     field_validator,
 )
 
-from crm import text
+from crm import similar, text
 from crm.customers import MAX_PAGE_SIZE, SORTS
 from crm.fields import CATALOGUE, FIELDS, CustomerField, FieldKind, parse_yes_no
 from crm.rules.documents import KINDS
@@ -1204,3 +1204,57 @@ class DataQualityOut(Out):
     end: date
     ranking: list[QualityRowOut] = Field(description="按平均完整度从高到低，同分时客户多的在前")
     winner: QualityRowOut | None = Field(description="当月数据质量奖：达到门槛的第一名")
+
+
+# --- similar won deals and hints (crm/similar.py) ---------------------------------------------
+
+
+class SimilarDealsQuery(Strict):
+    limit: int = Field(default=5, ge=1, le=20, description="最多返回几个相似成交客户")
+
+
+class HintsIn(Strict):
+    description: Annotated[str, Field(max_length=similar.MAX_DESCRIPTION_CHARS)] = Field(
+        description="新客户的情况，如「厂房面积5000平，生产陶瓷制品」"
+    )
+
+
+class PathStepOut(Out):
+    stage: Stage
+    entered_at: datetime
+    days: float = Field(description="距上一步的天数（第一步为 0）")
+
+
+class CountOut(Out):
+    name: str
+    count: int
+
+
+class SimilarDealOut(Out):
+    """A won customer, without its phone, email or owner: the path is what a rep learns from."""
+
+    customer_id: int
+    name: str
+    company: str | None
+    category: str | None
+    region: str | None
+    tags: list[str]
+    score: float = Field(description="相似度（BM25），越大越相似")
+    won_at: datetime
+    days_to_win: float = Field(description="从建档到成交的天数")
+    path: list[PathStepOut] = Field(description="成交前的阶段变化")
+    methods: list[CountOut] = Field(description="成交前的跟进方式及次数")
+    files: list[str] = Field(description="成交前发送过的附件")
+
+
+class SimilarDealsOut(Out):
+    items: list[SimilarDealOut]
+
+
+class HintsOut(Out):
+    deals: list[SimilarDealOut] = Field(description="最相似的成交客户")
+    words: list[CountOut] = Field(
+        description="这些成交客户跟进中常见、而成交客户总体中不那么常见的词（产品、需求），按客户数"
+    )
+    concerns: list[CountOut] = Field(description="跟进中命中的关键词类别（报价、合同…），按客户数")
+    tags: list[CountOut] = Field(description="这些客户的常见标签")

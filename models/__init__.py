@@ -14,6 +14,7 @@ from models.outbox import OutboxMessage
 from models.pool import PoolEvent
 from models.recordings import Recording
 from models.rules import RuleSetVersion, TimerFiring
+from models.similar import CustomerDocument, CustomerTerm
 from models.stages import StageChange
 from models.tasks import Task
 from models.users import Team, User
@@ -29,7 +30,9 @@ __all__ = [
     "ChatWindow",
     "ContactEvent",
     "Customer",
+    "CustomerDocument",
     "CustomerTag",
+    "CustomerTerm",
     "CustomField",
     "Database",
     "EmailTemplate",

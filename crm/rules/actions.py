@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import audit, customers, notifications, placeholders, pool, tasks
+from crm import audit, customers, notifications, placeholders, pool, similar, tasks
 from crm.rules.conditions import Problem
 from crm.rulesets.policy import AutoAssign
 from crm.vocab import ALLOWED_STAGE_MOVES, Grade, Stage
@@ -156,6 +156,7 @@ def _remove_tag(run: Run, params: Mapping[str, Any]) -> None:
 
 def _audit_tag(run: Run, action: str, tag: str) -> None:
     run.customer.updated_at = run.now
+    similar.index_profile(run.session, customer=run.customer, now=run.now)
     audit.record(
         run.session,
         actor=None,

@@ -82,6 +82,9 @@ UNSCOPED |= {
 # A retry is scoped by the email's customer (tests/miniapp_api/test_emails_api.py); an order's
 # customer is checked on creation (test_orders_api.py). Endpoints with an order id are walked.
 UNSCOPED |= {"retry_email", "create_order"}
+# Hints name won deals in the caller's scope; tests/miniapp_api/test_similar_api.py walks them
+# with won deals in both teams (this world has none).
+UNSCOPED |= {"analytics_hints"}
 WALKED = ("{customer_id}", "{order_id}")
 
 # Settings objects follow the org chart (PRODUCT.md, roles and data scope). Every operation under

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pytest
 from sqlalchemy import event
 
-from crm import followups
+from crm import customer_changes, followups
 from crm.actors import Actor
 from crm.vocab import ContactMethod
 from tests.factories import make_company, make_customer, sign_in
@@ -28,6 +28,10 @@ FORECAST_STATEMENTS = 3
 KPI_STATEMENTS = 1 + 2 * 9
 # auth user, new profiles, their reps
 DATA_QUALITY_STATEMENTS = 3
+# auth user, the customer in scope, its terms, their document frequencies, the won documents
+# count and average length, the postings; for the deals found: customers, tags, stage
+# changes, follow-up methods, attachments
+SIMILAR_DEALS_STATEMENTS = 11
 
 
 @contextmanager
@@ -166,3 +170,32 @@ def test_kpi_and_data_quality_statement_counts_do_not_grow_with_customers_or_rep
     assert response.status_code == 200
     assert sum(r["profiles"] for r in response.json["ranking"]) == customers
     assert len(statements) == DATA_QUALITY_STATEMENTS, statements
+
+
+@pytest.mark.parametrize("won", [1, 6])
+def test_similar_deals_statement_count_does_not_grow_with_the_deals_found(
+    won, client, session, fake_wecom, clock, runtime
+):
+    company = make_company(session)
+    rep = company.reps[0][0]
+    for _ in range(won):
+        deal = make_customer(session, rep, clock(), category="工程客户", region="醴陵市")
+        for stage in ("意向", "报价", "成交"):
+            customer_changes.move_stage(
+                session,
+                actor=Actor.of(rep),
+                customer_id=deal.id,
+                to_stage=stage,
+                now=clock(),
+                cause="测试",
+            )
+        session.commit()
+    customer = make_customer(session, rep, clock(), category="工程客户", region="醴陵市")
+    headers = sign_in(client, fake_wecom, rep)
+    with count_statements(runtime.db.engine) as statements:
+        response = client.get(
+            f"/api/v1/customers/{customer.id}/similar-deals?limit=20", headers=headers
+        )
+    assert response.status_code == 200
+    assert len(response.json["items"]) == won
+    assert len(statements) == SIMILAR_DEALS_STATEMENTS, statements

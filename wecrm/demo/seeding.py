@@ -18,7 +18,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from config.settings import DEFAULT_MAX_ATTACHMENT_BYTES
-from crm import completeness, custom_fields, emails, orders, users
+from crm import completeness, custom_fields, emails, orders, similar, users
 from crm.actors import Actor
 from crm.followups import Upload
 from crm.notifications import OutboxStatus
@@ -107,6 +107,7 @@ def seed_company(
             # thousands of single INSERTs on SQLite.
             session.execute(insert(Base.metadata.tables[name]), history[name])
     session.flush()
+    similar.reindex(session, now=now)  # the rows came in bulk, past crm/followups.py
     _publish_grading(session, boss, now)
     order_count = seed_orders(session, boss=boss, now=now, rng_seed=rng_seed)
     return DemoCompany(
