@@ -49,6 +49,7 @@ COLLECTIONS = {
     "revenue_forecast",
     "kpi_panel",
     "data_quality",
+    "rep_health",
 }
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
