@@ -1,10 +1,11 @@
 """The rep health score (销售健康度): per rep and calendar month, three dimensions of 0–100.
 
 Each dimension is the mean of its parts' scores that can be computed (a part with nothing to
-stand on — no tasks due, no follow-ups — is left out, not scored 0); each part maps one raw
-figure to 0–100 as `PARTS` states. The raw figures are the KPI panel's (crm/analytics/kpi.py:
-`person_tallies` and `measure` for one rep), plus two counts of their own: the grades of the
-customers a rep holds, and their first deal ever.
+stand on — no tasks due, no follow-ups — is left out, not scored 0; the mean is of the parts'
+scores as shown, to one decimal); each part maps one raw figure to 0–100 as its `Part` in
+`DIMENSIONS` states. The raw figures are the KPI panel's (crm/analytics/kpi.py: `person_tallies`
+and `measure` for one rep), plus two counts of their own: the grades of the customers a rep
+holds, and their first deal since joining.
 
 - Scale: against fixed targets, not percentiles within the company. A percentile would make a
   rep's score depend on who else is counted (a manager's view reads one team only), change when
