@@ -90,7 +90,7 @@ class Dimension:
 
 
 def _capped(value: float | None, target: float) -> tuple[float | None, float | None]:
-    return value, None if value is None else 100 * min(value / target, 1)
+    return value, None if value is None else 100.0 * min(value / target, 1)
 
 
 def _percent(value: float | None) -> tuple[float | None, float | None]:

@@ -30,6 +30,7 @@ Team 0 medians: efficiency 10.5, quality 70.0, growth 87.5; team 1: 0.0, none, 0
 
 from __future__ import annotations
 
+import statistics
 from datetime import UTC, date, datetime
 
 import pytest
@@ -42,6 +43,7 @@ from models import User
 from models.users import Role
 from tests.crm.analytics.test_kpi import at, follow_up, move, task
 from tests.factories import make_company, make_customer
+from wecrm.demo import seeding
 
 NOW = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 FEBRUARY = date(2026, 2, 1)
@@ -195,3 +197,18 @@ def test_a_month_out_of_range_is_refused(session, world):
     with pytest.raises(Invalid) as raised:
         report(session, world.boss, month=date(2100, 12, 1))
     assert raised.value.code == "period_out_of_range"
+
+
+def test_on_the_demo_company_a_manager_sees_their_teams_scores_beside_its_medians(session, clock):
+    demo = seeding.seed_company(session, now=clock(), customer_count=1200)
+    session.commit()
+    manager = demo.managers[1]
+    rows = health.rep_health(session, actor=Actor.of(manager), month=FEBRUARY, now=clock()).reps
+    assert {r.user_id for r in rows} == {
+        r.id for r in demo.reps if r.team_id == manager.team_id and r.is_active
+    }
+    for row in rows:  # a month of the demo's history gives every rep these two dimensions
+        assert all(0 <= v <= 100 for v in row.radar.values[:2] if v is not None)
+        assert None not in row.radar.values[:2] and None not in row.radar.team_medians[:2]
+    efficiency = sorted(r.radar.values[0] for r in rows)
+    assert rows[0].radar.team_medians[0] == pytest.approx(statistics.median(efficiency), abs=0.06)
