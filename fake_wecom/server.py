@@ -5,10 +5,9 @@ on the page at ``/``, what reps and managers would receive. It implements only w
 gettoken, miniprogram/jscode2session, department/list, user/list, externalcontact/get,
 msgaudit/check_single_agree (with the archive secret's token only),
 externalcontact/get_user_behavior_data (plausible figures per member and day, or those a test
-set) and message/send (its
-per-member limit, template card task ids and duplicate check included), with
-WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313), plus a few test
-controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
+set) and message/send (its per-member limit, template card task ids and duplicate check
+included), with WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313),
+plus a few test controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
 WeCom's other half: it posts members' messages to an app's callback URL.
 
 Like WeCom, every API answer is HTTP 200 with an ``errcode``; only ``set_unreachable(True)``
@@ -78,6 +77,8 @@ MEMBER_LIMIT_ERRCODE = 45009
 # duplicate_check_interval seconds (default 30 minutes, at most 4 hours) is not delivered again.
 # The doc does not show the answer to a dropped duplicate; the fake answers ok with the first
 # copy's msgid, which is what a sender that resends needs to read as "delivered".
+DUPLICATE_CHECK_DEFAULT_SECONDS = 1800
+DUPLICATE_CHECK_MAX_SECONDS = 4 * 3600
 # get_user_behavior_data (92275): at most 100 members, a span of at most 30 days.
 BEHAVIOR_MAX_USERS = 100
 BEHAVIOR_MAX_DAYS = 30
@@ -90,8 +91,6 @@ BEHAVIOR_COUNTS = (
 )
 SECONDS_PER_DAY = 86400
 BEIJING_OFFSET_SECONDS = 8 * 3600
-DUPLICATE_CHECK_DEFAULT_SECONDS = 1800
-DUPLICATE_CHECK_MAX_SECONDS = 4 * 3600
 MSGTYPES = frozenset(
     {
         "text",
