@@ -3,10 +3,11 @@
 Tests drive the real ``wecom.WeComClient`` against it, and the demo runs it so newcomers can read,
 on the page at ``/``, what reps and managers would receive. It implements only what wecrm calls:
 gettoken, miniprogram/jscode2session, department/list, user/list, externalcontact/get,
-msgaudit/check_single_agree (with the archive secret's token only) and message/send (its
-per-member limit, template card task ids and duplicate check included), with
-WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313), plus a few test
-controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
+msgaudit/check_single_agree (with the archive secret's token only),
+externalcontact/get_user_behavior_data (plausible figures per member and day, or those a test
+set) and message/send (its per-member limit, template card task ids and duplicate check
+included), with WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313),
+plus a few test controls. Its member console (``/_fake/chat``, fake_wecom/console.py) plays
 WeCom's other half: it posts members' messages to an app's callback URL.
 
 Like WeCom, every API answer is HTTP 200 with an ``errcode``; only ``set_unreachable(True)``
@@ -15,6 +16,7 @@ Like WeCom, every API answer is HTTP 200 with an ``errcode``; only ``set_unreach
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import logging
@@ -24,7 +26,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -77,6 +79,18 @@ MEMBER_LIMIT_ERRCODE = 45009
 # copy's msgid, which is what a sender that resends needs to read as "delivered".
 DUPLICATE_CHECK_DEFAULT_SECONDS = 1800
 DUPLICATE_CHECK_MAX_SECONDS = 4 * 3600
+# get_user_behavior_data (92275): at most 100 members, a span of at most 30 days.
+BEHAVIOR_MAX_USERS = 100
+BEHAVIOR_MAX_DAYS = 30
+BEHAVIOR_COUNTS = (
+    "chat_cnt",
+    "message_cnt",
+    "negative_feedback_cnt",
+    "new_apply_cnt",
+    "new_contact_cnt",
+)
+SECONDS_PER_DAY = 86400
+BEIJING_OFFSET_SECONDS = 8 * 3600
 MSGTYPES = frozenset(
     {
         "text",
@@ -169,6 +183,7 @@ class FakeWeCom:
             "externalcontact/get": ("GET", self._external_contact_get),
             "msgaudit/check_single_agree": ("POST", self._check_single_agree),
             "media/get": ("GET", self._media_get),
+            "externalcontact/get_user_behavior_data": ("POST", self._user_behavior_data),
         }
         self.console = Console(self)
         self.reset()
@@ -244,6 +259,8 @@ class FakeWeCom:
             self._users: list[dict] = []
             self._external_contacts: dict[str, dict] = {}  # external_userid -> get's answer
             self._media: dict[str, tuple[bytes, str]] = {}  # media_id -> (bytes, content type)
+            # (userid, stat_time) -> one day's 联系客户统计, where a test set it
+            self._behavior: dict[tuple[str, int], dict] = {}
             self._failures: dict[str, list[int]] = {}  # endpoint -> errcodes still to answer
             self._unreachable = False
             self.messages: list[dict] = []  # accepted message/send bodies, oldest first
@@ -306,6 +323,12 @@ class FakeWeCom:
         """Serve ``data`` at media/get under ``media_id`` (a voice message's MediaId)."""
         with self._lock:
             self._media[media_id] = (data, content_type)
+
+    def set_behavior(self, userid: str, stat_time: int, **figures: Any) -> None:
+        """Answer these 联系客户统计 figures for ``userid`` on the day starting at ``stat_time``
+        (unix seconds of a Beijing midnight) instead of the made-up ones."""
+        with self._lock:
+            self._behavior[userid, stat_time] = {"stat_time": stat_time, **figures}
 
     def expire_tokens(self) -> None:
         """Make every token issued so far expired, so using one answers 42001."""
@@ -559,6 +582,44 @@ class FakeWeCom:
             raise _Fault(84061, "not external contact")
         return contact
 
+    def _user_behavior_data(self, request: Request) -> dict:
+        """https://developer.work.weixin.qq.com/document/path/92275: one entry per day of
+        [start_time, end_time] (times rounded down to Beijing midnight), at most 30 days; several
+        members answer their sum, as in WeCom."""
+        try:
+            body = json.loads(request.get_data())
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise _Fault(INVALID_PARAMETER_ERRCODE, "invalid json")
+        userids = body.get("userid") or []
+        start, end = body.get("start_time"), body.get("end_time")
+        if not isinstance(userids, list) or not userids or len(userids) > BEHAVIOR_MAX_USERS:
+            raise _Fault(INVALID_PARAMETER_ERRCODE, "userid is required, at most 100")
+        if not isinstance(start, int) or not isinstance(end, int):
+            raise _Fault(INVALID_PARAMETER_ERRCODE, "start_time and end_time are required")
+        first, last = _beijing_midnight(start), _beijing_midnight(end)
+        if last < first or (last - first) // SECONDS_PER_DAY >= BEHAVIOR_MAX_DAYS:
+            raise _Fault(INVALID_PARAMETER_ERRCODE, "invalid time range, at most 30 days")
+        for userid in userids:
+            if not self._is_known_user(str(userid)):
+                raise _Fault(60111, f"userid not found: {userid}")
+        days = range(first, last + 1, SECONDS_PER_DAY)
+        return {"behavior_data": [self._behavior_day(userids, day) for day in days]}
+
+    def _behavior_day(self, userids: list[str], stat_time: int) -> dict:
+        rows = [
+            self._behavior.get((u, stat_time)) or _made_up_behavior(u, stat_time) for u in userids
+        ]
+        day: dict[str, Any] = {"stat_time": stat_time}
+        for key in BEHAVIOR_COUNTS:
+            day[key] = sum(int(r.get(key, 0)) for r in rows)
+        for key in ("reply_percentage", "avg_reply_time"):  # only where there were chats
+            values = [r[key] for r in rows if key in r]
+            if values:
+                day[key] = round(sum(values) / len(values), 2)
+        return day
+
     def _count_member_sends(self, userids: list[str]) -> None:
         """Refuse the message if any member already had their minute's worth, else count it."""
         now = self.clock()
@@ -623,6 +684,30 @@ class FakeWeCom:
             count=len(self.messages),
             rows="\n".join(rows) or PAGE_EMPTY_ROW,
         )
+
+
+def _beijing_midnight(unix_seconds: int) -> int:
+    return unix_seconds - (unix_seconds + BEIJING_OFFSET_SECONDS) % SECONDS_PER_DAY
+
+
+def _made_up_behavior(userid: str, stat_time: int) -> dict:
+    """Plausible figures, the same for the same member and day: a rep chats with a handful of
+    customers a day, answers most chats within an hour; quieter at weekends."""
+    seed = int.from_bytes(hashlib.sha256(f"{userid}:{stat_time}".encode()).digest()[:8], "big")
+    weekday = datetime.fromtimestamp(stat_time + BEIJING_OFFSET_SECONDS, UTC).weekday()
+    chats = (seed % 9 + 2) // (3 if weekday >= 5 else 1)
+    figures: dict[str, Any] = {
+        "stat_time": stat_time,
+        "chat_cnt": chats,
+        "message_cnt": chats * (3 + seed // 9 % 6),
+        "negative_feedback_cnt": int(seed // 54 % 20 == 0),
+        "new_apply_cnt": seed // 1080 % 3,
+        "new_contact_cnt": seed // 3240 % 3,
+    }
+    if chats:
+        figures["reply_percentage"] = float(60 + seed // 9720 % 41)
+        figures["avg_reply_time"] = 2 + seed // 398520 % 58
+    return figures
 
 
 def _json_response(body: dict) -> Response:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from crm.analytics import forecast, funnel, kpi
+from crm.analytics import forecast, funnel, health, kpi
 from crm.errors import Invalid
 from miniapp_api import api, messages
 from miniapp_api.context import actor, now, session
@@ -17,6 +17,8 @@ from miniapp_api.schemas import (
     ForecastQuery,
     FunnelOut,
     FunnelQuery,
+    HealthOut,
+    HealthQuery,
     KpiOut,
     KpiQuery,
 )
@@ -73,10 +75,30 @@ def kpi_panel(query: KpiQuery) -> Any:
     response=DataQualityOut,
 )
 def data_quality(query: DataQualityQuery) -> Any:
-    year, month = (int(part) for part in query.month.split("-"))
     return kpi.data_quality(
-        session(), actor=actor(), month=date(year, month, 1), team_id=query.team_id
+        session(), actor=actor(), month=_month(query.month), team_id=query.team_id
     )
+
+
+@operation(
+    api,
+    "GET",
+    "/analytics/health",
+    summary="销售健康度：每位销售当月的效率、质量、成长得分（0–100）与同组中位数，附企业微信联系客户统计",
+    tag="analytics",
+    query=HealthQuery,
+    response=HealthOut,
+)
+def rep_health(query: HealthQuery) -> Any:
+    return health.rep_health(
+        session(), actor=actor(), month=_month(query.month), now=now(), team_id=query.team_id
+    )
+
+
+def _month(text: str) -> date:
+    """The first day of a month given as YYYY-MM (the query's pattern checked the form)."""
+    year, month = (int(part) for part in text.split("-"))
+    return date(year, month, 1)
 
 
 def _periods(

@@ -39,6 +39,7 @@ from miniapp_api.schemas import (
     FollowUpIn,
     ForecastQuery,
     FunnelQuery,
+    HealthQuery,
     HintsIn,
     HistoryQuery,
     ImportIn,
@@ -257,6 +258,7 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
         "team_id": 1,
     },
     DataQualityQuery: {"month": "2026-03", "team_id": 1},
+    HealthQuery: {"month": "2026-03", "team_id": 1},
     # --- similar won deals, and hints for the seed's new customer
     SimilarDealsQuery: {"limit": 3},
     HintsIn: {"description": "厂房面积5000平，生产陶瓷制品"},

@@ -1206,6 +1206,88 @@ class DataQualityOut(Out):
     winner: QualityRowOut | None = Field(description="当月数据质量奖：达到门槛的第一名")
 
 
+# --- the rep health score (crm/analytics/health.py) ----------------------------------------
+
+
+class HealthQuery(Strict):
+    month: Annotated[str, Field(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$")] = Field(
+        description="月份，如 2026-03"
+    )
+    team_id: Id | None = Field(default=None, description="只看一个团队（主管只能是本组）")
+
+
+class PartDefinitionOut(Out):
+    key: str = Field(description="稳定的分项代码，如 customers_held")
+    name: str
+    unit: Literal["customers", "customers_per_day", "ratio", "points", "days"] = Field(
+        description="原始值的单位：客户数、每天客户数、0–1 的比例、分、天"
+    )
+    definition: str = Field(description="原始值的口径，以及如何换算成 0–100 分")
+
+
+class DimensionDefinitionOut(Out):
+    key: Literal["efficiency", "quality", "growth"]
+    name: str
+    definition: str = Field(description="维度得分的口径")
+    parts: list[PartDefinitionOut]
+
+
+class PartScoreOut(Out):
+    key: str
+    name: str
+    unit: str
+    value: float | None = Field(description="原始值；没有可计算的基数时为空")
+    score: float | None = Field(description="0–100 分；为空时不计入维度得分")
+    team_median: float | None = Field(description="同组在职销售该项得分的中位数")
+
+
+class DimensionScoreOut(Out):
+    key: Literal["efficiency", "quality", "growth"]
+    name: str
+    score: float | None = Field(description="0–100：各分项得分的平均；没有任何分项时为空")
+    team_median: float | None = Field(
+        description="同组在职销售的中位数；销售本人查看且本组不足 3 人时为空"
+    )
+    parts: list[PartScoreOut]
+
+
+class RadarOut(Out):
+    dimensions: list[str] = Field(description="雷达图各轴的名称，顺序同 values")
+    values: list[float | None] = Field(description="本人各维度得分（0–100）")
+    team_medians: list[float | None] = Field(description="同组中位数（0–100）")
+
+
+class ContactStatsOut(Out):
+    days: int = Field(description="当月已取到企业微信统计的天数")
+    chat_cnt: int = Field(description="聊天总数：成员主动发过消息的单聊数，按天相加")
+    message_cnt: int = Field(description="成员在单聊中发送的消息数")
+    reply_percentage: float | None = Field(
+        description="已回复聊天占比（%）：客户主动发起的聊天中成员回复的比例，按有聊天的天平均"
+    )
+    avg_reply_time: float | None = Field(description="平均首次回复时长（分钟），按有聊天的天平均")
+    new_contact_cnt: int = Field(description="新增客户数")
+    negative_feedback_cnt: int = Field(description="删除或拉黑成员的客户数")
+
+
+class RepHealthOut(Out):
+    user_id: int
+    name: str
+    team_id: int | None
+    dimensions: list[DimensionScoreOut]
+    radar: RadarOut
+    contact: ContactStatsOut | None = Field(
+        description="企业微信联系客户统计（每日拉取）；当月一天也没有取到时为空"
+    )
+
+
+class HealthOut(Out):
+    month: str
+    start: date
+    end: date
+    definitions: list[DimensionDefinitionOut] = Field(description="三个维度及其分项的口径")
+    reps: list[RepHealthOut] = Field(description="老板：全部在职销售；主管：本组；销售：只有自己")
+
+
 # --- similar won deals and hints (crm/similar.py) ---------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from models.audit import AuditEntry
 from models.base import Base
 from models.chat import ArchiveConsent, ArchiveCursor, ArchiveMessage, ChatWindow
+from models.contact_stats import ContactStat
 from models.customers import Customer, CustomerTag, CustomField
 from models.db import Database
 from models.emails import EmailTemplate, EmailTemplateAttachment, OutgoingEmail
@@ -28,6 +29,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "ChatWindow",
+    "ContactStat",
     "ContactEvent",
     "Customer",
     "CustomerDocument",

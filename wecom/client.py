@@ -183,6 +183,14 @@ class WeComClient:
         info = [{"userid": userid, "exteranalopenid": external} for userid, external in pairs]
         return list(self.post("msgaudit/check_single_agree", {"info": info}).get("agreeinfo", []))
 
+    def get_user_behavior_data(self, userid: str, start_time: int, end_time: int) -> list[dict]:
+        """One member's 联系客户统计 per day, both ends included, at most 30 days, in unix
+        seconds of Beijing midnights (externalcontact/get_user_behavior_data,
+        https://developer.work.weixin.qq.com/document/path/92275). Several userids would answer
+        their sum, so it takes one."""
+        payload = {"userid": [userid], "start_time": start_time, "end_time": end_time}
+        return list(self.post("externalcontact/get_user_behavior_data", payload)["behavior_data"])
+
     def download_media(self, media_id: str) -> bytes:
         """A temporary media file's bytes, e.g. a voice message's AMR (media/get,
         https://developer.work.weixin.qq.com/document/path/90254). WeCom answers the file itself,

@@ -11,7 +11,17 @@ import redis
 from rq.cron import CronScheduler
 from rq.job import Job
 
-from workers import archive, capture, inbound, jobs, mail, outbox, queues, transcription
+from workers import (
+    archive,
+    capture,
+    contact_stats,
+    inbound,
+    jobs,
+    mail,
+    outbox,
+    queues,
+    transcription,
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,13 @@ PERIODIC_JOBS = (
         queues.MAINTENANCE,
         every_seconds=300,
         label="重新排队中断的录音转写（条）",
+    ),
+    # WeCom's 联系客户统计 of finished days; hourly so a day missed in an outage comes soon.
+    Periodic(
+        contact_stats.fetch_contact_stats,
+        queues.MAINTENANCE,
+        every_seconds=3600,
+        label="拉取企业微信联系客户统计",
     ),
     # WeCom messages stored but not processed (a lost enqueue, a crashed worker, a retry due).
     Periodic(

@@ -478,3 +478,56 @@ def test_a_bad_button_card_is_refused(fake, http, overrides, errcode):
 
     assert call(http, fake, "message/send", token=token, body=body)["errcode"] == errcode
     assert fake.messages == []
+
+
+BEHAVIOR = "externalcontact/get_user_behavior_data"
+MARCH_1 = 1772294400  # 2026-03-01 00:00 in Beijing
+
+
+def test_behavior_data_answers_each_day_rounded_down_and_sums_several_members(fake, http):
+    token = get_token(http, fake)
+    fake.set_behavior("zhangsan", MARCH_1, chat_cnt=3, message_cnt=9, reply_percentage=50.0)
+    fake.set_behavior("lisi", MARCH_1, chat_cnt=1, message_cnt=2, reply_percentage=100.0)
+    noon = MARCH_1 + 86400 + 12 * 3600  # 2 March, noon: counts as 2 March
+    one = call(
+        http,
+        fake,
+        BEHAVIOR,
+        token,
+        {"userid": ["zhangsan"], "start_time": MARCH_1 + 3600, "end_time": noon},
+    )
+    assert [d["stat_time"] for d in one["behavior_data"]] == [MARCH_1, MARCH_1 + 86400]
+    assert one["behavior_data"][0]["chat_cnt"] == 3
+    both = call(
+        http,
+        fake,
+        BEHAVIOR,
+        token,
+        {"userid": ["zhangsan", "lisi"], "start_time": MARCH_1, "end_time": MARCH_1},
+    )
+    (day,) = both["behavior_data"]
+    assert (day["chat_cnt"], day["message_cnt"], day["reply_percentage"]) == (4, 11, 75.0)
+    later = {
+        "userid": ["zhangsan"],
+        "start_time": MARCH_1 + 5 * 86400,
+        "end_time": MARCH_1 + 5 * 86400,
+    }
+    (made_up,) = call(http, fake, BEHAVIOR, token, later)["behavior_data"]
+    assert made_up == call(http, fake, BEHAVIOR, token, later)["behavior_data"][0]  # stable
+    assert made_up["message_cnt"] >= made_up["chat_cnt"] >= 0
+    unknown = {"userid": ["nobody"], "start_time": MARCH_1, "end_time": MARCH_1}
+    assert call(http, fake, BEHAVIOR, token, unknown)["errcode"] == 60111
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"userid": [], "start_time": MARCH_1, "end_time": MARCH_1},
+        {"userid": ["zhangsan"], "start_time": MARCH_1, "end_time": MARCH_1 + 30 * 86400},
+        {"userid": ["zhangsan"], "start_time": MARCH_1 + 86400, "end_time": MARCH_1},
+        {"userid": ["zhangsan"], "start_time": "x", "end_time": MARCH_1},
+    ],
+)
+def test_behavior_data_refuses_a_bad_request(fake, http, body):
+    answer = call(http, fake, BEHAVIOR, get_token(http, fake), body)
+    assert answer["errcode"] == 40058

@@ -49,6 +49,7 @@ COLLECTIONS = {
     "revenue_forecast",
     "kpi_panel",
     "data_quality",
+    "rep_health",
 }
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
@@ -328,17 +329,20 @@ def test_lists_exports_and_summaries_hold_only_what_the_role_may_see(
         assert forecast.json["next_month"]["open_deals"] == len(visible)
     kpis = client.get("/api/v1/analytics/kpi?start=2026-01-01&end=2026-04-01", headers=headers)
     quality = client.get("/api/v1/analytics/data-quality?month=2026-03", headers=headers)
+    reps_in_scope = {
+        r.id
+        for team in company.reps
+        for r in team
+        if user.role == "boss" or r.team_id == user.team_id
+    }
     if role == "rep":
         assert kpis.status_code == quality.status_code == 403  # managers' and the boss's views
     else:
-        reps_in_scope = {
-            r.id
-            for team in company.reps
-            for r in team
-            if user.role == "boss" or r.team_id == user.team_id
-        }
         assert {r["user_id"] for r in kpis.json["period"]["reps"]} == reps_in_scope
         assert {r["user_id"] for r in quality.json["ranking"]} == reps_in_scope  # one each
+    scores = client.get("/api/v1/analytics/health?month=2026-03", headers=headers)
+    expected = {user.id} if role == "rep" else reps_in_scope  # a rep: their own score
+    assert {r["user_id"] for r in scores.json["reps"]} == expected
 
     people = client.get("/api/v1/users", headers=headers).json["items"]
     if role == "rep":

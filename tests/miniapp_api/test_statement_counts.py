@@ -28,6 +28,9 @@ FORECAST_STATEMENTS = 3
 KPI_STATEMENTS = 1 + 2 * 9
 # auth user, new profiles, their reps
 DATA_QUALITY_STATEMENTS = 3
+# auth user; the month's and the three months before's KPI tallies (9 each); grades held, first
+# deals, joining times, stored WeCom contact figures
+HEALTH_STATEMENTS = 1 + 2 * 9 + 4
 # auth user, the customer in scope, its terms, their document frequencies, the won documents
 # count and average length, the postings; for the deals found: customers, tags, stage
 # changes, follow-up methods, attachments
@@ -170,6 +173,24 @@ def test_kpi_and_data_quality_statement_counts_do_not_grow_with_customers_or_rep
     assert response.status_code == 200
     assert sum(r["profiles"] for r in response.json["ranking"]) == customers
     assert len(statements) == DATA_QUALITY_STATEMENTS, statements
+
+
+@pytest.mark.parametrize("customers", [1, 30])
+def test_health_statement_count_does_not_grow_with_customers_or_reps(
+    customers, client, session, fake_wecom, clock, runtime
+):
+    company = make_company(session)
+    reps = [rep for team in company.reps for rep in team]
+    for n in range(customers):
+        make_customer(session, reps[n % len(reps)], clock()).grade = "A"
+    session.commit()
+    headers = sign_in(client, fake_wecom, company.boss)
+    with count_statements(runtime.db.engine) as statements:
+        response = client.get("/api/v1/analytics/health?month=2026-03", headers=headers)
+    assert response.status_code == 200
+    held = [p for r in response.json["reps"] for d in r["dimensions"] for p in d["parts"]]
+    assert sum(p["value"] for p in held if p["key"] == "customers_held") == customers
+    assert len(statements) == HEALTH_STATEMENTS, statements
 
 
 @pytest.mark.parametrize("won", [1, 6])
