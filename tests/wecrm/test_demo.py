@@ -44,6 +44,7 @@ from models import (
 )
 from models.customers import Customer
 from models.users import Role
+from synthetic.sample import SAMPLE_ORG
 from tests.factories import sign_in
 from tests.speech_model import link_assembled_model
 from wecrm.demo import chats as demo_chats
@@ -92,6 +93,24 @@ def test_seed_builds_a_boss_and_three_teams_of_a_manager_and_five_reps(session, 
     fields = {f.key: f for f in session.scalars(select(CustomField))}
     assert set(fields) == {"needs_install", "met_competitor", "floor_area_sqm", "project_type"}
     assert fields["needs_install"].is_tag_dimension and fields["needs_install"].is_required
+
+
+def test_everyone_joined_before_the_history_they_made(session, clock):
+    _seed(session, clock, 200)
+    first_customer = {
+        owner_id: created_at
+        for owner_id, created_at in session.execute(
+            select(Customer.owner_id, func.min(Customer.created_at)).group_by(Customer.owner_id)
+        )
+    }
+    people = list(session.scalars(select(User)))
+    planned = {p.userid: p.joined_days_ago for p in SAMPLE_ORG.people}
+    for person in people:
+        assert person.joined_at == clock() - timedelta(days=planned[person.wecom_userid])
+        if person.id in first_customer:
+            assert person.joined_at <= first_customer[person.id], person.name
+    newcomer = min(people, key=lambda p: clock() - p.joined_at)
+    assert newcomer.role == Role.REP and newcomer.id in first_customer  # someone to measure
 
 
 def test_seed_writes_1200_customers_over_every_stage_source_grade_and_category(session, clock):

@@ -69,6 +69,8 @@ def seed_company(
     departments, members = wecom_directory(SAMPLE_ORG)
     users.sync_directory(session, departments=departments, members=members, now=now)
     people = {u.wecom_userid: u for u in session.scalars(select(User))}
+    for person in SAMPLE_ORG.people:  # joined before the history they made (新人上手周期)
+        people[person.userid].joined_at = now - timedelta(days=person.joined_days_ago)
     team_of_department = {t.wecom_department_id: t for t in session.scalars(select(Team))}
     teams = [team_of_department[t.department_id] for t in SAMPLE_ORG.teams]
     ids = Ids(users={key: user.id for key, user in people.items()}, teams=[t.id for t in teams])
