@@ -11,7 +11,7 @@ import redis
 from rq.cron import CronScheduler
 from rq.job import Job
 
-from workers import archive, capture, inbound, jobs, mail, outbox, queues, transcription
+from workers import archive, capture, digest, inbound, jobs, mail, outbox, queues, transcription
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ PERIODIC_JOBS = (
         every_seconds=300,
         label="重新排队中断的录音转写（条）",
     ),
+    # Acts once a day, at WECRM_DIGEST_TIME (Beijing); each run checks whether that time has come.
+    Periodic(digest.send_digests, queues.MAINTENANCE, every_seconds=60, label="发送每日晨报（份）"),
     # WeCom messages stored but not processed (a lost enqueue, a crashed worker, a retry due).
     Periodic(
         inbound.sweep_inbound, queues.INBOUND, every_seconds=60, label="处理积压的企业微信消息"

@@ -20,7 +20,7 @@ from matplotlib.ft2font import FT2Font
 from matplotlib.image import imread
 
 import charts
-from charts import fonts
+from charts import figures, fonts
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FUNNEL = charts.FunnelChart(
@@ -53,7 +53,9 @@ def _single_character(character: str, rc: dict) -> bytes:
 def test_the_font_file_comes_from_the_installed_wheel_and_holds_the_charts_characters():
     assert fonts.CJK_FONT_PATH.is_file()
     font = FT2Font(str(fonts.CJK_FONT_PATH))
-    text = "潜在意向报价成交转化最弱客户数金额元实际团队中位数本人每日晨报销售漏斗业绩预测本月剩余下月"
+    labels = [v for k, v in vars(figures).items() if k.endswith(("_LABEL", "_AXIS", "_LEGEND"))]
+    text = "".join(labels) + "潜在意向报价成交每日晨报销售漏斗业绩预测本月剩余下月"
+    assert len(labels) >= 8
     missing = [c for c in text if font.get_char_index(ord(c)) == 0]
     assert missing == []
     assert font.get_char_index(0xE000) == 0  # the check can fail: a private-use code point
