@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from matplotlib import font_manager
+from matplotlib.typing import RcKeyType
 from mplfonts.conf import FONT_DIR
 
 CJK_FONT_PATH = Path(FONT_DIR) / "NotoSansCJKsc-Regular.otf"
@@ -19,7 +20,7 @@ CJK_FAMILY = "Noto Sans CJK SC"
 font_manager.fontManager.addfont(str(CJK_FONT_PATH))
 
 # matplotlib settings of every chart (applied around each drawing, never globally).
-RC: dict[str, Any] = {
+RC: dict[RcKeyType, Any] = {
     "font.family": "sans-serif",
     "font.sans-serif": [CJK_FAMILY, "DejaVu Sans"],
     "axes.unicode_minus": False,  # the CJK font has no U+2212; a hyphen reads the same
