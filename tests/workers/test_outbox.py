@@ -301,7 +301,7 @@ def test_a_message_wecom_took_before_its_worker_died_is_resent_within_a_minute_a
         runtime.wecom.send_message(
             [rep.wecom_userid],
             "textcard",
-            outbox.wecom_payload(claimed, public_url="http://x", store=runtime.store),
+            outbox.wecom_payload(claimed, public_url="http://x"),
             duplicate_check_seconds=outbox.DUPLICATE_CHECK_SECONDS,
         )
         dead_worker.commit()
@@ -392,7 +392,7 @@ def test_a_card_wecom_took_before_its_worker_died_is_recorded_sent_when_resent(
         lease = clock() + timedelta(seconds=outbox.LEASE_SECONDS)
         (claimed,) = notifications.claim_due(dead_worker, now=clock(), limit=10, lease_until=lease)
         # WeCom takes the card, then the worker dies before it records "sent".
-        payload = outbox.wecom_payload(claimed, public_url="http://x", store=runtime.store)
+        payload = outbox.wecom_payload(claimed, public_url="http://x")
         runtime.wecom.send_message([rep.wecom_userid], "template_card", payload)
         dead_worker.commit()
 
