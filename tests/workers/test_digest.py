@@ -13,6 +13,7 @@ from crm.analytics import digest
 from crm.notifications import OutboxStatus
 from models import OutboxMessage
 from tests.factories import make_company, make_customer
+from wecrm.demo import seeding
 from workers import digest as digest_job
 from workers import outbox, queues
 
@@ -129,3 +130,22 @@ def test_the_digest_is_due_from_the_configured_beijing_time_until_midnight():
     assert digest.is_due(BEIJING_0800, at)
     assert digest.is_due(datetime(2026, 3, 2, 15, 59, tzinfo=UTC), at)  # 23:59 Beijing
     assert not digest.is_due(datetime(2026, 3, 2, 16, 0, tzinfo=UTC), at)  # next day, 00:00
+
+
+def test_on_the_demo_company_the_boss_gets_the_picture_and_the_weakest_step(
+    runtime, session, clock, fake_wecom
+):
+    seeding.seed_company(session, now=BEIJING_0800, customer_count=1200)
+    session.commit()
+    boss_userid = seeding.SAMPLE_ORG.boss.userid
+    clock.current = BEIJING_0800
+    digest_job.send_digests()
+    _send_outbox(runtime)
+
+    to_boss = _messages_to(fake_wecom, boss_userid)
+    (image,) = [m for m in to_boss if m["msgtype"] == "image"]
+    (card,) = [m for m in to_boss if m.get("textcard", {}).get("title", "").startswith("每日晨报")]
+    (upload,) = [u for u in fake_wecom.uploads if u["media_id"] == image["image"]["media_id"]]
+    assert upload["data"].startswith(PNG_SIGNATURE)
+    assert "最弱环节（近 30 天）：" in card["textcard"]["description"]
+    assert "样本不足" not in card["textcard"]["description"]
