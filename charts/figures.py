@@ -17,6 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.projections.polar import PolarAxes
+from matplotlib.ticker import FuncFormatter
 
 from charts.fonts import RC
 
@@ -32,6 +33,7 @@ NO_CONVERSION_LABEL = "转化 —"
 WEAKEST_LABEL = "（最弱）"
 CUSTOMERS_AXIS = "客户数"
 REVENUE_AXIS = "金额（元）"
+TEN_THOUSANDS = "{value:,.0f}万"  # Chinese reads large sums in 万 (10,000)
 INTERVAL_LEGEND = "P10–P90"
 P50_LEGEND = "P50"
 ACTUAL_LEGEND = "实际"
@@ -176,9 +178,13 @@ def _draw_forecast(axes: Axes, chart: ForecastChart, title: str) -> None:
     axes.set_xticks(rows, [b.label for b in bands], rotation=45 if len(bands) > 4 else 0)
     axes.set_ylim(bottom=0)
     axes.set_ylabel(REVENUE_AXIS)
-    axes.ticklabel_format(axis="y", style="plain")
-    axes.legend(loc="upper left")
+    axes.yaxis.set_major_formatter(FuncFormatter(_amount))
+    axes.legend(loc="lower center", ncols=3)
     axes.set_title(title)
+
+
+def _amount(value: float, _position: int) -> str:
+    return TEN_THOUSANDS.format(value=value / 10_000) if value >= 10_000 else f"{value:,.0f}"
 
 
 def _png(figure: Figure) -> bytes:

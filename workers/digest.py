@@ -43,10 +43,10 @@ def send_digests() -> int:
 
 
 def picture(report: Digest) -> bytes:
-    """The digest's one image, as PNG bytes: the customers in each stage now with the last
-    `FUNNEL_DAYS` days' conversions, and the forecast's intervals."""
+    """The digest's one image, as PNG bytes: the customers entering each stage in the last
+    `FUNNEL_DAYS` days with the conversions between them, and the forecast's intervals."""
     figures = report.funnel
-    counts = {s.stage: s.now for s in figures.stages}
+    counts = {s.stage: s.entered for s in figures.stages}
     steps = figures.steps
     weakest = figures.weakest_step
     funnel_chart = charts.FunnelChart(
