@@ -7,6 +7,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from datetime import time
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
@@ -43,6 +44,9 @@ MASKED_URL_FIELDS = frozenset({"database_url", "redis_url", "smtp_url", "wecom_a
 ARCHIVE_PROXY_SCHEMES = ("http", "https", "socks5")
 # Chat capture: messages of one conversation at most this far apart make one window.
 DEFAULT_CHAT_WINDOW_MINUTES = 30
+# When the morning digest (每日晨报) goes out, Beijing time: "HH:MM".
+DEFAULT_DIGEST_TIME = time(8, 0)
+DIGEST_TIME_PATTERN = re.compile(r"([01]?\d|2[0-3]):([0-5]\d)")
 # Speech (speech/model.py). Empty model: the bundled faster-whisper base model, assembled into
 # <data dir>/models/faster-whisper-base and checked against its SHA-256 hashes before use.
 WHISPER_MODEL_SIZES = (
@@ -122,6 +126,13 @@ def _parse_whisper_model(raw: str) -> str:
             f"or a folder containing model.bin; got {raw!r}"
         )
     return str(folder.resolve())
+
+
+def _parse_clock_time(name: str, raw: str) -> time:
+    match = DIGEST_TIME_PATTERN.fullmatch(raw.strip())
+    if match is None:
+        raise SettingsError(f"{name} must be a time of day as HH:MM (Beijing time), got {raw!r}")
+    return time(int(match[1]), int(match[2]))
 
 
 def _parse_choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
@@ -274,6 +285,7 @@ class Settings:
     whisper_compute_type: str = DEFAULT_WHISPER_COMPUTE_TYPE
     whisper_threads: int = 0  # 0: CTranslate2's default
     whisper_language: str = DEFAULT_WHISPER_LANGUAGE  # "auto": detect per recording
+    digest_time: time = DEFAULT_DIGEST_TIME  # the morning digest's time of day, Beijing time
 
     @property
     def smtp(self) -> SmtpServer | None:
@@ -401,6 +413,7 @@ class Settings:
         proxies_raw = env.get("WECRM_TRUSTED_PROXIES", "")
         window_raw = env.get("WECRM_CHAT_WINDOW_MINUTES", "")
         threads_raw = env.get("WECRM_WHISPER_THREADS", "")
+        digest_raw = env.get("WECRM_DIGEST_TIME", "")
         return cls(
             data_dir=data_dir,
             database_url=database_url,
@@ -465,6 +478,11 @@ class Settings:
             ),
             whisper_language=_parse_whisper_language(
                 env.get("WECRM_WHISPER_LANGUAGE") or DEFAULT_WHISPER_LANGUAGE
+            ),
+            digest_time=(
+                _parse_clock_time("WECRM_DIGEST_TIME", digest_raw)
+                if digest_raw
+                else DEFAULT_DIGEST_TIME
             ),
         )
 

@@ -3,6 +3,11 @@
 `notify` writes one outbox row per recipient in the caller's transaction, so a message exists
 exactly when the decision that caused it was committed. A worker (workers/outbox.py) sends the
 rows later with the state changes below; this module never talks to WeCom, Redis or RQ.
+
+An image message stores the key of its picture in the FileStore, not a WeCom media_id: WeCom
+keeps uploaded media three days, and a message may wait longer (an outage, a retry by hand), so
+the sender uploads the file when it sends. Unsent image messages keep their file from the
+orphan purge (`referenced_storage_keys`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from crm.delivery import DeliveryStatus
 from crm.errors import Conflict, Forbidden, Invalid, NotFound
 from models import OutboxMessage, User
 
-MSGTYPES = ("text", "markdown", "textcard", "template_card")
+MSGTYPES = ("text", "markdown", "textcard", "template_card", "image")
 MAX_PAGE_SIZE = 100
 # WeCom's documented limits (https://developer.work.weixin.qq.com/document/path/90236); longer
 # content is refused with 45002, so it is cut here rather than failing at send time.
@@ -43,6 +48,8 @@ CARD_MAX_BUTTONS = 6
 # (wecom/task_ids.py) with the recipient's id added.
 SUBJECT_MAX_IDS = 3
 SUBJECT_KEY = re.compile(r"[a-z]{1,16}_id")
+# An image message's stored content: where its picture is in the FileStore.
+IMAGE_KEY_FIELD = "file_key"
 
 
 OutboxStatus = DeliveryStatus
@@ -88,15 +95,26 @@ def notify(
     dedupe_key: str | None = None,
     msgtype: str = "textcard",
     card: ButtonCard | None = None,
+    image_key: str | None = None,
 ) -> list[OutboxMessage]:
     """Queue one message per active recipient; a dedupe key already queued adds nothing.
 
-    A `card` makes the message a template card with buttons (msgtype "template_card")."""
+    A `card` makes the message a template card with buttons (msgtype "template_card"); an
+    `image_key` (a FileStore key of a PNG or JPG) an image message, with no title or text."""
     if card is not None:
         msgtype = "template_card"
+    if image_key is not None:
+        msgtype = "image"
     if msgtype not in MSGTYPES:
         raise Invalid(f"不支持的消息类型「{msgtype}」", field="msgtype")
-    content = _card_content(card, title, text) if card else _content(msgtype, title, text)
+    if card is not None:
+        content = _card_content(card, title, text)
+    elif msgtype == "image":
+        if image_key is None:  # a bug of the caller: there is nothing to send
+            raise ValueError("an image message needs an image_key")
+        content = {IMAGE_KEY_FIELD: image_key}
+    else:
+        content = _content(msgtype, title, text)
     # Keyed by id, which also drops a recipient named twice.
     wanted = {user.id: user for user in recipients if user.is_active and user.wecom_userid}
     keys = {uid: f"{dedupe_key}:{uid}" for uid in wanted} if dedupe_key else {}
@@ -198,6 +216,16 @@ def payload(message: OutboxMessage, *, public_url: str) -> dict[str, Any]:
         )
         content["btntxt"] = TEXTCARD_BUTTON
     return content
+
+
+def referenced_storage_keys(session: Session) -> set[str]:
+    """FileStore keys of image messages not yet sent (a failed one may be sent again)."""
+    contents = session.scalars(
+        select(OutboxMessage.content).where(
+            OutboxMessage.msgtype == "image", OutboxMessage.status != OutboxStatus.SENT
+        )
+    )
+    return {content[IMAGE_KEY_FIELD] for content in contents}
 
 
 # --- sending: the state changes the worker makes, each in its own short transaction ----------

@@ -3,7 +3,7 @@
 Tests drive the real ``wecom.WeComClient`` against it, and the demo runs it so newcomers can read,
 on the page at ``/``, what reps and managers would receive. It implements only what wecrm calls:
 gettoken, miniprogram/jscode2session, department/list, user/list, externalcontact/get,
-msgaudit/check_single_agree (with the archive secret's token only),
+msgaudit/check_single_agree (with the archive secret's token only), media/upload and media/get,
 externalcontact/get_user_behavior_data (plausible figures per member and day, or those a test
 set) and message/send (its per-member limit, template card task ids and duplicate check
 included), with WeCom's errcodes (https://developer.work.weixin.qq.com/document/path/90313),
@@ -91,6 +91,14 @@ BEHAVIOR_COUNTS = (
 )
 SECONDS_PER_DAY = 86400
 BEIJING_OFFSET_SECONDS = 8 * 3600
+
+# media/upload (https://developer.work.weixin.qq.com/document/path/90253): an image is a JPG or
+# PNG of 5 B to 10 MB; the fake checks images only, the one type wecrm uploads.
+MEDIA_TYPES = frozenset({"image", "voice", "video", "file"})
+IMAGE_MAX_BYTES = 10 * 1024 * 1024
+IMAGE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff")
+INVALID_MEDIA_ERRCODE = 40007
+MEDIA_PATH = "/_fake/media/"  # the page shows uploaded images from here, no token needed
 MSGTYPES = frozenset(
     {
         "text",
@@ -120,6 +128,7 @@ body {{ font-family: sans-serif; margin: 2em; color: #222; }}
 table {{ border-collapse: collapse; width: 100%; }}
 th, td {{ border: 1px solid #ccc; padding: 0.4em 0.6em; text-align: left; vertical-align: top; }}
 td.content {{ white-space: pre-wrap; }}
+td.content img {{ max-width: 480px; }}
 </style>
 </head>
 <body>
@@ -184,6 +193,7 @@ class FakeWeCom:
             "msgaudit/check_single_agree": ("POST", self._check_single_agree),
             "media/get": ("GET", self._media_get),
             "externalcontact/get_user_behavior_data": ("POST", self._user_behavior_data),
+            "media/upload": ("POST", self._media_upload),
         }
         self.console = Console(self)
         self.reset()
@@ -264,6 +274,8 @@ class FakeWeCom:
             self._failures: dict[str, list[int]] = {}  # endpoint -> errcodes still to answer
             self._unreachable = False
             self.messages: list[dict] = []  # accepted message/send bodies, oldest first
+            # accepted media/upload files, oldest first: media_id, type, filename, data
+            self.uploads: list[dict] = []
             self._member_sends: dict[str, list[float]] = {}  # lower-cased userid -> send times
             self._task_ids: set[str] = set()  # template card task ids used so far
             # what a message said (recipients, type, content) -> (when it was taken, its msgid)
@@ -365,6 +377,11 @@ class FakeWeCom:
             return Response(self._render_page(), mimetype="text/html")
         if request.path == "/_fake/messages":
             return _json_response({"messages": self.messages})
+        if request.path.startswith(MEDIA_PATH):
+            media = self._media.get(request.path.removeprefix(MEDIA_PATH))
+            if media is None:
+                return Response("not found", status=404, mimetype="text/plain")
+            return Response(media[0], mimetype=media[1])
         if not request.path.startswith("/cgi-bin/"):
             return Response("not found", status=404, mimetype="text/plain")
         if self._unreachable:
@@ -509,6 +526,8 @@ class FakeWeCom:
         if not isinstance(content, dict):
             raise _Fault(40058, f"missing {msgtype}")
         _check_content(msgtype, content)
+        if msgtype == "image" and content.get("media_id") not in self._media:
+            raise _Fault(INVALID_MEDIA_ERRCODE, "invalid media_id")
         task_id = content.get("task_id") if msgtype == "template_card" else None
         if task_id is not None and task_id in self._task_ids:
             raise _Fault(TASK_ID_ERRCODE, "taskid has existed or empty or exceed max len")
@@ -574,6 +593,28 @@ class FakeWeCom:
             raise _Fault(40007, "invalid media_id")
         data, content_type = media
         return Response(data, mimetype=content_type)
+
+    def _media_upload(self, request: Request) -> dict:
+        """https://developer.work.weixin.qq.com/document/path/90253: multipart field "media"."""
+        media_type = request.args.get("type", "")
+        if media_type not in MEDIA_TYPES:
+            raise _Fault(40004, "invalid media type")
+        upload = request.files.get("media")
+        if upload is None:
+            raise _Fault(41001, "missing media")
+        data = upload.read()
+        upload.close()  # a large upload is spooled to a temporary file
+        if media_type == "image" and not (
+            5 <= len(data) <= IMAGE_MAX_BYTES and data.startswith(IMAGE_SIGNATURES)
+        ):
+            raise _Fault(40005, "invalid file type")
+        media_id = secrets.token_urlsafe(24)
+        content_type = upload.mimetype or "application/octet-stream"
+        self._media[media_id] = (data, content_type)
+        self.uploads.append(
+            {"media_id": media_id, "type": media_type, "filename": upload.filename, "data": data}
+        )
+        return {"type": media_type, "media_id": media_id, "created_at": str(int(time.time()))}
 
     def _external_contact_get(self, request: Request) -> dict:
         """https://developer.work.weixin.qq.com/document/path/92114"""
@@ -674,6 +715,9 @@ class FakeWeCom:
                 _summarise(message["msgtype"], message[message["msgtype"]]),
             ]
             escaped = [html.escape(cell) for cell in cells]
+            if message["msgtype"] == "image":
+                src = html.escape(MEDIA_PATH + message["image"]["media_id"], quote=True)
+                escaped[3] = f'<a href="{src}"><img src="{src}" alt="{escaped[3]}"></a>'
             rows.append(
                 f"<tr><td>{escaped[0]}</td><td class=content>{escaped[1]}</td>"
                 f"<td>{escaped[2]}</td><td class=content>{escaped[3]}</td></tr>"
@@ -753,6 +797,8 @@ def _check_content(msgtype: str, content: dict) -> None:
             raise _Fault(45002, "content size out of limit")
     elif msgtype == "template_card":
         _check_template_card(content)
+    elif msgtype == "image" and not content.get("media_id"):
+        raise _Fault(41006, "missing media_id")
 
 
 def _check_template_card(card: dict) -> None:
@@ -811,6 +857,8 @@ def _summarise(msgtype: str, content: dict) -> str:
     if msgtype == "textcard":
         lines = [content["title"], content["description"], content["url"]]
         return "\n".join(lines + ([content["btntxt"]] if content.get("btntxt") else []))
+    if msgtype == "image":
+        return content["media_id"]
     if msgtype == "template_card" and content.get("card_type") == "button_interaction":
         lines = [content.get("main_title", {}).get("title", ""), content.get("sub_title_text", "")]
         lines += [

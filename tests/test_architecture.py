@@ -12,7 +12,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("config", "models", "crm", "bot", "miniapp_api", "workers", "wecom", "fake_wecom")
-PACKAGES += ("wecrm", "bench", "speech")
+PACKAGES += ("wecrm", "bench", "speech", "charts")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

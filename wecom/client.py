@@ -200,6 +200,13 @@ class WeComClient:
             raise WeComError(UNAVAILABLE_ERRCODE, "media/get answered JSON without a file")
         return body
 
+    def upload_media(self, media_type: str, filename: str, data: bytes, content_type: str) -> str:
+        """Upload a temporary media file, valid three days; returns its media_id (media/upload,
+        https://developer.work.weixin.qq.com/document/path/90253)."""
+        files = {"media": (filename, data, content_type)}
+        result = self._call("media/upload", params={"type": media_type}, files=files)
+        return str(result["media_id"])
+
     def send_message(
         self, touser: list[str], msgtype: str, content: dict, *, duplicate_check_seconds: int = 0
     ) -> dict:
@@ -236,15 +243,19 @@ class WeComClient:
         *,
         params: dict | None = None,
         payload: dict | None = None,
+        files: dict | None = None,
         binary: bool = False,
     ) -> dict | bytes:
-        """One HTTP attempt: GET, or POST when there is a payload; failures become WeComError.
-        With `binary`, a body that is not JSON is the answer (a downloaded file)."""
+        """One HTTP attempt: GET, or POST when there is a payload or files (multipart); failures
+        become WeComError. With `binary`, a body that is not JSON is the answer (a downloaded
+        file)."""
         # wechatpy writes access_token into the params dict it is given and then never replaces
         # it, so every attempt needs a fresh dict or a retry would resend the rejected token.
         fresh_params = dict(params or {})
         try:
-            if payload is None:
+            if files is not None:
+                result = self._wechat.post(endpoint, params=fresh_params, files=files)
+            elif payload is None:
                 result = self._wechat.get(endpoint, params=fresh_params)
             else:
                 result = self._wechat.post(endpoint, params=fresh_params, data=payload)

@@ -14,7 +14,7 @@ import redis
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm import chat_capture, completeness, emails, imports
+from crm import chat_capture, completeness, emails, imports, notifications
 from crm.actors import Actor
 from crm.errors import DomainError
 from crm.rules import timers
@@ -224,8 +224,8 @@ def recompute_completeness() -> int:
 
 
 def purge_orphan_uploads() -> int:
-    """Delete stored files no attachment, import, email template or archived message refers to
-    (left by a failed request or pull, or taken off a template)."""
+    """Delete stored files no attachment, import, email template, archived message or unsent
+    image message refers to (left by a failed request or pull, or taken off a template)."""
     rt = context.runtime()
     root = rt.store.root
     if not root.exists():
@@ -235,6 +235,7 @@ def purge_orphan_uploads() -> int:
         referenced |= set(session.scalars(select(ImportJob.storage_key)))
         referenced |= emails.referenced_storage_keys(session)
         referenced |= chat_capture.referenced_storage_keys(session)
+        referenced |= notifications.referenced_storage_keys(session)
     cutoff = time.time() - ORPHAN_UPLOAD_AGE_SECONDS
     removed = 0
     for path in root.glob("*/*"):

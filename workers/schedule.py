@@ -15,6 +15,7 @@ from workers import (
     archive,
     capture,
     contact_stats,
+    digest,
     inbound,
     jobs,
     mail,
@@ -75,6 +76,8 @@ PERIODIC_JOBS = (
         every_seconds=3600,
         label="拉取企业微信联系客户统计",
     ),
+    # Acts once a day, at WECRM_DIGEST_TIME (Beijing); each run checks whether that time has come.
+    Periodic(digest.send_digests, queues.MAINTENANCE, every_seconds=60, label="发送每日晨报（份）"),
     # WeCom messages stored but not processed (a lost enqueue, a crashed worker, a retry due).
     Periodic(
         inbound.sweep_inbound, queues.INBOUND, every_seconds=60, label="处理积压的企业微信消息"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import time
+
 import pytest
 
 from config import Settings, SettingsError
@@ -98,6 +100,8 @@ def test_sign_in_limits_default_to_a_few_a_minute_and_no_proxy_is_trusted(tmp_pa
         ("WECRM_WHISPER_COMPUTE_TYPE", "int4", "WECRM_WHISPER_COMPUTE_TYPE"),
         ("WECRM_WHISPER_THREADS", "-2", "WECRM_WHISPER_THREADS"),
         ("WECRM_WHISPER_LANGUAGE", "Chinese", "WECRM_WHISPER_LANGUAGE"),
+        ("WECRM_DIGEST_TIME", "8am", "WECRM_DIGEST_TIME"),
+        ("WECRM_DIGEST_TIME", "24:00", "WECRM_DIGEST_TIME"),
     ],
 )
 def test_a_wrong_value_fails_naming_the_variable(tmp_path, name, value, fragment):
@@ -196,6 +200,12 @@ def test_chat_windows_default_to_half_an_hour(tmp_path):
     assert Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)}).chat_window_minutes == 30
     env = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_CHAT_WINDOW_MINUTES": "45"}
     assert Settings.from_env(env).chat_window_minutes == 45
+
+
+def test_the_digest_goes_out_at_eight_unless_set(tmp_path):
+    assert Settings.from_env({"WECRM_DATA_DIR": str(tmp_path)}).digest_time == time(8, 0)
+    env = {"WECRM_DATA_DIR": str(tmp_path), "WECRM_DIGEST_TIME": "7:30"}
+    assert Settings.from_env(env).digest_time == time(7, 30)
 
 
 def test_speech_defaults_to_the_bundled_model_int8_and_chinese(tmp_path):

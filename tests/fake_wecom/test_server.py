@@ -531,3 +531,43 @@ def test_behavior_data_answers_each_day_rounded_down_and_sums_several_members(fa
 def test_behavior_data_refuses_a_bad_request(fake, http, body):
     answer = call(http, fake, BEHAVIOR, get_token(http, fake), body)
     assert answer["errcode"] == 40058
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 32
+
+
+def upload(http, fake, token, data, media_type="image"):
+    response = http.post(
+        f"{fake.base_url}media/upload",
+        params={"access_token": token, "type": media_type},
+        files={"media": ("digest.png", data, "image/png")},
+        timeout=2,
+    )
+    assert response.status_code == 200
+    return response.json()
+
+
+def test_an_uploaded_image_is_sent_by_media_id_and_shown_on_the_page(fake, http):
+    token = get_token(http, fake)
+    answer = upload(http, fake, token, PNG)
+    assert answer["errcode"] == 0 and answer["type"] == "image"
+    media_id = answer["media_id"]
+    assert fake.uploads[0]["data"] == PNG
+
+    body = text_message(fake, msgtype="image", image={"media_id": media_id})
+    del body["text"]
+    assert call(http, fake, "message/send", token=token, body=body)["errcode"] == 0
+
+    page = http.get(fake.page_url, timeout=2).text
+    assert f'<img src="/_fake/media/{media_id}"' in page
+    picture = http.get(f"{fake.page_url.rstrip('/')}/_fake/media/{media_id}", timeout=2)
+    assert picture.content == PNG and picture.headers["Content-Type"] == "image/png"
+
+
+def test_an_image_message_needs_an_uploaded_media_id_and_an_upload_a_picture(fake, http):
+    token = get_token(http, fake)
+    body = text_message(fake, msgtype="image", image={"media_id": "never-uploaded"})
+    assert call(http, fake, "message/send", token=token, body=body)["errcode"] == 40007
+    assert upload(http, fake, token, b"not a picture at all")["errcode"] == 40005
+    assert upload(http, fake, token, PNG, media_type="sticker")["errcode"] == 40004
+    assert fake.messages == [] and fake.uploads == []

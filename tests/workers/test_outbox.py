@@ -89,14 +89,20 @@ def test_two_processes_share_one_token_and_refetch_it_once_when_wecom_expires_it
     first, second = _client(runtime, fake_wecom), _client(runtime, fake_wecom)
     try:
         _notify(session, clock, [rep], text="一")
-        outbox.send_due(runtime.db, runtime.redis, first, clock, public_url="http://x")
+        outbox.send_due(
+            runtime.db, runtime.redis, first, clock, public_url="http://x", store=runtime.store
+        )
         _notify(session, clock, [rep], text="二")
-        outbox.send_due(runtime.db, runtime.redis, second, clock, public_url="http://x")
+        outbox.send_due(
+            runtime.db, runtime.redis, second, clock, public_url="http://x", store=runtime.store
+        )
         assert fake_wecom.token_requests == 1
 
         fake_wecom.expire_tokens()
         _notify(session, clock, [rep], text="三")
-        outbox.send_due(runtime.db, runtime.redis, first, clock, public_url="http://x")
+        outbox.send_due(
+            runtime.db, runtime.redis, first, clock, public_url="http://x", store=runtime.store
+        )
     finally:
         first.close()
         second.close()
@@ -123,7 +129,9 @@ def test_token_errors_get_one_bounded_refetch_then_count_as_a_failed_attempt(
     assert row.next_attempt_at == clock() + timedelta(seconds=30)
 
     clock.advance(seconds=30)
-    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
     assert len(fake_wecom.messages) == 1 and _rows(session)[0].status == OutboxStatus.SENT
 
 
@@ -145,17 +153,23 @@ def test_unreachable_wecom_backs_off_loses_nothing_and_sends_after_it_returns(
     assert "503" in rows[0].last_error
 
     clock.advance(seconds=29)
-    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
     assert [r.attempts for r in _rows(session)] == [1, 0, 0, 0]  # not due yet: not retried
     clock.advance(seconds=1)
-    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
     assert [r.attempts for r in _rows(session)] == [2, 0, 0, 0]
     assert _rows(session)[0].next_attempt_at == clock() + timedelta(seconds=60)
 
     fake_wecom.set_unreachable(False)
     fake_wecom.fail_next("message/send", -1)  # WeCom's "system busy" is unreachable too
     clock.advance(seconds=60)
-    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
     assert [r.attempts for r in _rows(session)] == [3, 0, 0, 0]
 
     clock.advance(seconds=120)
@@ -183,7 +197,9 @@ def test_unreachable_error_is_stored_without_credentials(runtime, session, clock
     )
     nowhere._wechat.session.set(nowhere._wechat.access_token_key, "TOKENVALUE")  # in the URL
     try:
-        report = outbox.send_due(runtime.db, runtime.redis, nowhere, clock, public_url="http://x")
+        report = outbox.send_due(
+            runtime.db, runtime.redis, nowhere, clock, public_url="http://x", store=runtime.store
+        )
     finally:
         nowhere.close()
 
@@ -216,7 +232,9 @@ def test_31st_message_to_one_member_in_a_minute_is_deferred_not_sent(
     assert deferred[0].next_attempt_at == clock() + timedelta(seconds=60)
 
     clock.advance(seconds=60)
-    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
     assert fake_wecom.messages[-1]["textcard"]["description"] == "第31条"
     assert {r.status for r in _rows(session)} == {OutboxStatus.SENT}
 
@@ -228,7 +246,9 @@ def test_wecom_frequency_error_defers_the_message_without_counting_an_attempt(
     _notify(session, clock, [rep])
     fake_wecom.fail_next("message/send", 45009)
 
-    report = outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    report = outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
 
     assert report == {"deferred": 1}
     (row,) = _rows(session)
@@ -254,11 +274,15 @@ def test_lease_of_a_worker_that_died_mid_send_expires_and_the_message_is_sent(
         notifications.claim_due(dead_worker, now=clock(), limit=10, lease_until=lease)
         dead_worker.commit()
 
-    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
     assert fake_wecom.messages == []  # leased to someone else
 
     clock.advance(seconds=outbox.LEASE_SECONDS)
-    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
     assert len(fake_wecom.messages) == 1
     (row,) = _rows(session)
     assert row.status == OutboxStatus.SENT and row.attempts == 1
@@ -284,11 +308,20 @@ def test_a_message_wecom_took_before_its_worker_died_is_resent_within_a_minute_a
 
     clock.advance(seconds=59)
     assert (
-        outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+        outbox.send_due(
+            runtime.db,
+            runtime.redis,
+            runtime.wecom,
+            clock,
+            public_url="http://x",
+            store=runtime.store,
+        )
         == {}
     )
     clock.advance(seconds=1)
-    report = outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    report = outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
 
     assert report == {"sent": 1}
     assert fake_wecom.calls.count("message/send") == 2  # resent, and WeCom dropped the copy
@@ -312,7 +345,9 @@ def test_a_batch_whose_lease_runs_short_is_handed_back_and_claimed_afresh(
         return send_message(touser, *args, **kwargs)
 
     monkeypatch.setattr(runtime.wecom, "send_message", slow_send)
-    report = outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    report = outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
 
     assert report == {"sent": 3, "released": 1}
     assert min(leases_left) >= outbox.SEND_MAX_SECONDS  # no send began near its lease's end
@@ -330,13 +365,17 @@ def test_redis_going_away_mid_run_puts_the_batch_back_due_now_not_leased(
     gone = redis.Redis(port=_free_port())  # the rate limit and the token are out of reach
 
     with pytest.raises(redis.ConnectionError):
-        outbox.send_due(runtime.db, gone, runtime.wecom, clock, public_url="http://x")
+        outbox.send_due(
+            runtime.db, gone, runtime.wecom, clock, public_url="http://x", store=runtime.store
+        )
     rows = _rows(session)
     assert {(r.status, r.attempts, r.next_attempt_at) for r in rows} == {
         (OutboxStatus.PENDING, 0, clock())
     }
 
-    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
     assert {r.status for r in _rows(session)} == {OutboxStatus.SENT}
     assert len(fake_wecom.messages) == len(reps)
 
@@ -358,7 +397,9 @@ def test_a_card_wecom_took_before_its_worker_died_is_recorded_sent_when_resent(
         dead_worker.commit()
 
     clock.advance(seconds=outbox.LEASE_SECONDS)
-    report = outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    report = outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
 
     assert report == {"sent": 1}
     assert fake_wecom.calls.count("message/send") == 2  # the resend was answered 42014
@@ -374,7 +415,9 @@ def test_each_recipient_of_a_card_gets_a_task_id_of_its_own(runtime, session, cl
     )
     _notify(session, clock, [first, second], card=card)
 
-    outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+    outbox.send_due(
+        runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x", store=runtime.store
+    )
 
     sent = {m["touser"][0]: m["template_card"] for m in fake_wecom.messages}
     assert sent[first.wecom_userid]["task_id"] == f"order-7-step-9-u{first.id}"
@@ -396,7 +439,14 @@ def test_two_concurrent_runs_send_every_message_exactly_once(runtime, session, c
         try:
             barrier.wait()
             reports.append(
-                outbox.send_due(runtime.db, runtime.redis, client, clock, public_url="http://x")
+                outbox.send_due(
+                    runtime.db,
+                    runtime.redis,
+                    client,
+                    clock,
+                    public_url="http://x",
+                    store=runtime.store,
+                )
             )
         except Exception as error:  # surfaced below; a thread cannot fail the test itself
             errors.append(error)
@@ -424,7 +474,14 @@ def test_refused_message_fails_after_max_attempts_and_is_never_deleted(
     _notify(session, clock, [rep])
     fake_wecom.fail_next("message/send", errcode, times=delivery.MAX_ATTEMPTS)
     for _ in range(delivery.MAX_ATTEMPTS):
-        outbox.send_due(runtime.db, runtime.redis, runtime.wecom, clock, public_url="http://x")
+        outbox.send_due(
+            runtime.db,
+            runtime.redis,
+            runtime.wecom,
+            clock,
+            public_url="http://x",
+            store=runtime.store,
+        )
         clock.advance(seconds=delivery.BACKOFF_MAX_SECONDS)
     (row,) = _rows(session)
     assert row.status == OutboxStatus.FAILED and row.attempts == delivery.MAX_ATTEMPTS
