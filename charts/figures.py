@@ -39,6 +39,7 @@ P50_LEGEND = "P50"
 ACTUAL_LEGEND = "实际"
 VALUE_LEGEND = "本人"
 MEDIAN_LEGEND = "团队中位数"
+NO_SCORE_LABEL = "{}（无数据）"
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,23 @@ def digest_png(funnel: FunnelChart, forecast: ForecastChart, *, titles: tuple[st
 
 
 def radar_png(
-    dimensions: Sequence[str], values: Sequence[float], medians: Sequence[float], *, title: str
+    dimensions: Sequence[str],
+    values: Sequence[float | None],
+    medians: Sequence[float | None],
+    *,
+    title: str,
 ) -> bytes:
-    """A radar of 0–100 scores, the team's medians drawn beside them."""
+    """A radar of 0–100 scores, the team's medians drawn beside them. A score not known (None)
+    is drawn at 0 and its axis says so; the medians are drawn only when all are known."""
     if not len(dimensions) == len(values) == len(medians) or len(dimensions) < 3:
         raise ValueError("a radar needs at least three dimensions, each with a value and a median")
     angles = [2 * math.pi * i / len(dimensions) for i in range(len(dimensions))]
     closed = [*angles, angles[0]]
+    labels = [
+        d if v is not None else NO_SCORE_LABEL.format(d)
+        for d, v in zip(dimensions, values, strict=True)
+    ]
+    scores = [v or 0.0 for v in values]
     with matplotlib.rc_context(RC):
         figure = Figure(figsize=(5, 5), dpi=DPI)
         axes = figure.add_subplot(projection="polar")
@@ -115,12 +126,16 @@ def radar_png(
         axes.set_theta_offset(math.pi / 2)
         axes.set_theta_direction(-1)
         axes.set_ylim(0, 100)
-        axes.set_xticks(angles, list(dimensions))
+        axes.set_xticks(angles, labels)
         axes.set_yticks([20, 40, 60, 80, 100])
-        axes.plot(closed, [*medians, medians[0]], color=MEDIAN_COLOUR, linestyle="--")
-        axes.plot(closed, [*values, values[0]], color=BAR_COLOUR, linewidth=2)
-        axes.fill(closed, [*values, values[0]], color=BAR_COLOUR, alpha=0.25)
-        axes.legend([MEDIAN_LEGEND, VALUE_LEGEND], loc="upper right", bbox_to_anchor=(1.15, 1.1))
+        legend = []
+        if all(m is not None for m in medians):
+            known = [float(m or 0) for m in medians]
+            axes.plot(closed, [*known, known[0]], color=MEDIAN_COLOUR, linestyle="--")
+            legend.append(MEDIAN_LEGEND)
+        axes.plot(closed, [*scores, scores[0]], color=BAR_COLOUR, linewidth=2)
+        axes.fill(closed, [*scores, scores[0]], color=BAR_COLOUR, alpha=0.25)
+        axes.legend([*legend, VALUE_LEGEND], loc="upper right", bbox_to_anchor=(1.15, 1.1))
         axes.set_title(title, pad=20)
         return _png(figure)
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
+from flask import Response
+
+import charts
 from crm.analytics import forecast, funnel, health, kpi
 from crm.errors import Invalid
 from miniapp_api import api, messages
@@ -21,7 +24,10 @@ from miniapp_api.schemas import (
     HealthQuery,
     KpiOut,
     KpiQuery,
+    RadarQuery,
 )
+
+RADAR_TITLE = "{name} {month} 健康度"
 
 
 @operation(
@@ -93,6 +99,29 @@ def rep_health(query: HealthQuery) -> Any:
     return health.rep_health(
         session(), actor=actor(), month=_month(query.month), now=now(), team_id=query.team_id
     )
+
+
+@operation(
+    api,
+    "GET",
+    "/analytics/health/radar.png",
+    summary="销售健康度雷达图（PNG）：本人三个维度的得分与同组中位数",
+    tag="analytics",
+    query=RadarQuery,
+    file_response=("image/png",),
+)
+def rep_radar(query: RadarQuery) -> Response:
+    user_id = query.user_id or actor().user_id
+    name, radar = health.rep_radar(
+        session(), actor=actor(), month=_month(query.month), now=now(), user_id=user_id
+    )
+    picture = charts.radar_png(
+        radar.dimensions,
+        radar.values,
+        radar.team_medians,
+        title=RADAR_TITLE.format(name=name, month=query.month),
+    )
+    return Response(picture, mimetype="image/png")
 
 
 def _month(text: str) -> date:

@@ -53,6 +53,7 @@ from miniapp_api.schemas import (
     PoolAssignIn,
     PoolQuery,
     PublishIn,
+    RadarQuery,
     ReassignIn,
     ReleaseIn,
     RollbackIn,
@@ -259,6 +260,7 @@ EXAMPLES: dict[type[BaseModel], dict[str, Any]] = {
     },
     DataQualityQuery: {"month": "2026-03", "team_id": 1},
     HealthQuery: {"month": "2026-03", "team_id": 1},
+    RadarQuery: {"month": "2026-03", "user_id": 5},
     # --- similar won deals, and hints for the seed's new customer
     SimilarDealsQuery: {"limit": 3},
     HintsIn: {"description": "厂房面积5000平，生产陶瓷制品"},

@@ -1216,6 +1216,13 @@ class HealthQuery(Strict):
     team_id: Id | None = Field(default=None, description="只看一个团队（主管只能是本组）")
 
 
+class RadarQuery(Strict):
+    month: Annotated[str, Field(pattern=r"^2\d{3}-(0[1-9]|1[0-2])$")] = Field(
+        description="月份，如 2026-03"
+    )
+    user_id: Id | None = Field(default=None, description="哪位销售（默认自己；须在可见范围内）")
+
+
 class PartDefinitionOut(Out):
     key: str = Field(description="稳定的分项代码，如 customers_held")
     name: str

@@ -47,6 +47,7 @@ from crm.actors import Actor
 from crm.analytics import kpi
 from crm.analytics.funnel import SECONDS_PER_DAY, Period
 from crm.contact_stats import ContactSummary
+from crm.errors import NotFound
 from crm.vocab import Grade, Stage
 from models import Customer, StageChange, User
 from models.users import Role
@@ -342,6 +343,17 @@ def rep_health(
         ],
         reps=rows,
     )
+
+
+def rep_radar(
+    session: Session, *, actor: Actor, month: date, now: datetime, user_id: int
+) -> tuple[str, Radar]:
+    """One rep's name and radar for the month, among the reps the actor may see; a rep out of
+    reach answers like one that does not exist."""
+    for row in rep_health(session, actor=actor, month=month, now=now).reps:
+        if row.user_id == user_id:
+            return row.name, row.radar
+    raise NotFound("销售")
 
 
 def _score(figures: Figures) -> list[DimensionScore]:

@@ -103,6 +103,17 @@ def test_the_charts_font_draws_distinct_glyphs_where_a_latin_font_draws_identica
     assert (glyphs[0] < 1).any()  # something was drawn at all
 
 
+def test_a_radar_draws_unknown_scores_and_missing_medians_without_a_missing_glyph():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        known = charts.radar_png(["效率", "质量", "成长"], [80, 60, 40], [50, 50, 50], title="x")
+        unknown = charts.radar_png(
+            ["效率", "质量", "成长"], [80, 60, None], [50, None, 50], title="x"
+        )
+    assert unknown.startswith(PNG_SIGNATURE)
+    assert not np.array_equal(_pixels(known), _pixels(unknown))
+
+
 def test_a_radar_refuses_mismatched_or_too_few_dimensions():
     with pytest.raises(ValueError):
         charts.radar_png(["效率", "质量"], [1, 2], [1, 2], title="x")

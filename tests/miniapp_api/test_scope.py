@@ -50,6 +50,7 @@ COLLECTIONS = {
     "kpi_panel",
     "data_quality",
     "rep_health",
+    "rep_radar",
 }
 # Endpoints that touch nothing customer-scoped.
 UNSCOPED = {
@@ -343,6 +344,15 @@ def test_lists_exports_and_summaries_hold_only_what_the_role_may_see(
     scores = client.get("/api/v1/analytics/health?month=2026-03", headers=headers)
     expected = {user.id} if role == "rep" else reps_in_scope  # a rep: their own score
     assert {r["user_id"] for r in scores.json["reps"]} == expected
+    for rep in (r for team in company.reps for r in team):
+        radar = client.get(
+            f"/api/v1/analytics/health/radar.png?month=2026-03&user_id={rep.id}", headers=headers
+        )
+        if rep.id in expected:
+            assert (radar.status_code, radar.mimetype) == (200, "image/png"), rep.name
+            assert radar.data.startswith(b"\x89PNG")
+        else:  # out of reach: like a missing rep
+            assert radar.status_code == 404 and radar.json["error"]["code"] == "not_found"
 
     people = client.get("/api/v1/users", headers=headers).json["items"]
     if role == "rep":
