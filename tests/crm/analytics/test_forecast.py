@@ -42,6 +42,44 @@ def test_the_demo_backtest_holds_the_actual_revenue_in_eight_of_ten_months(sessi
     assert 0 < live.p10 < live.p50 < live.p90
 
 
+def test_the_demo_forecast_is_pinned(session, demo, clock):
+    """Today's figures on the demo company, so that a faster method is seen to give the same
+    answers (re-pin only with the reason the draws had to change)."""
+    report = forecast.revenue_forecast(session, actor=Actor.of(demo.boss), now=clock())
+    assert report.this_month_remaining.revenue == forecast.Interval(5560790.0, 7230900.0, 9209160.0)
+    assert report.next_month.revenue == forecast.Interval(4161770.0, 6108750.0, 8252500.0)
+    assert (report.next_month.open_deals, report.next_month.open_amount) == (252, 45749400.0)
+    assert [(m.anchors, m.open_deals, m.actual) for m in report.backtest.months] == [
+        (4, 100, 1472000.0),
+        (5, 107, 2338900.0),
+        (6, 120, 2925500.0),
+        (7, 144, 3828200.0),
+        (8, 145, 2673500.0),
+        (9, 155, 2586400.0),
+        (10, 173, 3787400.0),
+        (11, 192, 5034000.0),
+        (12, 192, 6474200.0),
+        (13, 206, 6267600.0),
+        (14, 220, 6047700.0),
+        (15, 219, 3723600.0),
+    ]
+    assert [m.revenue for m in report.backtest.months] == [
+        forecast.Interval(1022230.0, 2111850.0, 3423920.0),
+        forecast.Interval(1793090.0, 2944350.0, 4211200.0),
+        forecast.Interval(2192400.0, 3493150.0, 4881950.0),
+        forecast.Interval(2236400.0, 3510650.0, 4985170.0),
+        forecast.Interval(1504470.0, 2627400.0, 3939370.0),
+        forecast.Interval(3135440.0, 4718800.0, 6391460.0),
+        forecast.Interval(4205290.0, 5890200.0, 7617220.0),
+        forecast.Interval(3530050.0, 5044100.0, 6727590.0),
+        forecast.Interval(5003560.0, 6857000.0, 8617300.0),
+        forecast.Interval(4125570.0, 5769950.0, 7661940.0),
+        forecast.Interval(4116710.0, 5758250.0, 7506670.0),
+        forecast.Interval(3372190.0, 4899900.0, 6621600.0),
+    ]
+    assert report.backtest.covered == 10
+
+
 def test_the_same_data_gives_the_same_forecast(session, demo, clock):
     first = forecast.revenue_forecast(session, actor=Actor.of(demo.boss), now=clock())
     again = forecast.revenue_forecast(session, actor=Actor.of(demo.boss), now=clock())
