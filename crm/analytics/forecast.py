@@ -42,10 +42,9 @@ moment's stages from that in memory.
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left, bisect_right
-from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import count
 
 import numpy as np
@@ -65,9 +64,6 @@ PRIOR_STRENGTH = 10.0  # pseudo-deals at the stage's rate that a cell's own deal
 AGE_BUCKETS_DAYS = (15, 45)  # days in the stage: under 15, 15–44, 45 and over
 QUANTILES = (10, 50, 90)
 MAX_DRAWS_PER_BATCH = 1_000_000  # deals × runs simulated at once (about 8 MB of draws)
-
-# A deal's cell: its stage and the index of its age bucket.
-Cell = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -146,23 +142,52 @@ class Forecast:
     backtest: Backtest
 
 
-@dataclass
-class DealHistory:
-    """One customer's stage history: times of its moves (oldest first) and where each led."""
+# Stages as small integers in `Stage` order, and a deal's cell as stage × age bucket.
+STAGES = tuple(Stage)
+STAGE_CODES = {stage.value: code for code, stage in enumerate(STAGES)}
+IS_OPEN = np.array([stage in OPEN_STAGES for stage in STAGES])
+WON_CODE = STAGE_CODES[Stage.WON]
+BUCKETS = len(AGE_BUCKETS_DAYS) + 1
+CELLS = len(STAGES) * BUCKETS
+# Each cell's (stage, bucket) pair: the seed digests these, and cells are ordered by them.
+CELL_KEYS = [(stage.value, bucket) for stage in STAGES for bucket in range(BUCKETS)]
+CELL_ORDER = sorted(range(CELLS), key=CELL_KEYS.__getitem__)
+CELL_REPRS = np.array([repr(key) for key in CELL_KEYS], dtype=object)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+DAY_MICROSECONDS = 86_400_000_000
 
-    amount: float
-    times: list[datetime]
-    stages: list[str]
-    won_at: list[datetime]
 
-    def state_at(self, moment: datetime) -> tuple[str, datetime] | None:
-        """The stage at `moment` and when it was entered; None before the customer existed."""
-        index = bisect_right(self.times, moment) - 1
-        return (self.stages[index], self.times[index]) if index >= 0 else None
+@dataclass(frozen=True)
+class StageHistory:
+    """Every customer's stage history as arrays: the moves sorted by customer, then time."""
 
-    def is_won_in(self, start: datetime, end: datetime) -> bool:
-        index = bisect_left(self.won_at, start)
-        return index < len(self.won_at) and self.won_at[index] < end
+    amounts: np.ndarray  # per customer, in the order given
+    customers: np.ndarray  # per move: the index of its customer
+    micros: np.ndarray  # per move: microseconds since the epoch
+    stages: np.ndarray  # per move: the code of the stage it led to
+
+    @classmethod
+    def from_rows(
+        cls, amounts: dict[int, float], moves: Iterable[tuple[int, str, datetime]]
+    ) -> StageHistory:
+        """From customer ids with their amounts and (customer id, stage, moment) moves in
+        order of customer, then time."""
+        ids = np.fromiter(amounts, dtype=np.int64, count=len(amounts))
+        order = np.argsort(ids, kind="stable")
+        rows = list(moves)
+        move_ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
+        customers = order[np.searchsorted(ids, move_ids, sorter=order)]
+        return cls(
+            amounts=np.fromiter(amounts.values(), dtype=np.float64, count=len(amounts)),
+            customers=customers,
+            micros=np.fromiter(
+                ((row[2] - EPOCH) // MICROSECOND for row in rows), dtype=np.int64, count=len(rows)
+            ),
+            stages=np.fromiter(
+                (STAGE_CODES[row[1]] for row in rows), dtype=np.int64, count=len(rows)
+            ),
+        )
 
 
 @dataclass
@@ -171,8 +196,8 @@ class _Lessons:
     deals that were not open at each anchor."""
 
     anchors: int
-    deals: Counter[Cell]
-    wins: Counter[Cell]
+    deals: np.ndarray
+    wins: np.ndarray
     others: list[float]
 
 
@@ -189,11 +214,8 @@ def revenue_forecast(
     amounts = {
         customer_id: float(amount or 0)
         for customer_id, amount in session.execute(
-            select(Customer.id, Customer.expected_amount).where(*conditions)
+            select(Customer.id, Customer.expected_amount).where(*conditions).order_by(Customer.id)
         )
-    }
-    histories = {
-        customer_id: DealHistory(amount, [], [], []) for customer_id, amount in amounts.items()
     }
     moves = session.execute(
         select(StageChange.customer_id, StageChange.to_stage, StageChange.changed_at)
@@ -201,20 +223,15 @@ def revenue_forecast(
         .where(*conditions, StageChange.changed_at <= now)
         .order_by(StageChange.customer_id, StageChange.changed_at, StageChange.id)
     )
-    for customer_id, stage, changed_at in moves:
-        history = histories[customer_id]
-        history.times.append(changed_at)
-        history.stages.append(stage)
-        if stage == Stage.WON:
-            history.won_at.append(changed_at)
-    return forecast_from(list(histories.values()), now=now, backtest_months=backtest_months)
+    history = StageHistory.from_rows(amounts, moves)
+    return forecast_from(history, now=now, backtest_months=backtest_months)
 
 
 def forecast_from(
-    histories: list[DealHistory], *, now: datetime, backtest_months: int = BACKTEST_MONTHS
+    history: StageHistory, *, now: datetime, backtest_months: int = BACKTEST_MONTHS
 ) -> Forecast:
     """The forecast from customers' histories as of `now` (pure: the tests feed it directly)."""
-    method = _Method(histories)
+    method = _Method(history)
     this_month = _month_start(calendar.local_date(now))
     months = []
     for back in range(backtest_months, 0, -1):
@@ -228,7 +245,7 @@ def forecast_from(
                     anchors=lessons.anchors,
                     open_deals=window.open_deals,
                     revenue=window.revenue,
-                    actual=_won_revenue(histories, window.start, window.end),
+                    actual=method.won_revenue(window.start, window.end),
                 )
             )
     # With too little history the rates are the prior's alone, and the width says so.
@@ -236,7 +253,7 @@ def forecast_from(
     this_month_rest, next_month = (answer[1] for answer in live if answer is not None)
     return Forecast(
         as_of=now,
-        this_month_won=_won_revenue(histories, calendar.day_start(this_month), now),
+        this_month_won=method.won_revenue(calendar.day_start(this_month), now),
         this_month_remaining=this_month_rest,
         next_month=next_month,
         backtest=Backtest(months),
@@ -247,18 +264,24 @@ def forecast_from(
 class _Tally:
     """One anchor's open deals and wins per cell, and the revenue of the deals not open."""
 
-    deals: Counter[Cell]
-    wins: Counter[Cell]
+    deals: np.ndarray
+    wins: np.ndarray
     other: float
 
 
 class _Method:
-    """The method over one set of histories. Each anchor is tallied once, however many
-    forecasts learn from it: every month of the back-test learns from the month starts before."""
+    """The method over one stage history, a moment's stages read for all customers at once.
+    Each anchor is tallied once, however many forecasts learn from it: every month of the
+    back-test learns from the month starts before."""
 
-    def __init__(self, histories: list[DealHistory]) -> None:
-        self.histories = histories
-        self.first_move = min((h.times[0] for h in histories if h.times), default=None)
+    def __init__(self, history: StageHistory) -> None:
+        self.history = history
+        self.first_move = _moment(int(history.micros.min())) if history.micros.size else None
+        # Where each customer's moves start, and its wins alone (few beside all moves).
+        self.starts = np.searchsorted(history.customers, np.arange(history.amounts.size))
+        won = history.stages == WON_CODE
+        self.won_customers = history.customers[won]
+        self.won_micros = history.micros[won]
         self.tallies: dict[tuple[datetime, int], _Tally] = {}
 
     def forecast(
@@ -269,20 +292,17 @@ class _Method:
         lessons = self.learn(as_of, months_ahead)
         if lessons.anchors < need:
             return None
-        cells: list[Cell] = []
-        amounts: list[float] = []
-        for history in self.histories:
-            state = history.state_at(as_of)
-            if state is not None and state[0] in OPEN_STAGES:
-                cells.append(_cell(state, as_of))
-                amounts.append(history.amount)
+        is_open, cells = self.open_cells(as_of)
+        amounts = self.history.amounts[is_open]
         start, end = _window(as_of, months_ahead)
-        revenue = _simulate(cells, amounts, lessons)
-        return lessons, WindowForecast(start, end, len(cells), sum(amounts), revenue)
+        revenue = _simulate(cells[is_open], amounts, lessons)
+        return lessons, WindowForecast(
+            start, end, int(is_open.sum()), float(amounts.sum()), revenue
+        )
 
     def learn(self, as_of: datetime, months_ahead: int) -> _Lessons:
         """The tallies of the anchors before `as_of` whose window had ended by then."""
-        lessons = _Lessons(0, Counter(), Counter(), [])
+        lessons = _Lessons(0, np.zeros(CELLS, dtype=np.int64), np.zeros(CELLS, np.int64), [])
         if self.first_move is None:
             return lessons
         for back in count(1):
@@ -301,93 +321,110 @@ class _Method:
     def tally(self, anchor: datetime, months_ahead: int) -> _Tally:
         key = (anchor, months_ahead)
         if key not in self.tallies:
-            start, end = _window(anchor, months_ahead)
-            deals: Counter[Cell] = Counter()
-            wins: Counter[Cell] = Counter()
-            other = 0.0
-            for history in self.histories:
-                state = history.state_at(anchor)
-                won = history.is_won_in(start, end)
-                if state is not None and state[0] in OPEN_STAGES:
-                    cell = _cell(state, anchor)
-                    deals[cell] += 1
-                    wins[cell] += won
-                elif won:
-                    other += history.amount
-            self.tallies[key] = _Tally(deals, wins, other)
+            is_open, cells = self.open_cells(anchor)
+            won = self.is_won_in(*_window(anchor, months_ahead))
+            self.tallies[key] = _Tally(
+                deals=np.bincount(cells[is_open], minlength=CELLS),
+                wins=np.bincount(cells[is_open & won], minlength=CELLS),
+                other=float(self.history.amounts[~is_open & won].sum()),
+            )
         return self.tallies[key]
 
+    def open_cells(self, moment: datetime) -> tuple[np.ndarray, np.ndarray]:
+        """Per customer: whether its deal is open at `moment`, and its cell (stage and age in
+        it; meaningless when not open)."""
+        history, at = self.history, _micros(moment)
+        # A customer's moves up to `moment` are a prefix of its run: the last of them holds.
+        known = np.bincount(history.customers[history.micros <= at], minlength=self.starts.size)
+        exists = known > 0
+        last = (self.starts + known - 1)[exists]
+        is_open = np.zeros(self.starts.size, dtype=bool)
+        is_open[exists] = IS_OPEN[history.stages[last]]
+        cells = np.zeros(self.starts.size, dtype=np.int64)
+        ages = (at - history.micros[last]) // DAY_MICROSECONDS
+        buckets = np.searchsorted(AGE_BUCKETS_DAYS, ages, side="right")
+        cells[exists] = history.stages[last] * BUCKETS + buckets
+        return is_open, cells
 
-def _simulate(cells: list[Cell], amounts: list[float], lessons: _Lessons) -> Interval:
+    def is_won_in(self, start: datetime, end: datetime) -> np.ndarray:
+        """Per customer: whether it was won in [start, end)."""
+        inside = (self.won_micros >= _micros(start)) & (self.won_micros < _micros(end))
+        won = np.zeros(self.starts.size, dtype=bool)
+        won[self.won_customers[inside]] = True
+        return won
+
+    def won_revenue(self, start: datetime, end: datetime) -> float:
+        """The revenue actually won in [start, end): each customer won in it, once."""
+        return round(float(self.history.amounts[self.is_won_in(start, end)].sum()), 2)
+
+
+def _simulate(cells: np.ndarray, amounts: np.ndarray, lessons: _Lessons) -> Interval:
     """P10 / P50 / P90 of the revenue over `SIMULATIONS` seeded runs."""
     rng = np.random.default_rng(_seed(cells, amounts, lessons))
-    used = sorted(set(cells))
+    present = set(cells.tolist())
+    used = [cell for cell in CELL_ORDER if cell in present]
     alpha, beta = _posteriors(used, lessons)
     # Each run draws its own rate per cell (the history's uncertainty), then each deal.
     rates = rng.beta(alpha, beta, size=(SIMULATIONS, len(used)))
-    position = {cell: i for i, cell in enumerate(used)}
-    index = np.array([position[c] for c in cells], dtype=int)
-    values = np.array(amounts)
+    position = np.zeros(CELLS, dtype=int)
+    position[used] = np.arange(len(used))
+    index = position[cells]
     revenue = np.empty(SIMULATIONS)
     # Runs in batches, so that a large book's deals never fill memory with a full matrix.
     batch = max(1, MAX_DRAWS_PER_BATCH // max(1, len(cells)))
     for first in range(0, SIMULATIONS, batch):
         runs = rates[first : first + batch]
         won = rng.random((len(runs), len(cells))) < runs[:, index]
-        revenue[first : first + batch] = won @ values
+        revenue[first : first + batch] = won @ amounts
     if lessons.others:
         revenue += rng.choice(np.array(lessons.others), size=SIMULATIONS)
     p10, p50, p90 = (float(v) for v in np.percentile(revenue, QUANTILES))
     return Interval(round(p10, 2), round(p50, 2), round(p90, 2))
 
 
-def _posteriors(cells: list[Cell], lessons: _Lessons) -> tuple[np.ndarray, np.ndarray]:
+def _posteriors(cells: list[int], lessons: _Lessons) -> tuple[np.ndarray, np.ndarray]:
     """Beta parameters of each cell's win rate: its own deals over a prior at its stage's rate,
     which leans on the rate of all deals (itself with a flat Beta(1, 1) prior)."""
-    deals_all, wins_all = sum(lessons.deals.values()), sum(lessons.wins.values())
+    deals_all, wins_all = int(lessons.deals.sum()), int(lessons.wins.sum())
     overall = (wins_all + 1) / (deals_all + 2)
-    by_stage_deals: Counter[str] = Counter()
-    by_stage_wins: Counter[str] = Counter()
-    for cell, deals in lessons.deals.items():
-        by_stage_deals[cell[0]] += deals
-        by_stage_wins[cell[0]] += lessons.wins[cell]
+    by_stage_deals = lessons.deals.reshape(len(STAGES), BUCKETS).sum(axis=1).tolist()
+    by_stage_wins = lessons.wins.reshape(len(STAGES), BUCKETS).sum(axis=1).tolist()
     alpha, beta = [], []
     for cell in cells:
-        stage = cell[0]
+        stage = cell // BUCKETS
         stage_rate = (by_stage_wins[stage] + PRIOR_STRENGTH * overall) / (
             by_stage_deals[stage] + PRIOR_STRENGTH
         )
-        wins, deals = lessons.wins[cell], lessons.deals[cell]
+        wins, deals = int(lessons.wins[cell]), int(lessons.deals[cell])
         alpha.append(wins + PRIOR_STRENGTH * stage_rate)
         beta.append(deals - wins + PRIOR_STRENGTH * (1 - stage_rate))
     return np.array(alpha), np.array(beta)
 
 
-def _seed(cells: list[Cell], amounts: list[float], lessons: _Lessons) -> int:
-    """A seed from the simulation's inputs: the same data, the same draws."""
-    digest = hashlib.sha256(
-        repr(
-            (
-                cells,
-                amounts,
-                sorted(lessons.deals.items()),
-                sorted(lessons.wins.items()),
-                lessons.others,
-            )
-        ).encode()
-    ).digest()
+def _seed(cells: np.ndarray, amounts: np.ndarray, lessons: _Lessons) -> int:
+    """A seed from the simulation's inputs: the same data, the same draws. The digest is of
+    the text the inputs print as when held as lists of (stage, bucket) pairs and floats (how
+    the method first held them), so that the figures stay those it has always given."""
+
+    def counted(counts: np.ndarray) -> str:
+        pairs = (f"({CELL_REPRS[c]}, {int(counts[c])})" for c in CELL_ORDER if counts[c] > 0)
+        return f"[{', '.join(pairs)}]"
+
+    text = (
+        f"([{', '.join(CELL_REPRS[cells].tolist())}], "
+        f"[{', '.join(map(repr, amounts.tolist()))}], "
+        f"{counted(lessons.deals)}, {counted(lessons.wins)}, {lessons.others!r})"
+    )
+    digest = hashlib.sha256(text.encode()).digest()
     return int.from_bytes(digest[:8], "big")
 
 
-def _cell(state: tuple[str, datetime], moment: datetime) -> Cell:
-    stage, entered_at = state
-    age_days = (moment - entered_at).days
-    return stage, sum(age_days >= bound for bound in AGE_BUCKETS_DAYS)
+def _micros(moment: datetime) -> int:
+    return (moment - EPOCH) // MICROSECOND
 
 
-def _won_revenue(histories: list[DealHistory], start: datetime, end: datetime) -> float:
-    """The revenue actually won in [start, end): each customer won in it, once."""
-    return round(sum(h.amount for h in histories if h.is_won_in(start, end)), 2)
+def _moment(micros: int) -> datetime:
+    return EPOCH + micros * MICROSECOND
 
 
 def _window(moment: datetime, months_ahead: int) -> tuple[datetime, datetime]:

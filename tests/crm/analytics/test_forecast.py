@@ -109,12 +109,26 @@ def at(year: int, month: int, day: int) -> datetime:
     return datetime(year, month, day, 2, 0, tzinfo=UTC)  # 10:00 in Beijing
 
 
-def deal(amount: float, *moves: tuple[datetime, Stage]) -> forecast.DealHistory:
-    won = [moment for moment, stage in moves if stage is Stage.WON]
-    return forecast.DealHistory(amount, [m for m, _ in moves], [s.value for _, s in moves], won)
+Deal = tuple[float, list[tuple[datetime, Stage]]]
 
 
-def steady_history(months: int) -> list[forecast.DealHistory]:
+def deal(amount: float, *moves: tuple[datetime, Stage]) -> Deal:
+    return amount, list(moves)
+
+
+def book(deals: list[Deal]) -> forecast.StageHistory:
+    """The deals as a stage history, each a customer with its index as its id."""
+    return forecast.StageHistory.from_rows(
+        {index: amount for index, (amount, _) in enumerate(deals)},
+        [
+            (index, stage.value, moment)
+            for index, (_, moves) in enumerate(deals)
+            for moment, stage in moves
+        ],
+    )
+
+
+def steady_history(months: int) -> list[Deal]:
     """Each month from Jan 2025: four quotes of 100 on the 2nd, two won on the 20th and two
     lost."""
     histories = []
@@ -136,33 +150,33 @@ def steady_history(months: int) -> list[forecast.DealHistory]:
 def test_lost_deals_never_count_as_won():
     histories = steady_history(14)
     lost_rich = [*histories, *(deal(10_000, (at(2025, 1, 5), Stage.LOST)) for _ in range(20))]
-    plain = forecast.forecast_from(histories, now=at(2026, 3, 1))
-    with_lost = forecast.forecast_from(lost_rich, now=at(2026, 3, 1))
+    plain = forecast.forecast_from(book(histories), now=at(2026, 3, 1))
+    with_lost = forecast.forecast_from(book(lost_rich), now=at(2026, 3, 1))
     assert with_lost.next_month == plain.next_month
     assert with_lost.backtest == plain.backtest
 
 
 def test_a_won_deal_counts_in_the_month_it_was_won():
     histories = steady_history(14)
-    report = forecast.forecast_from(histories, now=at(2026, 3, 10))
+    report = forecast.forecast_from(book(histories), now=at(2026, 3, 10))
     # Two of four quotes won on the 20th of each month, 100 each.
     months = report.backtest.months
     assert len(months) >= 9 and [m.actual for m in months] == [200.0] * len(months)
     assert report.this_month_won == 0  # March's wins come on the 20th
-    later = forecast.forecast_from(histories, now=at(2026, 2, 25))
+    later = forecast.forecast_from(book(histories), now=at(2026, 2, 25))
     assert later.this_month_won == 200.0
     # A deal won on 31 Jan at 23:30 Beijing time is January's, not February's.
     late = deal(
         1_000, (at(2026, 1, 5), Stage.QUOTE), (datetime(2026, 1, 31, 15, 30, tzinfo=UTC), Stage.WON)
     )
-    moved = forecast.forecast_from([*histories, late], now=at(2026, 3, 10))
+    moved = forecast.forecast_from(book([*histories, late]), now=at(2026, 3, 10))
     actual = {m.month: m.actual for m in moved.backtest.months}
     assert actual[date(2026, 1, 1)] == 1_200.0
     assert actual[date(2026, 2, 1)] == 200.0
 
 
 def test_a_steady_history_is_forecast_inside_its_interval():
-    report = forecast.forecast_from(steady_history(14), now=at(2026, 3, 10))
+    report = forecast.forecast_from(book(steady_history(14)), now=at(2026, 3, 10))
     assert report.backtest.covered == len(report.backtest.months)
     # Open quotes at each month start are none (quotes come on the 2nd); the month's own new
     # deals bring its revenue, learnt from the anchors.
@@ -170,6 +184,6 @@ def test_a_steady_history_is_forecast_inside_its_interval():
 
 
 def test_too_little_history_leaves_the_month_out_of_the_backtest():
-    report = forecast.forecast_from(steady_history(2), now=at(2025, 3, 10))
+    report = forecast.forecast_from(book(steady_history(2)), now=at(2025, 3, 10))
     assert report.backtest.months == []
     assert report.backtest.coverage is None and report.backtest.mean_width is None
