@@ -25,8 +25,12 @@ The decisions:
   does not leave out what a month's new leads bring.
 - Uncertainty: each of `SIMULATIONS` runs draws every cell's rate from its posterior (what the
   history leaves unknown), then every deal as won or not with its rate, and adds a draw of the
-  revenue of deals not open; P10 / P50 / P90 are that sum's percentiles. The generator is
-  seeded from a digest of the inputs, so the same data gives the same answer.
+  revenue of deals not open; P10 / P50 / P90 are that sum's percentiles. A cell of
+  `NORMAL_FROM_DEALS` deals or more has its sum drawn at once from its normal (the exact mean
+  and variance of its deals' sum at the run's rate) instead of deal by deal: the same answer
+  within Monte Carlo noise, and the only way 100,000 customers' deals × 2,000 runs fit in a
+  request. The generator is seeded from a digest of the inputs' arrays, so the same data
+  gives the same answer.
 - Back-test: as of the start of each of the past `BACKTEST_MONTHS` months (Beijing time), the
   same method on the stage history known then — each customer's stage as of that moment is
   rebuilt from `stage_changes` — against the revenue actually won in that month. Months with
@@ -35,8 +39,11 @@ The decisions:
   mean width of the interval, also relative to the mean actual revenue.
 
 Two statements whatever the size: the customers in scope with their amounts, then their stage
-history (indexed on `customer_id, changed_at`), read once; the back-test rebuilds every
-moment's stages from that in memory.
+history (indexed on `customer_id, changed_at`), read once into arrays (`StageHistory`: per move
+its customer, moment in microseconds and stage code, sorted by customer then time). Every
+moment's stages are rebuilt from them for all customers at once: a customer's moves up to the
+moment are a prefix of its run, so one count per customer finds the last; cells and wins are
+tallied with `bincount`.
 """
 
 from __future__ import annotations
@@ -64,6 +71,9 @@ PRIOR_STRENGTH = 10.0  # pseudo-deals at the stage's rate that a cell's own deal
 AGE_BUCKETS_DAYS = (15, 45)  # days in the stage: under 15, 15–44, 45 and over
 QUANTILES = (10, 50, 90)
 MAX_DRAWS_PER_BATCH = 1_000_000  # deals × runs simulated at once (about 8 MB of draws)
+# From this many open deals in a cell, a run draws the cell's sum from its normal instead of
+# each deal: its skew then moves P10 / P90 by a few percent of its spread at most.
+NORMAL_FROM_DEALS = 200
 
 
 @dataclass(frozen=True)
@@ -149,10 +159,9 @@ IS_OPEN = np.array([stage in OPEN_STAGES for stage in STAGES])
 WON_CODE = STAGE_CODES[Stage.WON]
 BUCKETS = len(AGE_BUCKETS_DAYS) + 1
 CELLS = len(STAGES) * BUCKETS
-# Each cell's (stage, bucket) pair: the seed digests these, and cells are ordered by them.
+# Cells in order of their (stage, bucket) pairs: the order the simulation draws them in.
 CELL_KEYS = [(stage.value, bucket) for stage in STAGES for bucket in range(BUCKETS)]
 CELL_ORDER = sorted(range(CELLS), key=CELL_KEYS.__getitem__)
-CELL_REPRS = np.array([repr(key) for key in CELL_KEYS], dtype=object)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 DAY_MICROSECONDS = 86_400_000_000
@@ -364,18 +373,30 @@ def _simulate(cells: np.ndarray, amounts: np.ndarray, lessons: _Lessons) -> Inte
     present = set(cells.tolist())
     used = [cell for cell in CELL_ORDER if cell in present]
     alpha, beta = _posteriors(used, lessons)
-    # Each run draws its own rate per cell (the history's uncertainty), then each deal.
+    # Each run draws its own rate per cell (the history's uncertainty), then the cell's deals.
     rates = rng.beta(alpha, beta, size=(SIMULATIONS, len(used)))
-    position = np.zeros(CELLS, dtype=int)
+    position = np.zeros(CELLS, dtype=np.int64)
     position[used] = np.arange(len(used))
     index = position[cells]
-    revenue = np.empty(SIMULATIONS)
-    # Runs in batches, so that a large book's deals never fill memory with a full matrix.
-    batch = max(1, MAX_DRAWS_PER_BATCH // max(1, len(cells)))
+    deals = np.bincount(index, minlength=len(used))
+    is_large = deals >= NORMAL_FROM_DEALS
+    revenue = np.zeros(SIMULATIONS)
+    # A small cell's deals one by one, in batches of runs so that memory stays bounded.
+    one_by_one = ~is_large[index]
+    small, values = index[one_by_one], amounts[one_by_one]
+    batch = max(1, MAX_DRAWS_PER_BATCH // max(1, small.size))
     for first in range(0, SIMULATIONS, batch):
         runs = rates[first : first + batch]
-        won = rng.random((len(runs), len(cells))) < runs[:, index]
-        revenue[first : first + batch] = won @ amounts
+        won = rng.random((len(runs), small.size)) < runs[:, small]
+        revenue[first : first + batch] += won @ values
+    # A large cell's sum at once: its normal, with the sum's exact mean and variance at the
+    # run's rate, kept within what the cell can bring.
+    total = np.bincount(index, weights=amounts, minlength=len(used))[is_large]
+    squares = np.bincount(index, weights=amounts**2, minlength=len(used))[is_large]
+    rate = rates[:, is_large]
+    spread = np.sqrt(rate * (1 - rate) * squares)
+    draws = rate * total + spread * rng.standard_normal(rate.shape)
+    revenue += np.clip(draws, 0, total).sum(axis=1)
     if lessons.others:
         revenue += rng.choice(np.array(lessons.others), size=SIMULATIONS)
     p10, p50, p90 = (float(v) for v in np.percentile(revenue, QUANTILES))
@@ -402,21 +423,13 @@ def _posteriors(cells: list[int], lessons: _Lessons) -> tuple[np.ndarray, np.nda
 
 
 def _seed(cells: np.ndarray, amounts: np.ndarray, lessons: _Lessons) -> int:
-    """A seed from the simulation's inputs: the same data, the same draws. The digest is of
-    the text the inputs print as when held as lists of (stage, bucket) pairs and floats (how
-    the method first held them), so that the figures stay those it has always given."""
-
-    def counted(counts: np.ndarray) -> str:
-        pairs = (f"({CELL_REPRS[c]}, {int(counts[c])})" for c in CELL_ORDER if counts[c] > 0)
-        return f"[{', '.join(pairs)}]"
-
-    text = (
-        f"([{', '.join(CELL_REPRS[cells].tolist())}], "
-        f"[{', '.join(map(repr, amounts.tolist()))}], "
-        f"{counted(lessons.deals)}, {counted(lessons.wins)}, {lessons.others!r})"
-    )
-    digest = hashlib.sha256(text.encode()).digest()
-    return int.from_bytes(digest[:8], "big")
+    """A seed from the simulation's inputs: the same data, the same draws."""
+    digest = hashlib.sha256()
+    others = np.array(lessons.others, dtype=np.float64)
+    for part in (cells, amounts, lessons.deals, lessons.wins, others):
+        digest.update(part.size.to_bytes(8, "big"))
+        digest.update(np.ascontiguousarray(part).tobytes())
+    return int.from_bytes(digest.digest()[:8], "big")
 
 
 def _micros(moment: datetime) -> int:
