@@ -62,7 +62,7 @@ from crm import calendar
 from crm.actors import Actor
 from crm.analytics import scopes
 from crm.vocab import OPEN_STAGES, Stage
-from models import Customer, StageChange
+from models import Customer, StageChange, epoch_microseconds
 
 BACKTEST_MONTHS = 12
 SIMULATIONS = 2000
@@ -178,24 +178,23 @@ class StageHistory:
 
     @classmethod
     def from_rows(
-        cls, amounts: dict[int, float], moves: Iterable[tuple[int, str, datetime]]
+        cls, amounts: dict[int, float], moves: Iterable[tuple[int, str, int]]
     ) -> StageHistory:
-        """From customer ids with their amounts and (customer id, stage, moment) moves in
-        order of customer, then time."""
+        """From customer ids with their amounts and (customer id, stage, microseconds since
+        the epoch) moves in order of customer, then time."""
         ids = np.fromiter(amounts, dtype=np.int64, count=len(amounts))
         order = np.argsort(ids, kind="stable")
         rows = list(moves)
-        move_ids = np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows))
-        customers = order[np.searchsorted(ids, move_ids, sorter=order)]
+
+        def column(values: Iterable[int]) -> np.ndarray:
+            return np.fromiter(values, dtype=np.int64, count=len(rows))
+
+        move_ids = column(row[0] for row in rows)
         return cls(
             amounts=np.fromiter(amounts.values(), dtype=np.float64, count=len(amounts)),
-            customers=customers,
-            micros=np.fromiter(
-                ((row[2] - EPOCH) // MICROSECOND for row in rows), dtype=np.int64, count=len(rows)
-            ),
-            stages=np.fromiter(
-                (STAGE_CODES[row[1]] for row in rows), dtype=np.int64, count=len(rows)
-            ),
+            customers=order[np.searchsorted(ids, move_ids, sorter=order)],
+            micros=column(row[2] for row in rows),
+            stages=column(STAGE_CODES[row[1]] for row in rows),
         )
 
 
@@ -227,7 +226,11 @@ def revenue_forecast(
         )
     }
     moves = session.execute(
-        select(StageChange.customer_id, StageChange.to_stage, StageChange.changed_at)
+        select(
+            StageChange.customer_id,
+            StageChange.to_stage,
+            epoch_microseconds(StageChange.changed_at),
+        )
         .join(Customer, Customer.id == StageChange.customer_id)
         .where(*conditions, StageChange.changed_at <= now)
         .order_by(StageChange.customer_id, StageChange.changed_at, StageChange.id)
@@ -342,7 +345,7 @@ class _Method:
     def open_cells(self, moment: datetime) -> tuple[np.ndarray, np.ndarray]:
         """Per customer: whether its deal is open at `moment`, and its cell (stage and age in
         it; meaningless when not open)."""
-        history, at = self.history, _micros(moment)
+        history, at = self.history, to_micros(moment)
         # A customer's moves up to `moment` are a prefix of its run: the last of them holds.
         known = np.bincount(history.customers[history.micros <= at], minlength=self.starts.size)
         exists = known > 0
@@ -357,7 +360,7 @@ class _Method:
 
     def is_won_in(self, start: datetime, end: datetime) -> np.ndarray:
         """Per customer: whether it was won in [start, end)."""
-        inside = (self.won_micros >= _micros(start)) & (self.won_micros < _micros(end))
+        inside = (self.won_micros >= to_micros(start)) & (self.won_micros < to_micros(end))
         won = np.zeros(self.starts.size, dtype=bool)
         won[self.won_customers[inside]] = True
         return won
@@ -432,7 +435,8 @@ def _seed(cells: np.ndarray, amounts: np.ndarray, lessons: _Lessons) -> int:
     return int.from_bytes(digest.digest()[:8], "big")
 
 
-def _micros(moment: datetime) -> int:
+def to_micros(moment: datetime) -> int:
+    """Whole microseconds since the epoch, as the stage history holds its moments."""
     return (moment - EPOCH) // MICROSECOND
 
 

@@ -123,7 +123,7 @@ def book(deals: list[Deal]) -> forecast.StageHistory:
     return forecast.StageHistory.from_rows(
         {index: amount for index, (amount, _) in enumerate(deals)},
         [
-            (index, stage.value, moment)
+            (index, stage.value, forecast.to_micros(moment))
             for index, (_, moves) in enumerate(deals)
             for moment, stage in moves
         ],
