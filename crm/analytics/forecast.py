@@ -41,9 +41,9 @@ The decisions:
 Two statements whatever the size: the customers in scope with their amounts, then their stage
 history (indexed on `customer_id, changed_at`), read once into arrays (`StageHistory`: per move
 its customer, moment in microseconds and stage code, sorted by customer then time). Every
-moment's stages are rebuilt from them for all customers at once: a customer's moves up to the
-moment are a prefix of its run, so one count per customer finds the last; cells and wins are
-tallied with `bincount`.
+moment's stages are rebuilt from them for all customers at once: each move knows until when it
+is in force (its customer's next move), so the moves in force at a moment are one comparison
+away; cells and wins are tallied with `bincount`.
 """
 
 from __future__ import annotations
@@ -289,8 +289,12 @@ class _Method:
     def __init__(self, history: StageHistory) -> None:
         self.history = history
         self.first_move = _moment(int(history.micros.min())) if history.micros.size else None
-        # Where each customer's moves start, and its wins alone (few beside all moves).
-        self.starts = np.searchsorted(history.customers, np.arange(history.amounts.size))
+        # Until when each move is in force: its customer's next move, or for ever.
+        is_last = np.ones(history.micros.size, dtype=bool)
+        is_last[:-1] = history.customers[1:] != history.customers[:-1]
+        self.until = np.append(history.micros[1:], 0)
+        self.until[is_last] = np.iinfo(np.int64).max
+        # The wins alone (few beside all moves).
         won = history.stages == WON_CODE
         self.won_customers = history.customers[won]
         self.won_micros = history.micros[won]
@@ -304,13 +308,11 @@ class _Method:
         lessons = self.learn(as_of, months_ahead)
         if lessons.anchors < need:
             return None
-        is_open, cells = self.open_cells(as_of)
-        amounts = self.history.amounts[is_open]
+        customers, cells = self.open_deals(as_of)
+        amounts = self.history.amounts[customers]
         start, end = _window(as_of, months_ahead)
-        revenue = _simulate(cells[is_open], amounts, lessons)
-        return lessons, WindowForecast(
-            start, end, int(is_open.sum()), float(amounts.sum()), revenue
-        )
+        revenue = _simulate(cells, amounts, lessons)
+        return lessons, WindowForecast(start, end, customers.size, float(amounts.sum()), revenue)
 
     def learn(self, as_of: datetime, months_ahead: int) -> _Lessons:
         """The tallies of the anchors before `as_of` whose window had ended by then."""
@@ -333,35 +335,32 @@ class _Method:
     def tally(self, anchor: datetime, months_ahead: int) -> _Tally:
         key = (anchor, months_ahead)
         if key not in self.tallies:
-            is_open, cells = self.open_cells(anchor)
+            customers, cells = self.open_deals(anchor)
             won = self.is_won_in(*_window(anchor, months_ahead))
+            is_open = np.zeros(won.size, dtype=bool)
+            is_open[customers] = True
             self.tallies[key] = _Tally(
-                deals=np.bincount(cells[is_open], minlength=CELLS),
-                wins=np.bincount(cells[is_open & won], minlength=CELLS),
-                other=float(self.history.amounts[~is_open & won].sum()),
+                deals=np.bincount(cells, minlength=CELLS),
+                wins=np.bincount(cells[won[customers]], minlength=CELLS),
+                other=float(self.history.amounts[won & ~is_open].sum()),
             )
         return self.tallies[key]
 
-    def open_cells(self, moment: datetime) -> tuple[np.ndarray, np.ndarray]:
-        """Per customer: whether its deal is open at `moment`, and its cell (stage and age in
-        it; meaningless when not open)."""
+    def open_deals(self, moment: datetime) -> tuple[np.ndarray, np.ndarray]:
+        """The customers whose deal is open at `moment` (in their order) and the deals' cells
+        (stage and age in it)."""
         history, at = self.history, to_micros(moment)
-        # A customer's moves up to `moment` are a prefix of its run: the last of them holds.
-        known = np.bincount(history.customers[history.micros <= at], minlength=self.starts.size)
-        exists = known > 0
-        last = (self.starts + known - 1)[exists]
-        is_open = np.zeros(self.starts.size, dtype=bool)
-        is_open[exists] = IS_OPEN[history.stages[last]]
-        cells = np.zeros(self.starts.size, dtype=np.int64)
-        ages = (at - history.micros[last]) // DAY_MICROSECONDS
+        # One move per customer is in force: made by the moment, its next one not yet.
+        current = np.flatnonzero((history.micros <= at) & (self.until > at))
+        current = current[IS_OPEN[history.stages[current]]]
+        ages = (at - history.micros[current]) // DAY_MICROSECONDS
         buckets = np.searchsorted(AGE_BUCKETS_DAYS, ages, side="right")
-        cells[exists] = history.stages[last] * BUCKETS + buckets
-        return is_open, cells
+        return history.customers[current], history.stages[current] * BUCKETS + buckets
 
     def is_won_in(self, start: datetime, end: datetime) -> np.ndarray:
         """Per customer: whether it was won in [start, end)."""
         inside = (self.won_micros >= to_micros(start)) & (self.won_micros < to_micros(end))
-        won = np.zeros(self.starts.size, dtype=bool)
+        won = np.zeros(self.history.amounts.size, dtype=bool)
         won[self.won_customers[inside]] = True
         return won
 
