@@ -1,7 +1,7 @@
 """SQLAlchemy tables, the engine/session factory and Alembic migrations."""
 
 from models.audit import AuditEntry
-from models.base import Base
+from models.base import Base, epoch_microseconds
 from models.chat import ArchiveConsent, ArchiveCursor, ArchiveMessage, ChatWindow
 from models.contact_stats import ContactStat
 from models.customers import Customer, CustomerTag, CustomField
@@ -54,4 +54,5 @@ __all__ = [
     "Team",
     "TimerFiring",
     "User",
+    "epoch_microseconds",
 ]
