@@ -138,8 +138,8 @@ def run_backend(backend: str, args: argparse.Namespace) -> Run:
         )
         print(f"\n== {backend}: {run.row_counts['customers']:,} customers; {run.history}")
         print(f"similar-deals index: {run.index}")
-        wanted = args.views.split(",")
-        for view in (v for v in build_views(db, now) if v.key in wanted):
+        views = {v.key: v for v in build_views(db, now)}
+        for view in (views[key] for key in args.views.split(",")):
             quiet(args)
             result = measure(db, view, args)
             run.views.append(result)
@@ -493,7 +493,7 @@ def main() -> None:
         "--views",
         default="funnel_company,funnel_team,forecast,forecast_live,health,kpi,similar_rep,"
         "similar_boss",
-        help="comma-separated views to measure",
+        help="comma-separated views to measure, in this order",
     )
     parser.add_argument("--customers", type=int, default=seed.SeedPlan.customers)
     parser.add_argument("--follow-ups", type=int, default=seed.SeedPlan.follow_ups)
